@@ -1,0 +1,21 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// runBench serves `candor bench NAME`: performance figures measured on this
+// machine, printed as they are taken.
+func runBench(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: candor bench realtime [flags]")
+	}
+	switch args[0] {
+	case "realtime":
+		return benchRealtime(ctx, args[1:], stdout, stderr)
+	default:
+		return errors.New("unknown benchmark " + args[0] + ": use realtime")
+	}
+}

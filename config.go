@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// serveConfig is what `candor [serve]` runs with: every field comes from a
+// flag, else its environment twin, else a default.
+type serveConfig struct {
+	Role          string
+	Addr          string
+	Data          string
+	PublicURL     string
+	Provisioner   string
+	STT           string
+	Interviewer   string
+	WarmPool      int
+	LogLevel      slog.Level
+	LogFormat     string
+	DefaultRegion string
+	PricePerHour  float64
+	SecureCookies bool
+
+	FlyAppPrefix string
+	FlyCPUs      int
+	FlyMemoryMB  int
+
+	// explicit holds the settings given on the command line (or in the
+	// environment), as opposed to defaults; the processor role forwards them.
+	explicit map[string]string
+}
+
+// setting is one flag with its environment twin.
+type setting struct {
+	flag, env, def, help string
+	check             func(v string) error
+}
+
+func oneOf(values ...string) func(string) error {
+	return func(v string) error {
+		for _, ok := range values {
+			if v == ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("use %s", strings.Join(values, " or "))
+	}
+}
+
+func wholeNumber(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		return errors.New("use a whole number ≥ 0")
+	}
+	return nil
+}
+
+func positiveNumber(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
+		return errors.New("use a number ≥ 0")
+	}
+	return nil
+}
+
+func hostPort(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return errors.New("use host:port, e.g. 127.0.0.1:8080")
+	}
+	return nil
+}
+
+func absoluteURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("use an absolute http(s) URL such as https://candor.example.com")
+	}
+	return nil
+}
+
+var serveSettings = []setting{
+	{"role", "CANDOR_ROLE", "control", "what this process serves: control or processor", oneOf("control", "processor")},
+	{"addr", "CANDOR_ADDR", "127.0.0.1:8080", "listen address", hostPort},
+	{"data", "CANDOR_DATA", "./data", "data directory (SQLite database, keys, recordings)", nil},
+	{"public-url", "CANDOR_PUBLIC_URL", "", "the one URL by which browsers and processors reach the control plane (default: derived from --addr)", absoluteURL},
+	{"provisioner", "CANDOR_PROVISIONER", "local", "where interview processors run: local child processes or fly machines", oneOf("local", "fly")},
+	{"stt", "CANDOR_STT", "pocketsphinx", "speech-to-text engine", oneOf("pocketsphinx", "openai", "openai-realtime")},
+	{"interviewer", "CANDOR_INTERVIEWER", "scripted", "AI interviewer", oneOf("scripted", "openai-realtime")},
+	{"warm-pool", "CANDOR_WARM_POOL", "1", "idle processors kept ready for the next interview", wholeNumber},
+	{"log-level", "CANDOR_LOG_LEVEL", "info", "debug, info, warn or error", oneOf("debug", "info", "warn", "error")},
+	{"log-format", "CANDOR_LOG_FORMAT", "text", "text or json", oneOf("text", "json")},
+	{"default-region", "CANDOR_DEFAULT_REGION", "", "region for interviews that name none (fly: e.g. iad)", nil},
+	{"price-per-machine-hour", "CANDOR_PRICE_PER_MACHINE_HOUR", "0.0079", "USD per machine-hour for cost estimates (Fly shared-cpu-1x 1 GB)", positiveNumber},
+	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
+	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
+	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
+	{"fly-memory-mb", "CANDOR_FLY_MEMORY_MB", "1024", "memory per interview machine in MB", wholeNumber},
+}
+
+// parseServeConfig reads flags and their environment twins. A bad value
+// stops start-up with one line naming the setting and the fix.
+func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (serveConfig, error) {
+	fs := flag.NewFlagSet("candor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := make(map[string]*string, len(serveSettings))
+	for _, s := range serveSettings {
+		vals[s.flag] = fs.String(s.flag, s.def, s.help+" (env "+s.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: candor [serve] [flags]\n       candor admin bootstrap --tenant NAME --email E --password P [--data DIR]\n       candor eval-stt --corpus DIR [--engine NAME]\n       candor bench realtime|machines\n       candor version\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return serveConfig{}, fmt.Errorf("unexpected argument %q: see candor -h", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	cfg := serveConfig{explicit: map[string]string{}}
+	get := map[string]string{}
+	for _, s := range serveSettings {
+		v, source := *vals[s.flag], "--"+s.flag
+		if !given[s.flag] {
+			if ev, ok := env[s.env]; ok && ev != "" {
+				v, source = ev, s.env
+			}
+		}
+		if given[s.flag] || source == s.env {
+			cfg.explicit[s.env] = v
+		}
+		if s.check != nil {
+			if err := s.check(v); err != nil {
+				return serveConfig{}, fmt.Errorf("%s=%q is not valid: %v (flag --%s or env %s)", source, v, err, s.flag, s.env)
+			}
+		}
+		get[s.flag] = v
+	}
+	cfg.Role = get["role"]
+	cfg.Addr = get["addr"]
+	cfg.Data = get["data"]
+	cfg.PublicURL = strings.TrimRight(get["public-url"], "/")
+	cfg.Provisioner = get["provisioner"]
+	cfg.STT = get["stt"]
+	cfg.Interviewer = get["interviewer"]
+	cfg.WarmPool, _ = strconv.Atoi(get["warm-pool"])
+	_ = cfg.LogLevel.UnmarshalText([]byte(get["log-level"]))
+	cfg.LogFormat = get["log-format"]
+	cfg.DefaultRegion = get["default-region"]
+	cfg.PricePerHour, _ = strconv.ParseFloat(get["price-per-machine-hour"], 64)
+	cfg.FlyAppPrefix = get["fly-app-prefix"]
+	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])
+	cfg.FlyMemoryMB, _ = strconv.Atoi(get["fly-memory-mb"])
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = derivePublicURL(cfg.Addr)
+	}
+	switch get["secure-cookies"] {
+	case "true":
+		cfg.SecureCookies = true
+	case "":
+		cfg.SecureCookies = strings.HasPrefix(cfg.PublicURL, "https://")
+	}
+	if cfg.Role == "control" {
+		if err := checkControlEnv(cfg, env); err != nil {
+			return serveConfig{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// checkControlEnv validates the settings that only live in the environment
+// (they are secrets, so they have no flags).
+func checkControlEnv(cfg serveConfig, env map[string]string) error {
+	if cfg.Provisioner == "fly" {
+		for _, name := range []string{"FLY_API_TOKEN", "FLY_ORG", "FLY_PROCESSOR_IMAGE"} {
+			if env[name] == "" {
+				return fmt.Errorf("%s is not set: the fly provisioner needs it (set it in the environment, or use --provisioner=local)", name)
+			}
+		}
+		if strings.HasPrefix(cfg.PublicURL, "http://127.") || strings.HasPrefix(cfg.PublicURL, "http://localhost") {
+			return fmt.Errorf("--public-url=%q cannot be reached from Fly machines: set --public-url (env CANDOR_PUBLIC_URL) to the control plane's public address", cfg.PublicURL)
+		}
+	}
+	needsOpenAI := cfg.STT != "pocketsphinx" || cfg.Interviewer != "scripted"
+	if needsOpenAI && env["OPENAI_API_KEY"] == "" {
+		return errors.New("OPENAI_API_KEY is not set: --stt/--interviewer openai engines need it (set it in the environment, or use --stt=pocketsphinx --interviewer=scripted)")
+	}
+	return nil
+}
+
+// derivePublicURL turns a listen address into the URL a browser on this
+// machine would use: a wildcard host becomes 127.0.0.1.
+func derivePublicURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,160 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// bridge is the processor's client of the control plane's bridge API
+// (DESIGN §5 + CONTRACTS): entries, events, state, recording.
+type bridge struct {
+	base  string // {control}/api/v1/bridge/interviews/{id}
+	token string
+	http  *http.Client
+}
+
+func newBridge(controlURL, interviewID, token string) *bridge {
+	return &bridge{
+		base:  controlURL + "/api/v1/bridge/interviews/" + url.PathEscape(interviewID),
+		token: token,
+		http:  &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// BridgeState is the answer of GET …/state: where a processor for this
+// interview resumes.
+type BridgeState struct {
+	LastSeq int64  `json:"last_seq"`
+	MediaMS int64  `json:"media_ms"`
+	Status  string `json:"status"`
+}
+
+// BridgeEvent is the body of POST …/events.
+type BridgeEvent struct {
+	Type    string `json:"type"` // ready | heartbeat | ended | error
+	MediaMS int64  `json:"media_ms"`
+	Message string `json:"message,omitempty"`
+	Data    any    `json:"data,omitempty"`
+}
+
+// bridgeError is a non-2xx answer from the bridge.
+type bridgeError struct {
+	Method, Path string
+	Status       int
+	Body         string
+}
+
+func (e *bridgeError) Error() string {
+	return fmt.Sprintf("bridge %s %s: status %d: %s", e.Method, e.Path, e.Status, e.Body)
+}
+
+func (b *bridge) State(ctx context.Context) (BridgeState, error) {
+	var st BridgeState
+	err := b.do(ctx, http.MethodGet, "/state", "", nil, &st)
+	return st, err
+}
+
+func (b *bridge) PostEntries(ctx context.Context, es []Entry) error {
+	body, err := json.Marshal(map[string][]Entry{"entries": es})
+	if err != nil {
+		return fmt.Errorf("encode entries: %w", err)
+	}
+	return b.do(ctx, http.MethodPost, "/entries", "application/json", bytes.NewReader(body), nil)
+}
+
+func (b *bridge) PostEvent(ctx context.Context, ev BridgeEvent) error {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	return b.do(ctx, http.MethodPost, "/events", "application/json", bytes.NewReader(body), nil)
+}
+
+// PutRecording uploads the Ogg/Opus recording. body must be re-readable from
+// the start by the caller for a retry; here it is sent once.
+func (b *bridge) PutRecording(ctx context.Context, body io.Reader, size int64) error {
+	req, err := b.request(ctx, http.MethodPut, "/recording", "audio/ogg", body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	return b.send(req, "/recording", nil)
+}
+
+func (b *bridge) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := b.request(ctx, method, path, contentType, body)
+	if err != nil {
+		return err
+	}
+	return b.send(req, path, out)
+}
+
+func (b *bridge) request(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req, nil
+}
+
+func (b *bridge) send(req *http.Request, path string, out any) error {
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("bridge %s %s: %w", req.Method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return &bridgeError{Method: req.Method, Path: path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(msg))}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+		return fmt.Errorf("bridge %s %s: decode answer: %w", req.Method, path, err)
+	}
+	return nil
+}
+
+// backoff is a capped exponential delay for bridge retries.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) Next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+	}
+	if b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) Reset() { b.cur = 0 }
+
+// sleep waits d or until ctx is done or wake fires; it reports false when ctx is done.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}

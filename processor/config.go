@@ -1,0 +1,216 @@
+// Package processor is the per-interview worker run by `candor --role=processor`:
+// it ingests the candidate's audio (WHIP, WebSocket PCM, or the seed's
+// /process-audio chunks), transcribes it on the interview's media clock, runs the
+// interviewer, and delivers every entry to the control plane's bridge through a
+// local spool so that nothing is lost or duplicated across outages.
+//
+// A processor starts in one of two modes:
+//   - interview mode: SESSION_ID is set; it serves the interview at once.
+//   - idle mode (local warm pool): no SESSION_ID but a CANDOR_POOL_TOKEN; it serves
+//     /healthz and POST /claim, and takes the identity it is given there.
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything a processor needs. ConfigFromEnv builds it from the
+// environment; tests may adjust the Timing and Listener fields afterwards.
+type Config struct {
+	// Identity of the interview (empty in idle mode).
+	SessionID   string // SESSION_ID: the interview id
+	TenantID    string // TENANT_ID
+	CandidateID string // CANDIDATE_ID
+	PositionID  string // POSITION_ID
+
+	ControlURL     string // CANDOR_CONTROL_URL: base URL of the control plane (bridge API)
+	ProcessorToken string // CANDOR_PROCESSOR_TOKEN: bridge credential and processor API token
+	PoolToken      string // CANDOR_POOL_TOKEN: credential for POST /claim in idle mode
+
+	Addr     string // CANDOR_ADDR, else ":"+PORT (PORT defaults to 8080)
+	DataDir  string // CANDOR_DATA (default ./data): spool and recording live here
+	PlanFile string // CANDOR_PLAN_FILE: the interview plan (JSON, see Plan); "" = built-in plan
+
+	STT           string // CANDOR_STT: pocketsphinx (default) | openai | openai-realtime
+	Interviewer   string // CANDOR_INTERVIEWER: scripted (default)
+	OpenAIKey     string // OPENAI_API_KEY
+	OpenAIBaseURL string // OPENAI_BASE_URL
+
+	// Listener, when non-nil, is served instead of listening on Addr (tests).
+	Listener net.Listener
+
+	Timing Timing
+
+	// env is the environment the config was built from; a claim overlays it.
+	env map[string]string
+}
+
+// Timing holds the processor's clocks and limits. Defaults suit production;
+// tests shorten them.
+type Timing struct {
+	Heartbeat       time.Duration // interval of heartbeat events (1 s)
+	AnswerPause     time.Duration // silence after a candidate result that ends an answer (1.75 s)
+	ReassemblyGap   time.Duration // how long /process-audio waits for a missing chunk (2 s)
+	RetryMin        time.Duration // first backoff of bridge retries (250 ms)
+	RetryMax        time.Duration // backoff cap (10 s)
+	EndTimeout      time.Duration // bound of /end: flush, drain, upload (60 s)
+	StartTimeout    time.Duration // how long to wait for the bridge's state at start (2 min)
+	ShutdownTimeout time.Duration // bound of the best-effort drain when stopped without /end (10 s)
+}
+
+// DefaultTiming returns the production timing.
+func DefaultTiming() Timing {
+	return Timing{
+		Heartbeat:       time.Second,
+		AnswerPause:     1750 * time.Millisecond,
+		ReassemblyGap:   2 * time.Second,
+		RetryMin:        250 * time.Millisecond,
+		RetryMax:        10 * time.Second,
+		EndTimeout:      60 * time.Second,
+		StartTimeout:    2 * time.Minute,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Idle reports whether the config describes an unclaimed warm-pool processor.
+func (c Config) Idle() bool { return c.SessionID == "" }
+
+var (
+	sttEngines   = []string{"pocketsphinx", "openai", "openai-realtime"}
+	interviewers = []string{"scripted"}
+)
+
+// ConfigFromEnv reads the processor's settings. A bad or missing setting is an
+// error that names the setting and the fix.
+func ConfigFromEnv(env map[string]string) (Config, error) {
+	get := func(k string) string { return strings.TrimSpace(env[k]) }
+	cfg := Config{
+		SessionID:      get("SESSION_ID"),
+		TenantID:       get("TENANT_ID"),
+		CandidateID:    get("CANDIDATE_ID"),
+		PositionID:     get("POSITION_ID"),
+		ControlURL:     strings.TrimRight(get("CANDOR_CONTROL_URL"), "/"),
+		ProcessorToken: get("CANDOR_PROCESSOR_TOKEN"),
+		PoolToken:      get("CANDOR_POOL_TOKEN"),
+		DataDir:        get("CANDOR_DATA"),
+		PlanFile:       get("CANDOR_PLAN_FILE"),
+		STT:            get("CANDOR_STT"),
+		Interviewer:    get("CANDOR_INTERVIEWER"),
+		OpenAIKey:      get("OPENAI_API_KEY"),
+		OpenAIBaseURL:  strings.TrimRight(get("OPENAI_BASE_URL"), "/"),
+		Timing:         DefaultTiming(),
+		env:            copyEnv(env),
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./data"
+	}
+	if cfg.STT == "" {
+		cfg.STT = "pocketsphinx"
+	}
+	if cfg.Interviewer == "" {
+		cfg.Interviewer = "scripted"
+	}
+
+	addr, err := listenAddr(get("CANDOR_ADDR"), get("PORT"))
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Addr = addr
+
+	if !slices.Contains(sttEngines, cfg.STT) {
+		return Config{}, fmt.Errorf("CANDOR_STT=%q is not an engine: set it to one of %s", cfg.STT, strings.Join(sttEngines, ", "))
+	}
+	if strings.HasPrefix(cfg.STT, "openai") && cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "" {
+		return Config{}, fmt.Errorf("OPENAI_API_KEY is not set but CANDOR_STT=%s needs it: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server), or use CANDOR_STT=pocketsphinx", cfg.STT)
+	}
+	if cfg.OpenAIBaseURL != "" {
+		if err := checkURL(cfg.OpenAIBaseURL); err != nil {
+			return Config{}, fmt.Errorf("OPENAI_BASE_URL %w", err)
+		}
+	}
+	if !slices.Contains(interviewers, cfg.Interviewer) {
+		return Config{}, fmt.Errorf("CANDOR_INTERVIEWER=%q is not available in this processor: set it to %s", cfg.Interviewer, strings.Join(interviewers, " or "))
+	}
+
+	if cfg.SessionID == "" {
+		if cfg.PoolToken == "" {
+			return Config{}, errors.New("SESSION_ID is not set: give the processor the interview id in SESSION_ID, or a CANDOR_POOL_TOKEN to start it idle in the warm pool")
+		}
+		return cfg, nil
+	}
+	if cfg.ControlURL == "" {
+		return Config{}, errors.New("CANDOR_CONTROL_URL is not set: set it to the control plane's public URL (its --public-url)")
+	}
+	if err := checkURL(cfg.ControlURL); err != nil {
+		return Config{}, fmt.Errorf("CANDOR_CONTROL_URL %w", err)
+	}
+	if cfg.ProcessorToken == "" {
+		return Config{}, errors.New("CANDOR_PROCESSOR_TOKEN is not set: set it to the interview's processor token issued by the control plane")
+	}
+	return cfg, nil
+}
+
+// withClaim returns the config of an idle processor after POST /claim: the
+// claim's env overlays the spawn env; the listener and timing carry over.
+func (c Config) withClaim(env map[string]string) (Config, error) {
+	merged := copyEnv(c.env)
+	for k, v := range env {
+		merged[k] = v
+	}
+	// The processor keeps listening where it was spawned.
+	merged["CANDOR_ADDR"] = c.Addr
+	delete(merged, "PORT")
+	next, err := ConfigFromEnv(merged)
+	if err != nil {
+		return Config{}, err
+	}
+	if next.Idle() {
+		return Config{}, errors.New("SESSION_ID is not set in the claim's env: the claim must name the interview")
+	}
+	next.Listener = c.Listener
+	next.Timing = c.Timing
+	return next, nil
+}
+
+func listenAddr(addr, port string) (string, error) {
+	if addr != "" {
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", fmt.Errorf("CANDOR_ADDR=%q is not host:port: set it like 127.0.0.1:8081", addr)
+		}
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return "", fmt.Errorf("CANDOR_ADDR=%q needs a fixed port between 1 and 65535 (the launcher must know where to reach the processor)", addr)
+		}
+		return addr, nil
+	}
+	if port == "" {
+		port = "8080"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("PORT=%q is not a port: set it to a number between 1 and 65535", port)
+	}
+	return ":" + port, nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("=%q is not an http(s) URL: set it like https://candor.example.com", s)
+	}
+	return nil
+}
+
+func copyEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}

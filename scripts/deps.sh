@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Candor runs and tests with, when any is missing.
+# Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+packages=(pocketsphinx pocketsphinx-en-us pocketsphinx-testdata espeak-ng ffmpeg chromium sox ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "Go is not installed: Candor needs Go 1.26 or newer (https://go.dev/dl/), then run this again." >&2
+  exit 1
+fi

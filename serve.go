@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"candor/fly"
+	"candor/processor"
+	"candor/realtime"
+	"candor/store"
+	"candor/web"
+)
+
+// serveControl runs the control plane until ctx is cancelled: HTTP is shut
+// down first, then the machines and the hub, then the database.
+func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, stdout io.Writer, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("--data=%q cannot be created: %w (choose a writable directory with --data or CANDOR_DATA)", cfg.Data, err)
+	}
+	key, err := store.LoadSecretKey(cfg.Data, env["CANDOR_SECRET_KEY"])
+	if err != nil {
+		return fmt.Errorf("CANDOR_SECRET_KEY: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.Data, "candor.db"), store.Options{SecretKey: key})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr=%q: %w (pick a free address with --addr or CANDOR_ADDR)", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	hub := realtime.New(realtime.Options{}, log)
+	defer hub.Close()
+
+	machines, err := newMachines(ctx, cfg, env, log)
+	if err != nil {
+		return err
+	}
+	defer machines.Close()
+
+	srv, err := web.New(web.Config{
+		Addr:                cfg.Addr,
+		PublicURL:           cfg.PublicURL,
+		DataDir:             cfg.Data,
+		Version:             version,
+		DefaultRegion:       cfg.DefaultRegion,
+		PricePerMachineHour: cfg.PricePerHour,
+		SecretKey:           key,
+		SecureCookies:       cfg.SecureCookies,
+	}, db, hub, machines, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	log.Info("control plane listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "provisioner", cfg.Provisioner, "data", cfg.Data)
+	fmt.Fprintf(stdout, "Candor %s is running. Open the dashboard: %s/\n", version, cfg.PublicURL)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	<-served
+	log.Info("control plane stopped")
+	return nil
+}
+
+// newMachines builds the interview machine backend chosen by --provisioner.
+func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, log *slog.Logger) (fly.Machines, error) {
+	switch cfg.Provisioner {
+	case "fly":
+		return fly.NewFly(fly.FlyConfig{
+			Token:         env["FLY_API_TOKEN"],
+			Org:           env["FLY_ORG"],
+			Image:         env["FLY_PROCESSOR_IMAGE"],
+			AppPrefix:     cfg.FlyAppPrefix,
+			DefaultRegion: cfg.DefaultRegion,
+			CPUs:          cfg.FlyCPUs,
+			MemoryMB:      cfg.FlyMemoryMB,
+		}, log)
+	default:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the candor executable for local processors: %w", err)
+		}
+		return fly.NewLocal(fly.LocalConfig{
+			Executable: exe,
+			Args:       []string{"--role=processor"},
+			DataDir:    cfg.Data,
+			BaseEnv:    processorBaseEnv(cfg, env),
+			WarmPool:   cfg.WarmPool,
+		}, log)
+	}
+}
+
+// processorBaseEnv is the environment every local processor starts with:
+// what it needs to find its tools and engines, nothing of the control plane's
+// own secrets.
+func processorBaseEnv(cfg serveConfig, env map[string]string) map[string]string {
+	base := map[string]string{
+		"CANDOR_STT":         cfg.STT,
+		"CANDOR_INTERVIEWER": cfg.Interviewer,
+		"CANDOR_LOG_LEVEL":   cfg.LogLevel.String(),
+		"CANDOR_LOG_FORMAT":  cfg.LogFormat,
+	}
+	for _, name := range []string{"PATH", "HOME", "TMPDIR", "LANG", "OPENAI_API_KEY", "OPENAI_BASE_URL"} {
+		if v, ok := env[name]; ok {
+			base[name] = v
+		}
+	}
+	return base
+}
+
+// serveProcessor runs the per-interview worker. Its settings come from the
+// environment the machine was started with; flags given explicitly win.
+func serveProcessor(ctx context.Context, cfg serveConfig, env map[string]string, log *slog.Logger) error {
+	penv := make(map[string]string, len(env)+len(cfg.explicit))
+	for k, v := range env {
+		penv[k] = v
+	}
+	for k, v := range cfg.explicit {
+		penv[k] = v
+	}
+	pcfg, err := processor.ConfigFromEnv(penv)
+	if err != nil {
+		return err
+	}
+	return processor.Run(ctx, pcfg, log.With("role", "processor"))
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Role is what a user may do inside their tenant.
+type Role string
+
+const (
+	RoleOwner     Role = "owner"
+	RoleRecruiter Role = "recruiter"
+	RoleViewer    Role = "viewer"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleOwner, RoleRecruiter, RoleViewer:
+		return true
+	}
+	return false
+}
+
+// Status is where an interview is in its life.
+type Status string
+
+const (
+	StatusScheduled Status = "scheduled"
+	StatusStarting  Status = "starting"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusScheduled, StatusStarting, StatusRunning, StatusCompleted, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether an interview in status s is over for good.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
+// Speakers of transcript entries.
+const (
+	SpeakerCandidate   = "candidate"
+	SpeakerInterviewer = "interviewer"
+)
+
+// Machine providers.
+const (
+	ProviderLocal = "local"
+	ProviderFly   = "fly"
+)
+
+// Machine states (DESIGN §5).
+const (
+	MachineStarting  = "starting"
+	MachineRunning   = "running"
+	MachineStopping  = "stopping"
+	MachineDestroyed = "destroyed"
+	MachineFailed    = "failed"
+)
+
+type Tenant struct {
+	ID, Name, Slug string
+	CreatedAt      time.Time
+}
+
+type User struct {
+	ID, TenantID, Email, Name string
+	Role                      Role
+	PasswordHash              string `json:"-"`
+	CreatedAt                 time.Time
+}
+
+// Session is a dashboard login. IDHash is the hash of the cookie value; the
+// cookie itself is never stored.
+type Session struct {
+	IDHash, UserID, TenantID, CSRFToken string
+	CreatedAt, ExpiresAt                time.Time
+}
+
+// APIKey describes a key; the key itself is stored only as a hash.
+type APIKey struct {
+	ID, TenantID, Name, Prefix string
+	CreatedAt                  time.Time
+	LastUsedAt, RevokedAt      *time.Time
+}
+
+type RubricItem struct {
+	Name        string  `json:"name"`
+	Description string  `json:"description"`
+	Weight      float64 `json:"weight"`
+}
+
+type Position struct {
+	ID, TenantID, Title, Description string
+	Questions                        []string
+	Rubric                           []RubricItem
+	CreatedAt, UpdatedAt             time.Time
+}
+
+type Candidate struct {
+	ID, TenantID, Name, Email string
+	CreatedAt                 time.Time
+}
+
+type Interview struct {
+	ID, TenantID, PositionID, CandidateID string
+	Status                                Status
+	Region                                string
+	ExpiresAt                             time.Time
+	ConsentAt, StartedAt, EndedAt         *time.Time
+	CreatedAt                             time.Time
+	MediaMS                               int64 // last media-clock position reported by a heartbeat
+	LastHeartbeatAt                       *time.Time
+	RecordingPath                         string // relative to data dir, "" if none
+}
+
+// InterviewFilter narrows ListInterviews. Zero values mean "any" and "no limit".
+type InterviewFilter struct {
+	Status Status
+	Limit  int
+}
+
+type Machine struct {
+	ID, TenantID, InterviewID, Provider, ProviderID, App, Region, State, URL string
+	CreatedAt                                                                time.Time
+	DestroyedAt                                                              *time.Time
+	SecondsBilled                                                            float64
+}
+
+// Entry is one transcript utterance. Seq is assigned by the processor and is
+// unique per interview.
+type Entry struct {
+	InterviewID string    `json:"-"`
+	Seq         int64     `json:"seq"`
+	Speaker     string    `json:"speaker"`
+	Text        string    `json:"text"`
+	StartMS     int64     `json:"start_ms"`
+	EndMS       int64     `json:"end_ms"`
+	Confidence  float64   `json:"confidence"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Event is one row of an interview's append-only log.
+type Event struct {
+	ID          int64
+	InterviewID string
+	Type        string
+	At          time.Time
+	Data        json.RawMessage
+}
+
+// SecretInfo names a tenant secret without its value.
+type SecretInfo struct {
+	Name      string
+	UpdatedAt time.Time
+}
