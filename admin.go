@@ -50,6 +50,9 @@ func runAdmin(ctx context.Context, args []string, env map[string]string, stdout,
 	}
 	defer db.Close()
 	res, err := web.Bootstrap(ctx, db, *tenant, *email, *password)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("a tenant named %q or a user %s exists already in %s: choose another --tenant or --email", *tenant, *email, *data)
+	}
 	if err != nil {
 		return err
 	}

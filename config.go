@@ -41,7 +41,7 @@ type serveConfig struct {
 // setting is one flag with its environment twin.
 type setting struct {
 	flag, env, def, help string
-	check             func(v string) error
+	check                func(v string) error
 }
 
 func oneOf(values ...string) func(string) error {

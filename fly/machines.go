@@ -16,10 +16,10 @@ import (
 // Spec describes the processor an interview needs.
 type Spec struct {
 	InterviewID, TenantID, TenantSlug, CandidateID, PositionID string
-	Region  string            // "" → backend default
-	Env     map[string]string // CANDOR_CONTROL_URL, CANDOR_PROCESSOR_TOKEN, and anything else for the processor
-	Plan    []byte            // JSON interview plan, delivered as a file; path in env CANDOR_PLAN_FILE
-	Secrets map[string]string // tenant secrets (OPENAI_API_KEY ...): Fly app secrets / local child env
+	Region                                                     string            // "" → backend default
+	Env                                                        map[string]string // CANDOR_CONTROL_URL, CANDOR_PROCESSOR_TOKEN, and anything else for the processor
+	Plan                                                       []byte            // JSON interview plan, delivered as a file; path in env CANDOR_PLAN_FILE
+	Secrets                                                    map[string]string // tenant secrets (OPENAI_API_KEY ...): Fly app secrets / local child env
 }
 
 // Machine is a running processor as the control plane sees it.

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"candor/processor/media"
 )
 
 // Config is everything a processor needs. ConfigFromEnv builds it from the
@@ -40,8 +42,14 @@ type Config struct {
 
 	STT           string // CANDOR_STT: pocketsphinx (default) | openai | openai-realtime
 	Interviewer   string // CANDOR_INTERVIEWER: scripted (default)
+	TTS           string // CANDOR_TTS: espeak (default, offline) | openai
 	OpenAIKey     string // OPENAI_API_KEY
 	OpenAIBaseURL string // OPENAI_BASE_URL
+
+	// WebRTC configures WHIP ingest (ICE servers, muxed ports, public IPs).
+	// No env names exist for it yet; the zero value suits a processor the
+	// browser reaches directly.
+	WebRTC media.WebRTCConfig
 
 	// Listener, when non-nil, is served instead of listening on Addr (tests).
 	Listener net.Listener
@@ -85,6 +93,7 @@ func (c Config) Idle() bool { return c.SessionID == "" }
 var (
 	sttEngines   = []string{"pocketsphinx", "openai", "openai-realtime"}
 	interviewers = []string{"scripted"}
+	voices       = []string{"espeak", "openai"}
 )
 
 // ConfigFromEnv reads the processor's settings. A bad or missing setting is an
@@ -103,6 +112,7 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 		PlanFile:       get("CANDOR_PLAN_FILE"),
 		STT:            get("CANDOR_STT"),
 		Interviewer:    get("CANDOR_INTERVIEWER"),
+		TTS:            get("CANDOR_TTS"),
 		OpenAIKey:      get("OPENAI_API_KEY"),
 		OpenAIBaseURL:  strings.TrimRight(get("OPENAI_BASE_URL"), "/"),
 		Timing:         DefaultTiming(),
@@ -116,6 +126,9 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if cfg.Interviewer == "" {
 		cfg.Interviewer = "scripted"
+	}
+	if cfg.TTS == "" {
+		cfg.TTS = "espeak"
 	}
 
 	addr, err := listenAddr(get("CANDOR_ADDR"), get("PORT"))
@@ -137,6 +150,13 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if !slices.Contains(interviewers, cfg.Interviewer) {
 		return Config{}, fmt.Errorf("CANDOR_INTERVIEWER=%q is not available in this processor: set it to %s", cfg.Interviewer, strings.Join(interviewers, " or "))
+	}
+
+	if !slices.Contains(voices, cfg.TTS) {
+		return Config{}, fmt.Errorf("CANDOR_TTS=%q is not a voice: set it to one of %s", cfg.TTS, strings.Join(voices, ", "))
+	}
+	if cfg.TTS == "openai" && cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "" {
+		return Config{}, errors.New("OPENAI_API_KEY is not set but CANDOR_TTS=openai needs it: set OPENAI_API_KEY, or use CANDOR_TTS=espeak")
 	}
 
 	if cfg.SessionID == "" {
@@ -176,6 +196,7 @@ func (c Config) withClaim(env map[string]string) (Config, error) {
 	}
 	next.Listener = c.Listener
 	next.Timing = c.Timing
+	next.WebRTC = c.WebRTC
 	return next, nil
 }
 

@@ -1,0 +1,309 @@
+package processor
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"candor/processor/media"
+)
+
+// Limits of the ingest endpoints.
+const (
+	maxAudioBody  = 16 << 20 // /process-audio JSON body (base64 grows 4/3)
+	maxSDPBody    = 64 << 10
+	maxAudioFrame = 1 << 20 // one /ws/audio frame
+	maxSpeakerLen = 64
+)
+
+// chunkStream is one speaker's /process-audio stream: chunks ordered by the
+// reassembler, decoded by one StreamDecoder.
+type chunkStream struct {
+	mime  string
+	reasm *media.Reassembler
+
+	mu      sync.Mutex // serializes the decoder (deliver and close)
+	dec     media.StreamDecoder
+	decErr  error
+	skipped int
+}
+
+func (s *session) newChunkStream(mimeType string) (*chunkStream, error) {
+	cs := &chunkStream{mime: mimeType}
+	dec, err := media.NewStreamDecoder(mimeType, s.writePCM)
+	if err != nil {
+		return nil, err
+	}
+	cs.dec = dec
+	cs.reasm = media.NewReassembler(s.cfg.Timing.ReassemblyGap, func(seq int64, chunk []byte) {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if cs.decErr != nil {
+			return
+		}
+		if err := cs.dec.Write(chunk); err != nil {
+			cs.decErr = err
+			s.log.Warn("process-audio stream cannot be decoded; later chunks are dropped", "seq", seq, "mime_type", mimeType, "err", err)
+		}
+	}, func(seq int64) {
+		s.log.Warn("process-audio chunk never arrived; skipped", "seq", seq)
+	})
+	return cs, nil
+}
+
+// close delivers what the reassembler holds, flushes the decoder and stops.
+func (cs *chunkStream) close(s *session) {
+	cs.reasm.Flush()
+	cs.reasm.Close()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if err := cs.dec.Close(); err != nil && cs.decErr == nil {
+		s.log.Debug("process-audio stream ended mid-frame", "err", err)
+	}
+}
+
+// audioChunk is the seed's /process-audio body.
+type audioChunk struct {
+	AudioChunk     string `json:"audio_chunk"`
+	Speaker        string `json:"speaker"`
+	SequenceNumber *int64 `json:"sequence_number"`
+	MimeType       string `json:"mime_type"`
+}
+
+type processAudioAnswer struct {
+	SequenceNumber int64   `json:"sequence_number"`
+	Duplicate      bool    `json:"duplicate,omitempty"`
+	Entries        []Entry `json:"entries"`
+}
+
+func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxAudioBody)
+	var c audioChunk
+	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 16 MiB: send smaller chunks")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not JSON of the form {audio_chunk, speaker, sequence_number, mime_type?}")
+		return
+	}
+	if c.SequenceNumber == nil || *c.SequenceNumber < 0 {
+		writeError(w, http.StatusBadRequest, "invalid_sequence_number", "sequence_number must be a number >= 0")
+		return
+	}
+	speaker := c.Speaker
+	if speaker == "" {
+		speaker = "candidate"
+	}
+	// Only the candidate is transcribed here: the interviewer is this processor.
+	if speaker != "candidate" {
+		writeError(w, http.StatusBadRequest, "invalid_speaker", `speaker must be "candidate"`)
+		return
+	}
+	audio, err := base64.StdEncoding.DecodeString(c.AudioChunk)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_audio", "audio_chunk is not standard base64")
+		return
+	}
+	mimeType := normalizeMime(c.MimeType)
+
+	s.audioMu.Lock()
+	if s.closed {
+		s.audioMu.Unlock()
+		writeError(w, http.StatusConflict, "ended", "the interview has ended")
+		return
+	}
+	cs := s.chunks[speaker]
+	if cs == nil {
+		cs, err = s.newChunkStream(mimeType)
+		if err != nil {
+			s.audioMu.Unlock()
+			writeError(w, http.StatusBadRequest, "unsupported_media_type", "mime_type "+quote(c.MimeType)+" is not supported: use audio/webm;codecs=opus, audio/ogg;codecs=opus, audio/wav or audio/pcm;rate=16000")
+			return
+		}
+		s.chunks[speaker] = cs
+	}
+	s.audioMu.Unlock()
+	if cs.mime != mimeType {
+		writeError(w, http.StatusBadRequest, "mime_type_changed", "mime_type changed within the stream (was "+quote(cs.mime)+"): one speaker's chunks form one continuous stream")
+		return
+	}
+	// Push may deliver and decode synchronously; it must run without audioMu
+	// (the reassembler's callbacks take it through writePCM).
+	dup := cs.reasm.Push(*c.SequenceNumber, audio)
+	entries, _ := s.Entries()
+	if entries == nil {
+		entries = []Entry{}
+	}
+	writeJSON(w, http.StatusOK, processAudioAnswer{SequenceNumber: *c.SequenceNumber, Duplicate: dup, Entries: entries})
+}
+
+// normalizeMime canonicalizes a mime type so that chunks of one stream compare
+// equal however their parameters are spelled.
+func normalizeMime(m string) string {
+	m = strings.TrimSpace(m)
+	if m == "" {
+		return "audio/webm;codecs=opus"
+	}
+	typ, params, err := mime.ParseMediaType(m)
+	if err != nil {
+		return strings.ToLower(m)
+	}
+	return mime.FormatMediaType(typ, params)
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  32 << 10,
+	WriteBufferSize: 32 << 10,
+	// The page lives on the control plane's origin; the token authorizes.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// handleWSAudio reads binary frames of s16le 16 kHz mono PCM. Text frames are
+// control messages; none is needed yet, so they are ignored.
+func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
+	s.audioMu.Lock()
+	if s.closed {
+		s.audioMu.Unlock()
+		writeError(w, http.StatusConflict, "ended", "the interview has ended")
+		return
+	}
+	s.ingest.Add(1)
+	s.audioMu.Unlock()
+	defer s.ingest.Done()
+
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered
+	}
+	defer conn.Close()
+	s.audioMu.Lock()
+	if s.closed {
+		s.audioMu.Unlock()
+		return
+	}
+	s.wsAudio[conn] = struct{}{}
+	s.audioMu.Unlock()
+	defer func() {
+		s.audioMu.Lock()
+		delete(s.wsAudio, conn)
+		s.audioMu.Unlock()
+	}()
+
+	conn.SetReadLimit(maxAudioFrame)
+	var odd []byte // a sample split across frames
+	for {
+		typ, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		if typ != websocket.BinaryMessage {
+			continue
+		}
+		if len(odd) > 0 {
+			data = append(odd, data...)
+			odd = nil
+		}
+		if len(data)%2 == 1 {
+			odd = []byte{data[len(data)-1]}
+			data = data[:len(data)-1]
+		}
+		pcm := make([]int16, len(data)/2)
+		for i := range pcm {
+			pcm[i] = int16(binary.LittleEndian.Uint16(data[2*i:]))
+		}
+		s.writePCM(pcm)
+	}
+}
+
+// whipHandler connects one WHIP session to the interview.
+type whipHandler struct {
+	s  *session
+	id string
+}
+
+func (h *whipHandler) OnAudio(pcm []int16) { h.s.writePCM(pcm) }
+func (h *whipHandler) OnClosed() {
+	h.s.recMu.Lock()
+	delete(h.s.whipIDs, h.id)
+	h.s.recMu.Unlock()
+}
+
+// handleWHIP answers an SDP offer (RFC 9725): 201, application/sdp, Location.
+func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
+	if s.whip == nil {
+		writeError(w, http.StatusServiceUnavailable, "whip_unavailable", "WebRTC is not available on this processor: use /ws/audio")
+		return
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/sdp" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the offer must be sent as application/sdp")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDPBody))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the SDP offer is larger than 64 KiB")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid_body", "could not read the offer")
+		return
+	}
+	offer := string(body)
+	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") {
+		writeError(w, http.StatusBadRequest, "invalid_sdp", "the body is not an SDP offer")
+		return
+	}
+	s.audioMu.Lock()
+	closed := s.closed
+	s.audioMu.Unlock()
+	if closed {
+		writeError(w, http.StatusConflict, "ended", "the interview has ended")
+		return
+	}
+	h := &whipHandler{s: s}
+	answer, id, err := s.whip.Offer(r.Context(), offer, h, recording{s})
+	if errors.Is(err, media.ErrBadOffer) {
+		writeError(w, http.StatusBadRequest, "invalid_sdp", "the SDP offer cannot be answered: "+err.Error())
+		return
+	}
+	if err != nil {
+		s.log.Error("whip offer", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not answer the offer")
+		return
+	}
+	h.id = id
+	s.recMu.Lock()
+	s.whipIDs[id] = struct{}{}
+	s.recMu.Unlock()
+	s.join()
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/whip/"+id)
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+func (s *session) handleWHIPDelete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("session")
+	s.recMu.Lock()
+	_, ok := s.whipIDs[id]
+	delete(s.whipIDs, id)
+	s.recMu.Unlock()
+	if !ok || s.whip == nil {
+		writeError(w, http.StatusNotFound, "not_found", "no such WHIP session")
+		return
+	}
+	if err := s.whip.Delete(id); err != nil {
+		s.log.Debug("whip delete", "session", id, "err", err)
+	}
+	w.WriteHeader(http.StatusOK)
+}

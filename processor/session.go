@@ -1,0 +1,531 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"candor/processor/media"
+	"candor/processor/stt"
+)
+
+// session is one interview on this processor: the candidate's stream on the
+// media clock, the seq counter, the spool and its sender, heartbeats, the
+// interviewer, and the ingest paths that feed the stream.
+type session struct {
+	cfg    Config
+	log    *slog.Logger
+	plan   Plan
+	spool  *spool
+	bridge *bridge
+	sender *sender
+	events *eventHub
+	whip   *media.WHIP // nil when WebRTC could not be set up
+	voice  Voice       // nil when no TTS is available
+
+	// work is the context of the session's own goroutines; it outlives the
+	// Run context so a shutdown can still drain the spool.
+	work     context.Context
+	stopWork context.CancelFunc
+	workers  sync.WaitGroup
+
+	stopInterviewer context.CancelFunc
+	interviewerDone chan struct{}
+
+	mu      sync.Mutex // guards seq, entries (and the spool order they imply)
+	seq     int64
+	entries []Entry
+
+	audioMu sync.Mutex // serializes writes to stream and ingest state
+	stream  stt.Stream
+	baseMS  int64
+	samples atomic.Int64            // candidate samples written: the media clock
+	ended   atomic.Bool             // no more audio reaches the stream
+	closed  bool                    // no new ingest (guarded by audioMu)
+	chunks  map[string]*chunkStream // /process-audio streams by speaker
+	ingest  sync.WaitGroup          // /ws/audio readers
+	wsAudio map[*websocket.Conn]struct{}
+
+	joined   chan struct{}
+	joinOnce sync.Once
+	heard    chan Utterance
+
+	recMu     sync.Mutex
+	recPath   string
+	rec       *os.File
+	recDirty  bool
+	whipIDs   map[string]struct{}
+	endMu     sync.Mutex
+	endedSent bool
+	closeOnce sync.Once
+}
+
+// startSession prepares everything the interview needs and starts its
+// workers; when it returns the processor is ready and the bridge was told so.
+func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session, err error) {
+	log = log.With("interview", cfg.SessionID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir CANDOR_DATA=%s: %w", cfg.DataDir, err)
+	}
+	plan, err := LoadPlan(cfg.PlanFile)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := openSpool(ctx, filepath.Join(cfg.DataDir, "spool-"+safeName(cfg.SessionID)+".db"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			sp.Close()
+		}
+	}()
+	br := newBridge(cfg.ControlURL, cfg.SessionID, cfg.ProcessorToken)
+	state, err := resumeState(ctx, br, cfg.Timing, log)
+	if err != nil {
+		return nil, err
+	}
+	spooled, err := sp.MaxSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	s := &session{
+		cfg:      cfg,
+		log:      log,
+		plan:     plan,
+		spool:    sp,
+		bridge:   br,
+		sender:   newSender(sp, br, cfg.Timing, log),
+		events:   newEventHub(),
+		work:     work,
+		stopWork: stopWork,
+		seq:      max(state.LastSeq, spooled),
+		baseMS:   state.MediaMS,
+		chunks:   make(map[string]*chunkStream),
+		wsAudio:  make(map[*websocket.Conn]struct{}),
+		joined:   make(chan struct{}),
+		heard:    make(chan Utterance, 256),
+		recPath:  filepath.Join(cfg.DataDir, "recording-"+safeName(cfg.SessionID)+".ogg"),
+		whipIDs:  make(map[string]struct{}),
+	}
+	defer func() {
+		if err != nil {
+			stopWork()
+		}
+	}()
+
+	engine, err := stt.New(cfg.STT, stt.Config{
+		OpenAIKey:     cfg.OpenAIKey,
+		OpenAIBaseURL: cfg.OpenAIBaseURL,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
+	}
+	s.stream, err = engine.NewStream(work, s.baseMS, s.onResult)
+	if err != nil {
+		return nil, fmt.Errorf("start speech stream (%s): %w", engine.Name(), err)
+	}
+	if v, err := newVoice(cfg, plan); err != nil {
+		log.Warn("interviewer speaks as text only: no voice", "err", err)
+	} else {
+		s.voice = v
+	}
+	if w, err := media.NewWHIP(cfg.WebRTC, log); err != nil {
+		log.Warn("WHIP ingest disabled", "err", err)
+	} else {
+		s.whip = w
+	}
+
+	s.workers.Add(2)
+	go func() {
+		defer s.workers.Done()
+		s.sender.Run(work)
+	}()
+	go func() {
+		defer s.workers.Done()
+		s.heartbeats(work)
+	}()
+
+	ivCtx, stopIV := context.WithCancel(work)
+	s.stopInterviewer = stopIV
+	s.interviewerDone = make(chan struct{})
+	iv := &Scripted{Plan: plan, Pause: cfg.Timing.AnswerPause, BriefWords: 6}
+	go func() {
+		defer close(s.interviewerDone)
+		if err := iv.Run(ivCtx, s); err != nil && ivCtx.Err() == nil {
+			log.Error("interviewer stopped", "err", err)
+			s.event(ivCtx, BridgeEvent{Type: "error", Message: "interviewer: " + err.Error()})
+		}
+	}()
+	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engine.Name(), "whip", s.whip != nil)
+	return s, nil
+}
+
+// resumeState asks the bridge where the interview stands, retrying while the
+// control plane is unreachable (bounded by Timing.StartTimeout).
+func resumeState(ctx context.Context, br *bridge, t Timing, log *slog.Logger) (BridgeState, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.StartTimeout)
+	defer cancel()
+	retry := backoff{min: t.RetryMin, max: t.RetryMax}
+	for attempt := 1; ; attempt++ {
+		st, err := br.State(ctx)
+		if err == nil {
+			return st, nil
+		}
+		if attempt == 1 {
+			log.Warn("bridge state not available yet, retrying", "err", err)
+		}
+		if !sleep(ctx, retry.Next(), nil) {
+			return BridgeState{}, fmt.Errorf("read interview state from CANDOR_CONTROL_URL: %w", err)
+		}
+	}
+}
+
+// mediaMS is the media clock: the resume point plus candidate audio so far.
+func (s *session) mediaMS() int64 {
+	return s.baseMS + s.samples.Load()*1000/stt.SampleRate
+}
+
+// heartbeats tells the bridge the processor is ready, then beats every
+// Timing.Heartbeat with the media clock until the session stops.
+func (s *session) heartbeats(ctx context.Context) {
+	if !s.event(ctx, BridgeEvent{Type: "ready", MediaMS: s.mediaMS()}) {
+		return
+	}
+	t := time.NewTicker(s.cfg.Timing.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A missed heartbeat is not retried: the next one carries newer news.
+		hctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timing.Heartbeat, time.Second))
+		err := s.bridge.PostEvent(hctx, BridgeEvent{Type: "heartbeat", MediaMS: s.mediaMS()})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("heartbeat not delivered", "err", err)
+		}
+	}
+}
+
+// event delivers a bridge event, retrying with backoff until ctx is done; it
+// reports whether the event was delivered.
+func (s *session) event(ctx context.Context, ev BridgeEvent) bool {
+	retry := backoff{min: s.cfg.Timing.RetryMin, max: s.cfg.Timing.RetryMax}
+	for attempt := 1; ; attempt++ {
+		err := s.bridge.PostEvent(ctx, ev)
+		if err == nil {
+			return true
+		}
+		if attempt == 1 && ctx.Err() == nil {
+			s.log.Warn("bridge event not delivered, retrying", "type", ev.Type, "err", err)
+		}
+		if !sleep(ctx, retry.Next(), nil) {
+			return false
+		}
+	}
+}
+
+// addEntry gives text the next seq, commits it to the spool and publishes it.
+func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidence float64) (Entry, error) {
+	s.mu.Lock()
+	e := Entry{Seq: s.seq + 1, Speaker: speaker, Text: text, StartMS: startMS, EndMS: endMS, Confidence: confidence}
+	// The spool write happens under the lock so spool order is seq order.
+	if err := s.spool.Append(s.work, e); err != nil {
+		s.mu.Unlock()
+		return Entry{}, err
+	}
+	s.seq = e.Seq
+	s.entries = append(s.entries, e)
+	s.mu.Unlock()
+
+	s.sender.Notify()
+	s.events.Caption(e)
+	s.sendWHIP(captionJSON(e), nil)
+	return e, nil
+}
+
+func (s *session) onResult(r stt.Result) {
+	if r.Text == "" {
+		return
+	}
+	if _, err := s.addEntry("candidate", r.Text, r.StartMS, r.EndMS, r.Confidence); err != nil {
+		s.log.Error("candidate entry lost: spool write failed", "err", err)
+		return
+	}
+	select {
+	case s.heard <- Utterance{Text: r.Text, StartMS: r.StartMS, EndMS: r.EndMS}:
+	default: // the interviewer is not listening (finished or far behind)
+	}
+}
+
+// Joined, Heard and Say make the session the interviewer's Room.
+func (s *session) Joined() <-chan struct{} { return s.joined }
+func (s *session) Heard() <-chan Utterance { return s.heard }
+func (s *session) join()                   { s.joinOnce.Do(func() { close(s.joined) }) }
+func (s *session) Entries() (es []Entry, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Entry(nil), s.entries...), s.seq
+}
+
+func (s *session) Say(ctx context.Context, text string) error {
+	var pcm []int16
+	if s.voice != nil {
+		var err error
+		pcm, err = s.voice.Speak(ctx, text)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Warn("interviewer speech synthesis failed; caption only", "err", err)
+			pcm = nil
+		}
+	}
+	start := s.mediaMS()
+	end := start + int64(len(pcm))*1000/stt.SampleRate
+	if _, err := s.addEntry("interviewer", text, start, end, 1); err != nil {
+		return err
+	}
+	if len(pcm) > 0 {
+		s.events.Speech(pcm)
+		for _, f := range pcmFrames(pcm, speechFrameSamples) {
+			s.sendWHIP(nil, f)
+		}
+	}
+	return nil
+}
+
+var _ Room = (*session)(nil)
+
+func captionJSON(e Entry) []byte {
+	b, _ := json.Marshal(Caption{Type: "caption", Speaker: e.Speaker, Text: e.Text, Seq: e.Seq, Final: true})
+	return b
+}
+
+// sendWHIP sends to every WHIP session's "interviewer" data channel.
+func (s *session) sendWHIP(text, binary []byte) {
+	if s.whip == nil {
+		return
+	}
+	s.recMu.Lock()
+	ids := make([]string, 0, len(s.whipIDs))
+	for id := range s.whipIDs {
+		ids = append(ids, id)
+	}
+	s.recMu.Unlock()
+	for _, id := range ids {
+		if err := s.whip.Send(id, text, binary); err != nil {
+			s.log.Debug("whip data channel send", "session", id, "err", err)
+		}
+	}
+}
+
+// writePCM feeds candidate audio, from any ingest path, to the stream and
+// advances the media clock.
+func (s *session) writePCM(pcm []int16) {
+	if len(pcm) == 0 {
+		return
+	}
+	s.audioMu.Lock()
+	defer s.audioMu.Unlock()
+	s.writePCMLocked(pcm)
+}
+
+func (s *session) writePCMLocked(pcm []int16) {
+	if s.ended.Load() {
+		return
+	}
+	if err := s.stream.Write(pcm); err != nil {
+		s.log.Error("speech stream write", "err", err)
+		return
+	}
+	s.samples.Add(int64(len(pcm)))
+	s.join()
+}
+
+// EndResult is the answer of POST /end.
+type EndResult struct {
+	Entries int64 `json:"entries"` // seq of the last entry of the interview
+}
+
+// End finishes the interview: stop ingest and the interviewer, finalize every
+// pending utterance, deliver the spool, upload the recording and tell the
+// bridge. It may be called again after a failure; finished steps are cheap.
+func (s *session) End(ctx context.Context) (EndResult, error) {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	s.stopIngest()
+	s.stopInterviewer()
+	<-s.interviewerDone
+	if err := s.stream.Flush(ctx); err != nil {
+		return EndResult{}, fmt.Errorf("finalize pending speech: %w", err)
+	}
+	if err := s.sender.Drain(ctx); err != nil {
+		return EndResult{}, fmt.Errorf("deliver transcript to the bridge: %w", err)
+	}
+	if err := s.uploadRecording(ctx); err != nil {
+		return EndResult{}, fmt.Errorf("upload recording: %w", err)
+	}
+	_, n := s.Entries()
+	if !s.endedSent {
+		if !s.event(ctx, BridgeEvent{Type: "ended", MediaMS: s.mediaMS(), Data: map[string]int64{"entries": n}}) {
+			return EndResult{}, fmt.Errorf("send ended event: %w", ctx.Err())
+		}
+		s.endedSent = true
+		s.events.State("ended")
+	}
+	return EndResult{Entries: n}, nil
+}
+
+// stopIngest refuses further audio and pushes what is buffered into the stream.
+func (s *session) stopIngest() {
+	s.audioMu.Lock()
+	s.closed = true
+	chunks := s.chunks
+	s.chunks = make(map[string]*chunkStream)
+	conns := s.wsAudio
+	s.wsAudio = make(map[*websocket.Conn]struct{})
+	s.audioMu.Unlock()
+
+	// Buffered chunks are delivered before the door closes.
+	for _, c := range chunks {
+		c.close(s)
+	}
+	s.ended.Store(true)
+	for c := range conns {
+		c.Close()
+	}
+	s.ingest.Wait()
+
+	s.recMu.Lock()
+	ids := s.whipIDs
+	s.whipIDs = make(map[string]struct{})
+	s.recMu.Unlock()
+	if s.whip != nil {
+		for id := range ids {
+			if err := s.whip.Delete(id); err != nil {
+				s.log.Debug("close whip session", "session", id, "err", err)
+			}
+		}
+	}
+}
+
+// Close stops the session. Without a prior End it finalizes what it can
+// (bounded by Timing.ShutdownTimeout) so a stop or crash-replacement loses
+// nothing already heard; it does not send `ended`.
+func (s *session) Close() {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timing.ShutdownTimeout)
+		defer cancel()
+		s.endMu.Lock()
+		s.stopIngest()
+		s.stopInterviewer()
+		<-s.interviewerDone
+		if err := s.stream.Flush(ctx); err != nil {
+			s.log.Warn("shutdown: pending speech not finalized", "err", err)
+		}
+		if err := s.sender.Drain(ctx); err != nil {
+			s.log.Warn("shutdown: spool kept for the next start", "err", err)
+		}
+		if err := s.uploadRecording(ctx); err != nil {
+			s.log.Warn("shutdown: recording not uploaded", "err", err)
+		}
+		s.endMu.Unlock()
+
+		s.events.Close()
+		s.stopWork()
+		s.workers.Wait()
+		if s.whip != nil {
+			s.whip.Close()
+		}
+		if err := s.stream.Close(); err != nil {
+			s.log.Debug("close speech stream", "err", err)
+		}
+		s.recMu.Lock()
+		if s.rec != nil {
+			s.rec.Close()
+			s.rec = nil
+		}
+		s.recMu.Unlock()
+		s.spool.Close()
+	})
+}
+
+// recording is the io.Writer given to WHIP for the Ogg/Opus recording.
+type recording struct{ s *session }
+
+func (r recording) Write(p []byte) (int, error) {
+	s := r.s
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	if s.rec == nil {
+		f, err := os.OpenFile(s.recPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("open recording: %w", err)
+		}
+		s.rec = f
+	}
+	s.recDirty = true
+	return s.rec.Write(p)
+}
+
+// uploadRecording PUTs the recording when it changed since the last upload.
+func (s *session) uploadRecording(ctx context.Context) error {
+	s.recMu.Lock()
+	dirty := s.recDirty
+	if s.rec != nil {
+		if err := s.rec.Sync(); err != nil {
+			s.recMu.Unlock()
+			return fmt.Errorf("sync recording: %w", err)
+		}
+	}
+	s.recMu.Unlock()
+	if !dirty {
+		return nil
+	}
+	f, err := os.Open(s.recPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open recording: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat recording: %w", err)
+	}
+	if err := s.bridge.PutRecording(ctx, f, fi.Size()); err != nil {
+		return err
+	}
+	s.recMu.Lock()
+	s.recDirty = false
+	s.recMu.Unlock()
+	return nil
+}
+
+// safeName keeps ids usable as file names.
+func safeName(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,378 @@
+// Package openaifake is a local stand-in for the parts of the OpenAI API
+// Candor's speech code uses: POST /v1/audio/transcriptions (multipart, as
+// documented), POST /v1/audio/speech, and the Realtime API's transcription
+// sessions over WebSocket (/v1/realtime?intent=transcription) with server
+// VAD. It validates requests the way the service does, so tests against it
+// catch malformed calls, and it can be told to fail, to answer out of order
+// and to cap session length.
+package openaifake
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+)
+
+// Options configure a Server. Zero values give a well-behaved service.
+type Options struct {
+	APIKey string // required bearer token (default "test-key")
+	// Transcribe turns audio into text for both transcription paths
+	// (default DescribeTone).
+	Transcribe func(pcm []int16, rate int) string
+	// Fail, if set, is asked before each HTTP request n (from 0); a non-zero
+	// status is returned as an OpenAI error with the given Retry-After.
+	Fail func(n int) (status int, retryAfter string)
+	// CompletionDelay delays the Realtime transcription of a session's item n
+	// (from 0), so completions can arrive out of order.
+	CompletionDelay func(n int) time.Duration
+	// MaxSessionAudio ends a Realtime session with a session_expired error
+	// once it has received more audio than this (0: no cap).
+	MaxSessionAudio time.Duration
+}
+
+// TranscriptionRequest is one accepted /v1/audio/transcriptions call.
+type TranscriptionRequest struct {
+	Model, Filename, ResponseFormat, Language string
+	PCM                                       []int16
+	Rate                                      int
+}
+
+// SpeechRequest is one accepted /v1/audio/speech call.
+type SpeechRequest struct {
+	Model, Input, Voice, ResponseFormat string
+}
+
+// Session describes one Realtime session as the server saw it.
+type Session struct {
+	ID          string
+	Audio       []int16 // all audio appended, 24 kHz
+	Items       []Item  // committed, in order
+	Expired     bool
+	Updates     int
+	Config      map[string]any
+	ClosedClean bool
+}
+
+// Item is one committed Realtime item.
+type Item struct {
+	ID, PreviousID string
+	StartMS, EndMS int64
+	Transcript     string
+}
+
+// Server is the fake; its URL is the base URL (no /v1).
+type Server struct {
+	URL  string
+	opts Options
+	srv  *httptest.Server
+
+	mu          sync.Mutex
+	n           int
+	transcribed []TranscriptionRequest
+	spoken      []SpeechRequest
+	sessions    []*Session
+	wg          sync.WaitGroup
+}
+
+// New starts a fake on 127.0.0.1.
+func New(opts Options) *Server {
+	if opts.APIKey == "" {
+		opts.APIKey = "test-key"
+	}
+	if opts.Transcribe == nil {
+		opts.Transcribe = DescribeTone
+	}
+	s := &Server{opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/audio/transcriptions", s.transcriptions)
+	mux.HandleFunc("/v1/audio/speech", s.speech)
+	mux.HandleFunc("/v1/realtime", s.realtime)
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server and waits for its session goroutines.
+func (s *Server) Close() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+	s.wg.Wait()
+}
+
+// Transcriptions returns the accepted transcription requests.
+func (s *Server) Transcriptions() []TranscriptionRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]TranscriptionRequest(nil), s.transcribed...)
+}
+
+// Speeches returns the accepted speech requests.
+func (s *Server) Speeches() []SpeechRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SpeechRequest(nil), s.spoken...)
+}
+
+// Sessions returns copies of the Realtime sessions seen so far.
+func (s *Server) Sessions() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Session, len(s.sessions))
+	for i, ss := range s.sessions {
+		out[i] = *ss
+		out[i].Audio = append([]int16(nil), ss.Audio...)
+		out[i].Items = append([]Item(nil), ss.Items...)
+	}
+	return out
+}
+
+// apiError writes the OpenAI error envelope.
+func apiError(w http.ResponseWriter, status int, typ, param, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	var p any
+	if param != "" {
+		p = param
+	}
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": p, "code": nil}})
+}
+
+// admit checks method, auth and the failure script; false means answered.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "method not allowed")
+		return false
+	}
+	if r.Header.Get("Authorization") != "Bearer "+s.opts.APIKey {
+		apiError(w, http.StatusUnauthorized, "invalid_request_error", "", "Incorrect API key provided.")
+		return false
+	}
+	s.mu.Lock()
+	n := s.n
+	s.n++
+	s.mu.Unlock()
+	if s.opts.Fail != nil {
+		if status, ra := s.opts.Fail(n); status != 0 {
+			if ra != "" {
+				w.Header().Set("Retry-After", ra)
+			}
+			apiError(w, status, "server_error", "", fmt.Sprintf("scripted failure %d", status))
+			return false
+		}
+	}
+	return true
+}
+
+// transcriptionFields are the form fields /v1/audio/transcriptions documents.
+var transcriptionFields = map[string]bool{
+	"file": true, "model": true, "language": true, "prompt": true, "response_format": true,
+	"temperature": true, "timestamp_granularities[]": true, "chunking_strategy": true, "include[]": true, "stream": true,
+}
+
+func (s *Server) transcriptions(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "", "Content-Type must be multipart/form-data")
+		return
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	req := TranscriptionRequest{ResponseFormat: "json"}
+	var file []byte
+	haveFile := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			apiError(w, http.StatusBadRequest, "invalid_request_error", "", "malformed multipart body: "+err.Error())
+			return
+		}
+		name := part.FormName()
+		if !transcriptionFields[name] {
+			apiError(w, http.StatusBadRequest, "invalid_request_error", name, "Unrecognized request argument supplied: "+name)
+			return
+		}
+		val, _ := io.ReadAll(io.LimitReader(part, 26<<20))
+		switch name {
+		case "file":
+			if part.FileName() == "" {
+				apiError(w, http.StatusBadRequest, "invalid_request_error", "file", "file must be a file upload with a filename")
+				return
+			}
+			req.Filename, file, haveFile = part.FileName(), val, true
+		case "model":
+			req.Model = string(val)
+		case "response_format":
+			req.ResponseFormat = string(val)
+		case "language":
+			req.Language = string(val)
+		}
+	}
+	if !haveFile {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "file", "you must provide a file")
+		return
+	}
+	if req.Model == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "model", "you must provide a model parameter")
+		return
+	}
+	pcm, rate, err := decodeWAV(file)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "file", "Invalid file format: "+err.Error())
+		return
+	}
+	req.PCM, req.Rate = pcm, rate
+	text := s.opts.Transcribe(pcm, rate)
+	switch req.ResponseFormat {
+	case "json":
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"text": text})
+	case "text":
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, text+"\n")
+	case "verbose_json":
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"task": "transcribe", "language": "english",
+			"duration": float64(len(pcm)) / float64(rate), "text": text})
+	default:
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "response_format", "unsupported response_format "+req.ResponseFormat)
+		return
+	}
+	s.mu.Lock()
+	s.transcribed = append(s.transcribed, req)
+	s.mu.Unlock()
+}
+
+// decodeWAV accepts 16-bit PCM mono WAV, the format the client sends.
+func decodeWAV(b []byte) ([]int16, int, error) {
+	if len(b) < 44 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" || string(b[12:16]) != "fmt " {
+		return nil, 0, fmt.Errorf("not a WAV file")
+	}
+	if binary.LittleEndian.Uint16(b[20:]) != 1 || binary.LittleEndian.Uint16(b[22:]) != 1 || binary.LittleEndian.Uint16(b[34:]) != 16 {
+		return nil, 0, fmt.Errorf("expected 16-bit mono PCM")
+	}
+	rate := int(binary.LittleEndian.Uint32(b[24:]))
+	if string(b[36:40]) != "data" {
+		return nil, 0, fmt.Errorf("no data chunk after fmt")
+	}
+	size := int(binary.LittleEndian.Uint32(b[40:]))
+	if 44+size != len(b) {
+		return nil, 0, fmt.Errorf("data size %d does not match file length %d", size, len(b)-44)
+	}
+	pcm := make([]int16, size/2)
+	binary.Decode(b[44:], binary.LittleEndian, pcm)
+	return pcm, rate, nil
+}
+
+// DescribeTone "transcribes" synthetic test audio: it names the dominant
+// frequency of the loud samples, rounded to 50 Hz ("tone 450"), or returns
+// "" for silence. Distinct tones make order and completeness checkable.
+func DescribeTone(pcm []int16, rate int) string {
+	crossings, loud := 0, 0
+	prev := int16(0)
+	for _, v := range pcm {
+		if v > 1000 || v < -1000 {
+			loud++
+		}
+		if (prev < 0) != (v < 0) && (v > 300 || v < -300 || prev > 300 || prev < -300) {
+			crossings++
+		}
+		prev = v
+	}
+	if loud < rate/50 { // under 20 ms of signal
+		return ""
+	}
+	hz := float64(crossings) / 2 / (float64(loud) / float64(rate))
+	return fmt.Sprintf("tone %d", int(math.Round(hz/50))*50)
+}
+
+func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	var req struct {
+		Model          string   `json:"model"`
+		Input          string   `json:"input"`
+		Voice          string   `json:"voice"`
+		ResponseFormat string   `json:"response_format"`
+		Speed          *float64 `json:"speed"`
+		Instructions   string   `json:"instructions"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid JSON body: "+err.Error())
+		return
+	}
+	switch {
+	case req.Model == "":
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "model", "you must provide a model parameter")
+		return
+	case req.Input == "" || len(req.Input) > 4096:
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "input", "input must be 1 to 4096 characters")
+		return
+	case req.Voice == "":
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "voice", "you must provide a voice")
+		return
+	}
+	if req.ResponseFormat == "" {
+		req.ResponseFormat = "mp3"
+	}
+	// 60 ms of a 300 Hz tone per input character, at 24 kHz like the service.
+	const rate = 24000
+	pcm := make([]int16, len(req.Input)*rate*60/1000)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*300*float64(i)/rate))
+	}
+	raw := new(bytes.Buffer)
+	binary.Write(raw, binary.LittleEndian, pcm)
+	switch req.ResponseFormat {
+	case "pcm":
+		w.Header().Set("Content-Type", "audio/pcm")
+		w.Write(raw.Bytes())
+	case "wav":
+		w.Header().Set("Content-Type", "audio/wav")
+		w.Write(wavHeader(raw.Len(), rate))
+		w.Write(raw.Bytes())
+	default:
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "response_format", "the fake only produces pcm and wav")
+		return
+	}
+	s.mu.Lock()
+	s.spoken = append(s.spoken, SpeechRequest{Model: req.Model, Input: req.Input, Voice: req.Voice, ResponseFormat: req.ResponseFormat})
+	s.mu.Unlock()
+}
+
+func wavHeader(dataLen, rate int) []byte {
+	b := new(bytes.Buffer)
+	b.WriteString("RIFF")
+	binary.Write(b, binary.LittleEndian, uint32(36+dataLen))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
+		binary.Write(b, binary.LittleEndian, v)
+	}
+	b.WriteString("data")
+	binary.Write(b, binary.LittleEndian, uint32(dataLen))
+	return b.Bytes()
+}
+
+// base64Audio is used by tests that speak the Realtime protocol directly.
+func base64Audio(pcm []int16) string {
+	raw := new(bytes.Buffer)
+	binary.Write(raw, binary.LittleEndian, pcm)
+	return base64.StdEncoding.EncodeToString(raw.Bytes())
+}

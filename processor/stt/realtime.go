@@ -1,0 +1,701 @@
+package stt
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Realtime streams audio to OpenAI Realtime transcription sessions
+// ({base}/v1/realtime?intent=transcription) with server VAD. The service caps
+// a session at 60 minutes, so before that the stream opens the next session,
+// moves the audio over at a silent moment (or hard, if none comes), pads the
+// old session with silence so its VAD closes any open turn, and keeps it
+// until its pending transcriptions arrive. Every sample goes to exactly one
+// session; results are released in conversation order (the
+// previous_item_id chain), session after session.
+type Realtime struct {
+	cfg    Config
+	dialer *websocket.Dialer
+}
+
+var _ Engine = (*Realtime)(nil)
+
+const (
+	realtimeRate      = 24000 // the only PCM rate the Realtime API accepts
+	rtSilenceMS       = 500   // server VAD silence that ends a turn
+	rtPadMS           = rtSilenceMS + 700
+	rtBarrierTimeout  = 15 * time.Second
+	rtRedialInterval  = 10 * time.Second
+	rtWriteTimeout    = 10 * time.Second
+	rtDefaultModel    = "gpt-4o-transcribe"
+	rtDefaultMax      = 55 * time.Minute
+	rtDefaultHard     = 2 * time.Minute
+	rtDefaultDrainMax = 60 * time.Second
+)
+
+// NewRealtime returns the engine; the model defaults to gpt-4o-transcribe.
+func NewRealtime(cfg Config) *Realtime {
+	if cfg.Model == "" {
+		cfg.Model = rtDefaultModel
+	}
+	if cfg.RealtimeSessionMax <= 0 {
+		cfg.RealtimeSessionMax = rtDefaultMax
+	}
+	if cfg.RealtimeHardSwitch <= 0 {
+		cfg.RealtimeHardSwitch = rtDefaultHard
+	}
+	return &Realtime{cfg: cfg, dialer: &websocket.Dialer{HandshakeTimeout: 15 * time.Second}}
+}
+
+func (r *Realtime) Name() string { return "openai-realtime" }
+
+func (r *Realtime) url() (string, error) {
+	u, err := url.Parse(r.cfg.baseURL())
+	if err != nil {
+		return "", fmt.Errorf("OPENAI_BASE_URL: %w", err)
+	}
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	case "http":
+		u.Scheme = "ws"
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/v1/realtime"
+	u.RawQuery = "intent=transcription"
+	return u.String(), nil
+}
+
+// sessionUpdate is the transcription_session.update the stream sends first
+// and again as a barrier: the server answers every one with
+// transcription_session.updated after handling the events before it.
+func (r *Realtime) sessionUpdate() []byte {
+	tr := map[string]any{"model": r.cfg.Model}
+	if r.cfg.Language != "" {
+		tr["language"] = r.cfg.Language
+	}
+	b, _ := json.Marshal(map[string]any{
+		"type": "transcription_session.update",
+		"session": map[string]any{
+			"input_audio_format":        "pcm16",
+			"input_audio_transcription": tr,
+			"turn_detection": map[string]any{
+				"type":                "server_vad",
+				"threshold":           0.5,
+				"prefix_padding_ms":   300,
+				"silence_duration_ms": rtSilenceMS,
+			},
+		},
+	})
+	return b
+}
+
+func (r *Realtime) NewStream(ctx context.Context, baseMS int64, onResult func(Result)) (Stream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &rtStream{
+		eng: r, ctx: ctx, cancel: cancel, baseMS: baseMS, onResult: onResult,
+		rs:       NewResampler(SampleRate, realtimeRate),
+		vad:      NewSegmenter(0, SegmenterConfig{}, func(Utterance) {}),
+		progress: make(chan struct{}, 1),
+	}
+	sess, err := s.dial(ctx, 0)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.cur = sess
+	s.sessions = []*rtSession{sess}
+	return s, nil
+}
+
+type rtStream struct {
+	eng      *Realtime
+	ctx      context.Context
+	cancel   context.CancelFunc
+	baseMS   int64
+	onResult func(Result)
+	wg       sync.WaitGroup // readers, dials, retirements
+
+	// mu guards the sending side.
+	mu         sync.Mutex
+	closed     bool
+	rs         *Resampler
+	vad        *Segmenter // local view of speech, to switch sessions in silence
+	out24      int64      // 24 kHz samples produced so far
+	cur        *rtSession
+	next       *rtSession
+	dialing    bool
+	nextDialAt time.Time
+
+	// lmu guards the session list (oldest first) that results are released from.
+	lmu      sync.Mutex
+	sessions []*rtSession
+	emitMu   sync.Mutex    // serialises releasing results
+	progress chan struct{} // something changed that Flush may wait for
+
+	errMu    sync.Mutex
+	flushErr []error // item failures since the last Flush
+}
+
+type rtPad struct{ at, n int64 } // silence inserted at session sample at (24 kHz)
+
+type rtSession struct {
+	conn   *websocket.Conn
+	wmu    sync.Mutex // one writer at a time
+	opened time.Time
+	offset int64 // stream sample (16 kHz) of the session's first sample
+	done   chan struct{}
+
+	smu      sync.Mutex
+	sent     int64 // 24 kHz samples sent, padding included
+	pads     []rtPad
+	items    []*rtItem // committed items in conversation order
+	byID     map[string]*rtItem
+	inSpeech bool
+	dead     error         // set when the connection ended
+	retired  bool          // drained and closed on purpose
+	barriers []chan error  // waiting for transcription_session.updated, FIFO
+	changed  chan struct{} // an event arrived
+}
+
+type rtItem struct {
+	id                string
+	startMS, endMS    int64 // session audio ms, -1 when unknown
+	committed         bool
+	completed, failed bool
+	emitted           bool
+	text              string
+}
+
+func (s *rtStream) dial(ctx context.Context, offset int64) (*rtSession, error) {
+	u, err := s.eng.url()
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+s.eng.cfg.OpenAIKey)
+	h.Set("OpenAI-Beta", "realtime=v1")
+	conn, resp, err := s.eng.dialer.DialContext(ctx, u, h)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("realtime connect: %w (HTTP %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("realtime connect: %w", err)
+	}
+	sess := &rtSession{conn: conn, opened: time.Now(), offset: offset, done: make(chan struct{}),
+		byID: map[string]*rtItem{}, changed: make(chan struct{}, 1)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.read(sess)
+	}()
+	ack := sess.barrier()
+	if err := sess.send(s.eng.sessionUpdate()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("realtime session update: %w", err)
+	}
+	if err := waitAck(ctx, ack); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("realtime session update: %w", err)
+	}
+	return sess, nil
+}
+
+func waitAck(ctx context.Context, ack chan error) error {
+	t := time.NewTimer(rtBarrierTimeout)
+	defer t.Stop()
+	select {
+	case err := <-ack:
+		return err
+	case <-t.C:
+		return errors.New("no transcription_session.updated in time")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (ss *rtSession) barrier() chan error {
+	ch := make(chan error, 1)
+	ss.smu.Lock()
+	if ss.dead != nil {
+		ch <- ss.dead
+	} else {
+		ss.barriers = append(ss.barriers, ch)
+	}
+	ss.smu.Unlock()
+	return ch
+}
+
+func (ss *rtSession) send(msg []byte) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.conn.SetWriteDeadline(time.Now().Add(rtWriteTimeout))
+	return ss.conn.WriteMessage(websocket.TextMessage, msg)
+}
+
+// appendAudio sends 24 kHz samples; pad marks them as inserted silence.
+func (ss *rtSession) appendAudio(pcm []int16, pad bool) error {
+	if len(pcm) == 0 {
+		return nil
+	}
+	raw := make([]byte, 2*len(pcm))
+	for i, v := range pcm {
+		binary.LittleEndian.PutUint16(raw[2*i:], uint16(v))
+	}
+	msg, _ := json.Marshal(map[string]string{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(raw)})
+	ss.smu.Lock()
+	if pad {
+		ss.pads = append(ss.pads, rtPad{at: ss.sent, n: int64(len(pcm))})
+	}
+	ss.sent += int64(len(pcm))
+	ss.smu.Unlock()
+	return ss.send(msg)
+}
+
+func (ss *rtSession) padSilence() error {
+	return ss.appendAudio(make([]int16, rtPadMS*realtimeRate/1000), true)
+}
+
+// streamMS maps session audio ms to the stream clock, skipping padding.
+func (s *rtStream) streamMS(ss *rtSession, ms int64) int64 {
+	pos := ms * realtimeRate / 1000
+	adj := pos
+	for _, p := range ss.pads {
+		if p.at < pos {
+			adj -= min(p.n, pos-p.at)
+		}
+	}
+	return s.baseMS + samplesToMS(ss.offset+adj*SampleRate/realtimeRate)
+}
+
+type rtEvent struct {
+	Type           string `json:"type"`
+	ItemID         string `json:"item_id"`
+	PreviousItemID string `json:"previous_item_id"`
+	AudioStartMS   int64  `json:"audio_start_ms"`
+	AudioEndMS     int64  `json:"audio_end_ms"`
+	Transcript     string `json:"transcript"`
+	Error          *struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (ss *rtSession) item(id string) *rtItem {
+	it := ss.byID[id]
+	if it == nil {
+		it = &rtItem{id: id, startMS: -1, endMS: -1}
+		ss.byID[id] = it
+	}
+	return it
+}
+
+// read handles one session's server events until its connection ends.
+func (s *rtStream) read(ss *rtSession) {
+	defer close(ss.done)
+	for {
+		_, msg, err := ss.conn.ReadMessage()
+		if err != nil {
+			ss.smu.Lock()
+			if ss.retired {
+				err = nil
+			}
+			ss.dead = fmt.Errorf("realtime session ended: %w", err)
+			for _, b := range ss.barriers {
+				b <- ss.dead
+			}
+			ss.barriers = nil
+			ss.smu.Unlock()
+			if err != nil && s.ctx.Err() == nil {
+				s.eng.cfg.reportError(ss.dead)
+			}
+			notify(ss.changed)
+			notify(s.progress)
+			return
+		}
+		var ev rtEvent
+		if err := json.Unmarshal(msg, &ev); err != nil {
+			continue
+		}
+		s.handle(ss, ev)
+		notify(ss.changed)
+		s.release()
+		notify(s.progress)
+	}
+}
+
+func (s *rtStream) handle(ss *rtSession, ev rtEvent) {
+	ss.smu.Lock()
+	defer ss.smu.Unlock()
+	switch ev.Type {
+	case "transcription_session.updated":
+		if len(ss.barriers) > 0 {
+			ss.barriers[0] <- nil
+			ss.barriers = ss.barriers[1:]
+		}
+	case "input_audio_buffer.speech_started":
+		ss.inSpeech = true
+		ss.item(ev.ItemID).startMS = ev.AudioStartMS
+	case "input_audio_buffer.speech_stopped":
+		ss.inSpeech = false
+		ss.item(ev.ItemID).endMS = ev.AudioEndMS
+	case "input_audio_buffer.committed":
+		it := ss.item(ev.ItemID)
+		if it.committed {
+			return
+		}
+		it.committed = true
+		ss.inSpeech = false
+		// A commit without VAD events (a manual commit) covers the audio
+		// since the previous item up to what has been sent.
+		if it.endMS < 0 {
+			it.endMS = ss.sent * 1000 / realtimeRate
+		}
+		if it.startMS < 0 {
+			it.startMS = 0
+			if n := len(ss.items); n > 0 {
+				it.startMS = ss.items[n-1].endMS
+			}
+		}
+		at := len(ss.items)
+		if ev.PreviousItemID != "" {
+			for i, p := range ss.items {
+				if p.id == ev.PreviousItemID {
+					at = i + 1
+					break
+				}
+			}
+		}
+		ss.items = append(ss.items, nil)
+		copy(ss.items[at+1:], ss.items[at:])
+		ss.items[at] = it
+	case "conversation.item.input_audio_transcription.completed":
+		it := ss.item(ev.ItemID)
+		it.completed, it.text = true, strings.TrimSpace(ev.Transcript)
+	case "conversation.item.input_audio_transcription.failed":
+		it := ss.item(ev.ItemID)
+		it.completed, it.failed = true, true
+		msg := "transcription failed"
+		if ev.Error != nil {
+			msg = ev.Error.Message
+		}
+		err := fmt.Errorf("realtime item %s: %s", ev.ItemID, msg)
+		s.eng.cfg.reportError(err)
+		s.errMu.Lock()
+		s.flushErr = append(s.flushErr, err)
+		s.errMu.Unlock()
+	case "error":
+		if ev.Error != nil {
+			if ev.Error.Code == "input_audio_buffer_commit_empty" {
+				return // a defensive commit that found only silence
+			}
+			s.eng.cfg.reportError(fmt.Errorf("realtime error %s: %s", ev.Error.Code, ev.Error.Message))
+		}
+	}
+}
+
+// release hands completed results to onResult in conversation order. A
+// session's items go out only after every item of older sessions.
+func (s *rtStream) release() {
+	s.emitMu.Lock()
+	defer s.emitMu.Unlock()
+	var out []Result
+	s.lmu.Lock()
+	for len(s.sessions) > 0 {
+		ss := s.sessions[0]
+		ss.smu.Lock()
+		blocked := false
+		for _, it := range ss.items {
+			if it.emitted {
+				continue
+			}
+			if !it.completed {
+				blocked = true
+				break
+			}
+			it.emitted = true
+			if it.text != "" && !it.failed {
+				out = append(out, Result{Text: it.text, StartMS: s.streamMS(ss, it.startMS), EndMS: s.streamMS(ss, it.endMS)})
+			}
+		}
+		finished := ss.retired && !blocked
+		ss.smu.Unlock()
+		if !finished {
+			break
+		}
+		s.sessions = s.sessions[1:]
+	}
+	s.lmu.Unlock()
+	for _, r := range out {
+		s.onResult(r)
+	}
+}
+
+// Write resamples to 24 kHz and appends to the current session, rolling
+// over to the next session when the current one nears its cap.
+func (s *rtStream) Write(pcm []int16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.vad.Write(pcm)
+	if err := s.ensureSession(); err != nil {
+		return err
+	}
+	s.maybeRollover()
+	out := s.rs.Process(pcm)
+	s.out24 += int64(len(out))
+	if err := s.cur.appendAudio(out, false); err != nil {
+		s.eng.cfg.reportError(fmt.Errorf("realtime append: %w", err))
+	}
+	return nil
+}
+
+// ensureSession replaces a session whose connection died. Audio it had not
+// committed is lost; the clock continues. Called with mu held.
+func (s *rtStream) ensureSession() error {
+	s.cur.smu.Lock()
+	dead := s.cur.dead
+	s.cur.smu.Unlock()
+	if dead == nil {
+		return nil
+	}
+	if s.next != nil {
+		s.switchTo(s.next)
+		return nil
+	}
+	sess, err := s.dial(s.ctx, s.out24*SampleRate/realtimeRate)
+	if err != nil {
+		return fmt.Errorf("realtime reconnect: %w", err)
+	}
+	s.switchTo(sess)
+	return nil
+}
+
+// maybeRollover dials the next session once the current one reaches its
+// age limit and switches at the first silence, or hard after the grace
+// period. Called with mu held.
+func (s *rtStream) maybeRollover() {
+	cfg := s.eng.cfg
+	s.cur.smu.Lock()
+	audioAge := time.Duration(s.cur.sent) * time.Second / realtimeRate
+	serverSpeech := s.cur.inSpeech
+	s.cur.smu.Unlock()
+	age := max(time.Since(s.cur.opened), audioAge)
+	if age < cfg.RealtimeSessionMax {
+		return
+	}
+	if s.next == nil {
+		if !s.dialing && time.Now().After(s.nextDialAt) {
+			s.dialing = true
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				sess, err := s.dial(s.ctx, 0)
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.dialing = false
+				if err != nil {
+					s.nextDialAt = time.Now().Add(rtRedialInterval)
+					if s.ctx.Err() == nil {
+						cfg.reportError(fmt.Errorf("realtime rollover: %w", err))
+					}
+					return
+				}
+				if s.closed {
+					sess.conn.Close()
+					return
+				}
+				s.next = sess
+			}()
+		}
+		return
+	}
+	silent := !s.vad.InSpeech() && !serverSpeech
+	if silent || age >= cfg.RealtimeSessionMax+cfg.RealtimeHardSwitch {
+		s.switchTo(s.next)
+	}
+}
+
+// switchTo makes sess current from the next sample on and retires the old
+// session. Called with mu held.
+func (s *rtStream) switchTo(sess *rtSession) {
+	old := s.cur
+	sess.offset = s.out24 * SampleRate / realtimeRate
+	sess.opened = time.Now()
+	s.cur = sess
+	if s.next == sess {
+		s.next = nil
+	}
+	s.lmu.Lock()
+	s.sessions = append(s.sessions, sess)
+	s.lmu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.retire(old)
+	}()
+}
+
+// retire pads the old session with silence so its VAD closes any open turn,
+// waits until the server has seen it (barrier) and every committed item has
+// its transcription, then closes it.
+func (s *rtStream) retire(ss *rtSession) {
+	defer func() {
+		ss.smu.Lock()
+		ss.retired = true
+		for _, it := range ss.items {
+			if !it.completed {
+				it.completed, it.failed = true, true
+			}
+		}
+		ss.smu.Unlock()
+		ss.wmu.Lock()
+		ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		ss.wmu.Unlock()
+		ss.conn.Close()
+		<-ss.done
+		s.release()
+		notify(s.progress)
+	}()
+	if err := s.drain(s.ctx, ss, rtDefaultDrainMax); err != nil && s.ctx.Err() == nil {
+		s.eng.cfg.reportError(fmt.Errorf("realtime retire: %w", err))
+	}
+}
+
+// drain makes sure the server has ended every turn in the audio sent to ss
+// and waits until all its items are transcribed.
+func (s *rtStream) drain(ctx context.Context, ss *rtSession, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if err := ss.padSilence(); err != nil {
+		return err
+	}
+	if err := waitAck(ctx, ss.barrierSent(s.eng.sessionUpdate())); err != nil {
+		return err
+	}
+	ss.smu.Lock()
+	speaking := ss.inSpeech
+	ss.smu.Unlock()
+	if speaking {
+		msg, _ := json.Marshal(map[string]string{"type": "input_audio_buffer.commit"})
+		if err := ss.send(msg); err != nil {
+			return err
+		}
+	}
+	for {
+		ss.smu.Lock()
+		pending := ss.inSpeech
+		for _, it := range ss.byID {
+			if it.committed && !it.completed {
+				pending = true
+			}
+		}
+		dead := ss.dead
+		ss.smu.Unlock()
+		if !pending {
+			return nil
+		}
+		if dead != nil {
+			return dead
+		}
+		select {
+		case <-ss.changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for transcriptions: %w", ctx.Err())
+		}
+	}
+}
+
+// barrierSent sends update (an unchanged session configuration) and
+// returns its acknowledgement: the server handles events in order, so the
+// answer means every earlier append has been through its VAD.
+func (ss *rtSession) barrierSent(update []byte) chan error {
+	ack := ss.barrier()
+	if err := ss.send(update); err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	return ack
+}
+
+// Flush pads the current session with silence so the server ends any open
+// turn, then waits for every transcription of this and older sessions.
+func (s *rtStream) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if err := s.ensureSession(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	cur := s.cur
+	s.mu.Unlock()
+	if err := s.drain(ctx, cur, rtDefaultDrainMax); err != nil {
+		return fmt.Errorf("realtime flush: %w", err)
+	}
+	for {
+		s.release()
+		s.lmu.Lock()
+		done := len(s.sessions) == 1 && s.sessions[0] == cur
+		if done {
+			cur.smu.Lock()
+			for _, it := range cur.items {
+				done = done && it.emitted
+			}
+			cur.smu.Unlock()
+		}
+		s.lmu.Unlock()
+		if done {
+			s.errMu.Lock()
+			errs := s.flushErr
+			s.flushErr = nil
+			s.errMu.Unlock()
+			return joinErrors("realtime transcription", errs)
+		}
+		select {
+		case <-s.progress:
+		case <-ctx.Done():
+			return fmt.Errorf("realtime flush: %w", ctx.Err())
+		}
+	}
+}
+
+// Close ends every session and waits for the stream's goroutines.
+func (s *rtStream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := []*rtSession{s.cur}
+	if s.next != nil {
+		conns = append(conns, s.next)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, ss := range conns {
+		ss.smu.Lock()
+		ss.retired = true
+		ss.smu.Unlock()
+		ss.conn.Close()
+	}
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,190 @@
+// Package tts gives the interviewer a voice: text in, 16 kHz mono s16 PCM
+// out (the format the candidate page plays and the recorder mixes).
+// NewEspeak works offline through espeak-ng; NewOpenAI uses an
+// OpenAI-compatible /v1/audio/speech.
+package tts
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"candor/processor/stt"
+)
+
+// SampleRate of the PCM every Voice returns.
+const SampleRate = stt.SampleRate
+
+// Voice speaks text as 16 kHz mono signed 16-bit PCM.
+type Voice interface {
+	Speak(ctx context.Context, text string) ([]int16, error)
+}
+
+// ErrEmptyText is returned for text with nothing to say.
+var ErrEmptyText = errors.New("nothing to speak")
+
+// Espeak runs espeak-ng once per utterance.
+type Espeak struct {
+	Path  string // default: espeak-ng from PATH
+	Voice string // espeak-ng -v, default "en-us"
+	Speed int    // words per minute (-s), default 165
+}
+
+var _ Voice = (*Espeak)(nil)
+
+// NewEspeak returns the offline voice.
+func NewEspeak() *Espeak { return &Espeak{Voice: "en-us", Speed: 165} }
+
+// Speak synthesises text with espeak-ng --stdout (22050 Hz WAV) and
+// resamples it to 16 kHz.
+func (e *Espeak) Speak(ctx context.Context, text string) ([]int16, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, ErrEmptyText
+	}
+	path := e.Path
+	if path == "" {
+		path = "espeak-ng"
+	}
+	args := []string{"--stdout"}
+	if e.Voice != "" {
+		args = append(args, "-v", e.Voice)
+	}
+	if e.Speed > 0 {
+		args = append(args, "-s", strconv.Itoa(e.Speed))
+	}
+	// Text goes on stdin, never the command line: it may start with "-".
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(text)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = time.Second
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("espeak-ng: %w (%s)", err, strings.TrimSpace(stderr.String()))
+	}
+	pcm, format, err := stt.DecodeWAV(bytes.NewReader(out))
+	if err != nil {
+		return nil, fmt.Errorf("espeak-ng output: %w", err)
+	}
+	return stt.Resample(stt.Mono(pcm, format.Channels), format.Rate, SampleRate), nil
+}
+
+// OpenAIConfig configures NewOpenAI; zero values select defaults.
+type OpenAIConfig struct {
+	APIKey  string
+	BaseURL string // default https://api.openai.com; "/v1" suffix accepted
+	Model   string // default gpt-4o-mini-tts
+	Voice   string // default alloy
+	// Instructions steer tone for models that accept them (gpt-4o-mini-tts).
+	Instructions string
+	MaxRetries   int           // on 429/5xx/network errors, default 3
+	RetryBase    time.Duration // first backoff, default 500ms
+	Client       *http.Client
+}
+
+// OpenAI speaks through POST {base}/v1/audio/speech with response_format
+// pcm (24 kHz mono s16le), resampled to 16 kHz.
+type OpenAI struct{ cfg OpenAIConfig }
+
+var _ Voice = (*OpenAI)(nil)
+
+// NewOpenAI returns the online voice.
+func NewOpenAI(cfg OpenAIConfig) *OpenAI {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.openai.com"
+	}
+	cfg.BaseURL = strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1")
+	if cfg.Model == "" {
+		cfg.Model = "gpt-4o-mini-tts"
+	}
+	if cfg.Voice == "" {
+		cfg.Voice = "alloy"
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 3
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 500 * time.Millisecond
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &OpenAI{cfg: cfg}
+}
+
+const openAIRate = 24000
+
+// Speak returns text spoken by the configured voice.
+func (o *OpenAI) Speak(ctx context.Context, text string) ([]int16, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, ErrEmptyText
+	}
+	body := map[string]any{"model": o.cfg.Model, "input": text, "voice": o.cfg.Voice, "response_format": "pcm"}
+	if o.cfg.Instructions != "" {
+		body["instructions"] = o.cfg.Instructions
+	}
+	raw, _ := json.Marshal(body)
+	backoff := o.cfg.RetryBase
+	for attempt := 0; ; attempt++ {
+		pcm, retry, wait, err := o.post(ctx, raw)
+		if err == nil {
+			return stt.Resample(pcm, openAIRate, SampleRate), nil
+		}
+		if !retry || attempt >= o.cfg.MaxRetries {
+			return nil, fmt.Errorf("openai speech: %w", err)
+		}
+		if wait <= 0 {
+			wait = backoff
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("openai speech: %w", ctx.Err())
+		}
+		backoff = min(2*backoff, 8*time.Second)
+	}
+}
+
+// post makes one attempt; retry says whether another may succeed, wait is
+// the server's Retry-After.
+func (o *OpenAI) post(ctx context.Context, body []byte) (pcm []int16, retry bool, wait time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.cfg.BaseURL+"/v1/audio/speech", bytes.NewReader(body))
+	if err != nil {
+		return nil, false, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := o.cfg.Client.Do(req)
+	if err != nil {
+		return nil, ctx.Err() == nil, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			wait = time.Duration(s) * time.Second
+		}
+		retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		return nil, retry, wait, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, true, 0, fmt.Errorf("read audio: %w", err)
+	}
+	pcm = make([]int16, len(raw)/2)
+	binary.Decode(raw[:2*len(pcm)], binary.LittleEndian, pcm)
+	return pcm, false, 0, nil
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// DefaultInviteTTL is how long an invite stays valid when CreateInterview is
+// given no ExpiresAt.
+const DefaultInviteTTL = 7 * 24 * time.Hour
+
+// CreateInterview schedules an interview. The position and candidate must
+// belong to iv.TenantID (ErrNotFound otherwise, also when they exist in
+// another tenant). CreatedAt is assigned, ID when empty, Status defaults to
+// scheduled and ExpiresAt to CreatedAt+DefaultInviteTTL. An empty
+// inviteTokenHash stores no invite.
+func (db *DB) CreateInterview(ctx context.Context, iv Interview, inviteTokenHash string) (Interview, error) {
+	if iv.ID == "" {
+		iv.ID = NewID("int_")
+	}
+	if iv.Status == "" {
+		iv.Status = StatusScheduled
+	}
+	if !iv.Status.Valid() {
+		return Interview{}, fmt.Errorf("status %q: %w", iv.Status, ErrInvalid)
+	}
+	iv.CreatedAt = db.nowUTC()
+	if iv.ExpiresAt.IsZero() {
+		iv.ExpiresAt = iv.CreatedAt.Add(DefaultInviteTTL)
+	}
+	var invite any
+	if inviteTokenHash != "" {
+		invite = inviteTokenHash
+	}
+	var out Interview
+	err := db.inWrite(ctx, func(tx *sql.Tx) error {
+		if err := ensureExists(ctx, tx, "positions", iv.TenantID, iv.PositionID, "position"); err != nil {
+			return err
+		}
+		if err := ensureExists(ctx, tx, "candidates", iv.TenantID, iv.CandidateID, "candidate"); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO interviews (id, tenant_id, position_id, candidate_id, status, region,
+				invite_token_hash, expires_at, consent_at, started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			iv.ID, iv.TenantID, iv.PositionID, iv.CandidateID, string(iv.Status), iv.Region,
+			invite, fmtTime(iv.ExpiresAt), fmtNullTime(iv.ConsentAt), fmtNullTime(iv.StartedAt), fmtNullTime(iv.EndedAt),
+			fmtTime(iv.CreatedAt), iv.MediaMS, fmtNullTime(iv.LastHeartbeatAt), iv.RecordingPath)
+		if err != nil {
+			return fmt.Errorf("store: create interview: %w", mapErr(err))
+		}
+		out, err = findInterview(ctx, tx, iv.TenantID, iv.ID)
+		return err
+	})
+	return out, err
+}
+
+// ensureExists reports ErrNotFound unless table has row id in the tenant.
+// table is always a constant of this package.
+func ensureExists(ctx context.Context, tx *sql.Tx, table, tenantID, id, what string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: look up %s %s: %w", what, id, err)
+	}
+	return nil
+}
+
+const interviewCols = `id, tenant_id, position_id, candidate_id, status, region, expires_at, consent_at,
+	started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path`
+
+func scanInterview(s scanner) (Interview, error) {
+	var iv Interview
+	err := s.Scan(&iv.ID, &iv.TenantID, &iv.PositionID, &iv.CandidateID, &iv.Status, &iv.Region,
+		timeCol{&iv.ExpiresAt}, nullTimeCol{&iv.ConsentAt}, nullTimeCol{&iv.StartedAt}, nullTimeCol{&iv.EndedAt},
+		timeCol{&iv.CreatedAt}, &iv.MediaMS, nullTimeCol{&iv.LastHeartbeatAt}, &iv.RecordingPath)
+	return iv, err
+}
+
+func findInterview(ctx context.Context, tx *sql.Tx, tenantID, id string) (Interview, error) {
+	return queryOne(ctx, tx, scanInterview, "interview "+id,
+		`SELECT `+interviewCols+` FROM interviews WHERE tenant_id = ? AND id = ?`, tenantID, id)
+}
+
+// Interview returns the tenant's interview id; ErrNotFound if it is not the
+// tenant's.
+func (db *DB) Interview(ctx context.Context, tenantID, id string) (Interview, error) {
+	var iv Interview
+	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
+		iv, err = findInterview(ctx, tx, tenantID, id)
+		return err
+	})
+	return iv, err
+}
+
+// ListInterviews returns the tenant's interviews, newest first, narrowed by f.
+func (db *DB) ListInterviews(ctx context.Context, tenantID string, f InterviewFilter) ([]Interview, error) {
+	q := `SELECT ` + interviewCols + ` FROM interviews WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(f.Status))
+	}
+	q += ` ORDER BY created_at DESC, rowid DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	var ivs []Interview
+	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
+		ivs, err = queryAll(ctx, tx, scanInterview, q, args...)
+		return err
+	})
+	return ivs, err
+}
+
+// InterviewByInviteHash finds an interview in any tenant by the hash of its
+// invite token. Expiry is the caller's to judge (ExpiresAt).
+func (db *DB) InterviewByInviteHash(ctx context.Context, hash string) (Interview, error) {
+	var iv Interview
+	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
+		iv, err = queryOne(ctx, tx, scanInterview, "interview invite",
+			`SELECT `+interviewCols+` FROM interviews WHERE invite_token_hash = ?`, hash)
+		return err
+	})
+	return iv, err
+}
+
+// InterviewByID finds an interview in any tenant. Only for callers that
+// establish the tenant from the interview itself: bridge authentication and
+// machine reconciliation.
+func (db *DB) InterviewByID(ctx context.Context, id string) (Interview, error) {
+	var iv Interview
+	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
+		iv, err = queryOne(ctx, tx, scanInterview, "interview "+id,
+			`SELECT `+interviewCols+` FROM interviews WHERE id = ?`, id)
+		return err
+	})
+	return iv, err
+}
+
+// SetInterviewStatus moves an interview to status to. When from is given and
+// the current status is not among them, nothing changes and the error is
+// ErrConflict. Entering running sets started_at, entering a terminal status
+// sets ended_at (each only once).
+func (db *DB) SetInterviewStatus(ctx context.Context, tenantID, id string, to Status, from ...Status) (Interview, error) {
+	if !to.Valid() {
+		return Interview{}, fmt.Errorf("status %q: %w", to, ErrInvalid)
+	}
+	var out Interview
+	err := db.inWrite(ctx, func(tx *sql.Tx) error {
+		iv, err := findInterview(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if len(from) > 0 && !slices.Contains(from, iv.Status) {
+			return fmt.Errorf("interview %s is %s, not %v: %w", id, iv.Status, from, ErrConflict)
+		}
+		now := fmtTime(db.nowUTC())
+		var started, ended any
+		if to == StatusRunning {
+			started = now
+		}
+		if to.Terminal() {
+			ended = now
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE interviews SET status = ?,
+				started_at = coalesce(started_at, ?), ended_at = coalesce(ended_at, ?)
+			WHERE tenant_id = ? AND id = ?`, string(to), started, ended, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("store: set status of interview %s: %w", id, mapErr(err))
+		}
+		out, err = findInterview(ctx, tx, tenantID, id)
+		return err
+	})
+	return out, err
+}
+
+// updateInterview runs one UPDATE on the tenant's interview id; ErrNotFound
+// when it matches no row.
+func (db *DB) updateInterview(ctx context.Context, tenantID, id, set string, args ...any) error {
+	return db.inWrite(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE interviews SET `+set+` WHERE tenant_id = ? AND id = ?`,
+			append(args, tenantID, id)...)
+		if err != nil {
+			return fmt.Errorf("store: update interview %s: %w", id, mapErr(err))
+		}
+		return rowsChanged(res, "interview "+id)
+	})
+}
+
+// SetConsent records when the candidate consented; the first time stays.
+func (db *DB) SetConsent(ctx context.Context, tenantID, id string, at time.Time) error {
+	return db.updateInterview(ctx, tenantID, id, `consent_at = coalesce(consent_at, ?)`, fmtTime(at))
+}
+
+// SetProcessorTokenHash stores the hash of the token the interview's
+// processor presents to the bridge; it replaces any earlier one, so a
+// replaced processor's token stops working.
+func (db *DB) SetProcessorTokenHash(ctx context.Context, tenantID, interviewID, hash string) error {
+	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?`, hash)
+}
+
+// ProcessorTokenHash returns the interview's tenant and processor token
+// hash. ErrNotFound when the interview is unknown or has no token yet.
+func (db *DB) ProcessorTokenHash(ctx context.Context, interviewID string) (tenantID, hash string, err error) {
+	err = db.inRead(ctx, func(tx *sql.Tx) error {
+		var h sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, processor_token_hash FROM interviews WHERE id = ?`, interviewID).
+			Scan(&tenantID, &h)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (!h.Valid || h.String == "") {
+			return fmt.Errorf("processor token of interview %s: %w", interviewID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: processor token of interview %s: %w", interviewID, err)
+		}
+		hash = h.String
+		return nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	return tenantID, hash, nil
+}
+
+// RecordHeartbeat notes that the interview's processor is alive at media
+// position mediaMS. The media clock only moves forward: a late heartbeat
+// with a smaller position does not rewind it.
+func (db *DB) RecordHeartbeat(ctx context.Context, tenantID, interviewID string, mediaMS int64, at time.Time) error {
+	if mediaMS < 0 {
+		return fmt.Errorf("media_ms %d: %w", mediaMS, ErrInvalid)
+	}
+	return db.updateInterview(ctx, tenantID, interviewID,
+		`media_ms = max(media_ms, ?), last_heartbeat_at = ?`, mediaMS, fmtTime(at))
+}
+
+// SetRecording stores the recording's path relative to the data dir.
+func (db *DB) SetRecording(ctx context.Context, tenantID, interviewID, relPath string) error {
+	return db.updateInterview(ctx, tenantID, interviewID, `recording_path = ?`, relPath)
+}
+
+// ListStaleInterviews returns running interviews, across tenants, whose last
+// sign of life is older than before. Without any heartbeat yet, the sign of
+// life is started_at (or created_at).
+func (db *DB) ListStaleInterviews(ctx context.Context, before time.Time) ([]Interview, error) {
+	var ivs []Interview
+	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
+		ivs, err = queryAll(ctx, tx, scanInterview, `SELECT `+interviewCols+` FROM interviews
+			WHERE status = 'running' AND coalesce(last_heartbeat_at, started_at, created_at) < ?
+			ORDER BY created_at, id`, fmtTime(before))
+		return err
+	})
+	return ivs, err
+}

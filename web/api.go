@@ -1,0 +1,383 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+)
+
+// Limits of what the API accepts, so one request cannot fill the database.
+const (
+	apiMaxTitleLen       = 200
+	apiMaxDescriptionLen = 20000
+	apiMaxQuestions      = 100
+	apiMaxQuestionLen    = 2000
+	apiMaxRubricItems    = 50
+	apiMaxNameLen        = 200
+	apiMaxListLimit      = 500
+)
+
+type positionInput struct {
+	Title       string             `json:"title"`
+	Description string             `json:"description"`
+	Questions   []string           `json:"questions"`
+	Rubric      []store.RubricItem `json:"rubric"`
+}
+
+// validate trims in.Title and the questions and checks every field.
+func (in *positionInput) validate() error {
+	in.Title = strings.TrimSpace(in.Title)
+	switch {
+	case in.Title == "":
+		return invalid("title", "is required")
+	case utf8.RuneCountInString(in.Title) > apiMaxTitleLen:
+		return invalid("title", "is longer than %d characters", apiMaxTitleLen)
+	case utf8.RuneCountInString(in.Description) > apiMaxDescriptionLen:
+		return invalid("description", "is longer than %d characters", apiMaxDescriptionLen)
+	case len(in.Questions) > apiMaxQuestions:
+		return invalid("questions", "has more than %d questions", apiMaxQuestions)
+	case len(in.Rubric) > apiMaxRubricItems:
+		return invalid("rubric", "has more than %d items", apiMaxRubricItems)
+	}
+	for i, q := range in.Questions {
+		q = strings.TrimSpace(q)
+		if q == "" {
+			return invalid(fmt.Sprintf("questions[%d]", i), "is empty")
+		}
+		if utf8.RuneCountInString(q) > apiMaxQuestionLen {
+			return invalid(fmt.Sprintf("questions[%d]", i), "is longer than %d characters", apiMaxQuestionLen)
+		}
+		in.Questions[i] = q
+	}
+	for i, r := range in.Rubric {
+		field := fmt.Sprintf("rubric[%d]", i)
+		if strings.TrimSpace(r.Name) == "" {
+			return invalid(field+".name", "is required")
+		}
+		if utf8.RuneCountInString(r.Name) > apiMaxNameLen {
+			return invalid(field+".name", "is longer than %d characters", apiMaxNameLen)
+		}
+		if utf8.RuneCountInString(r.Description) > apiMaxQuestionLen {
+			return invalid(field+".description", "is longer than %d characters", apiMaxQuestionLen)
+		}
+		if math.IsNaN(r.Weight) || r.Weight < 0 || r.Weight > 100 {
+			return invalid(field+".weight", "must be between 0 and 100")
+		}
+		in.Rubric[i].Name = strings.TrimSpace(r.Name)
+	}
+	if in.Questions == nil {
+		in.Questions = []string{}
+	}
+	if in.Rubric == nil {
+		in.Rubric = []store.RubricItem{}
+	}
+	return nil
+}
+
+func (s *Server) handleCreatePosition(c echo.Context) error {
+	var in positionInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	now := time.Now().UTC()
+	pos, err := s.db.CreatePosition(c.Request().Context(), store.Position{
+		ID: store.NewID("pos_"), TenantID: p.TenantID,
+		Title: in.Title, Description: in.Description, Questions: in.Questions, Rubric: in.Rubric,
+		CreatedAt: now, UpdatedAt: now,
+	})
+	if err != nil {
+		return fmt.Errorf("create position: %w", err)
+	}
+	return c.JSON(http.StatusCreated, toPositionJSON(pos))
+}
+
+func (s *Server) handleUpdatePosition(c echo.Context) error {
+	var in positionInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	pos, err := s.db.UpdatePosition(c.Request().Context(), store.Position{
+		ID: c.Param("id"), TenantID: p.TenantID,
+		Title: in.Title, Description: in.Description, Questions: in.Questions, Rubric: in.Rubric,
+		UpdatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		return notFound(err, "position")
+	}
+	return c.JSON(http.StatusOK, toPositionJSON(pos))
+}
+
+func (s *Server) handleListPositions(c echo.Context) error {
+	ps, err := s.db.ListPositions(c.Request().Context(), principalOf(c).TenantID)
+	if err != nil {
+		return fmt.Errorf("list positions: %w", err)
+	}
+	out := make([]positionJSON, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, toPositionJSON(p))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"positions": out})
+}
+
+func (s *Server) handleGetPosition(c echo.Context) error {
+	pos, err := s.db.Position(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return notFound(err, "position")
+	}
+	return c.JSON(http.StatusOK, toPositionJSON(pos))
+}
+
+type candidateInput struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+func (in *candidateInput) validate() error {
+	in.Name = strings.TrimSpace(in.Name)
+	in.Email = strings.ToLower(strings.TrimSpace(in.Email))
+	switch {
+	case in.Name == "":
+		return invalid("name", "is required")
+	case utf8.RuneCountInString(in.Name) > apiMaxNameLen:
+		return invalid("name", "is longer than %d characters", apiMaxNameLen)
+	case in.Email == "":
+		return invalid("email", "is required")
+	case !validEmail(in.Email):
+		return invalid("email", "%q is not an email address", in.Email)
+	}
+	return nil
+}
+
+func (s *Server) handleCreateCandidate(c echo.Context) error {
+	var in candidateInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	cand, err := s.db.CreateCandidate(c.Request().Context(), store.Candidate{
+		ID: store.NewID("cand_"), TenantID: principalOf(c).TenantID,
+		Name: in.Name, Email: in.Email, CreatedAt: time.Now().UTC(),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(CodeConflict, "email: a candidate with email %s exists already", in.Email)
+	}
+	if err != nil {
+		return fmt.Errorf("create candidate: %w", err)
+	}
+	return c.JSON(http.StatusCreated, toCandidateJSON(cand))
+}
+
+func (s *Server) handleListCandidates(c echo.Context) error {
+	cs, err := s.db.ListCandidates(c.Request().Context(), principalOf(c).TenantID)
+	if err != nil {
+		return fmt.Errorf("list candidates: %w", err)
+	}
+	out := make([]candidateJSON, 0, len(cs))
+	for _, cand := range cs {
+		out = append(out, toCandidateJSON(cand))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"candidates": out})
+}
+
+func (s *Server) handleGetCandidate(c echo.Context) error {
+	cand, err := s.db.Candidate(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return notFound(err, "candidate")
+	}
+	return c.JSON(http.StatusOK, toCandidateJSON(cand))
+}
+
+type interviewInput struct {
+	PositionID  string `json:"position_id"`
+	CandidateID string `json:"candidate_id"`
+	Region      string `json:"region"`
+}
+
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,31}$`)
+
+func (in *interviewInput) validate() error {
+	in.PositionID = strings.TrimSpace(in.PositionID)
+	in.CandidateID = strings.TrimSpace(in.CandidateID)
+	in.Region = strings.TrimSpace(in.Region)
+	switch {
+	case in.PositionID == "":
+		return invalid("position_id", "is required")
+	case in.CandidateID == "":
+		return invalid("candidate_id", "is required")
+	case in.Region != "" && !regionRE.MatchString(in.Region):
+		return invalid("region", "%q is not a region name (like \"ams\" or \"local\")", in.Region)
+	}
+	return nil
+}
+
+func (s *Server) handleCreateInterview(c echo.Context) error {
+	var in interviewInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	// Checked here for a message naming the field; the store checks again
+	// in its transaction.
+	if _, err := s.db.Position(ctx, tenantID, in.PositionID); err != nil {
+		return notFound(err, "position_id: position")
+	}
+	if _, err := s.db.Candidate(ctx, tenantID, in.CandidateID); err != nil {
+		return notFound(err, "candidate_id: candidate")
+	}
+	iv, err := s.createInterview(c, tenantID, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, s.toInterviewJSON(iv, nil))
+}
+
+// createInterview stores a scheduled interview with its invite link hash.
+func (s *Server) createInterview(c echo.Context, tenantID string, in interviewInput) (store.Interview, error) {
+	region := in.Region
+	if region == "" {
+		region = s.cfg.DefaultRegion
+	}
+	now := time.Now().UTC()
+	id := store.NewID("iv_")
+	iv, err := s.db.CreateInterview(c.Request().Context(), store.Interview{
+		ID: id, TenantID: tenantID, PositionID: in.PositionID, CandidateID: in.CandidateID,
+		Status: store.StatusScheduled, Region: region,
+		ExpiresAt: now.Add(s.cfg.InviteTTL), CreatedAt: now,
+	}, tokenHash(s.inviteToken(id)))
+	if err != nil {
+		return store.Interview{}, notFound(err, "position or candidate")
+	}
+	if iv.ID != id {
+		return store.Interview{}, fmt.Errorf("create interview: store assigned id %s, invite token was made for %s", iv.ID, id)
+	}
+	return iv, nil
+}
+
+func (s *Server) handleListInterviews(c echo.Context) error {
+	var f store.InterviewFilter
+	if st := c.QueryParam("status"); st != "" {
+		f.Status = store.Status(st)
+		if !f.Status.Valid() {
+			return invalid("status", "%q is not one of scheduled, starting, running, completed, failed, cancelled", st)
+		}
+	}
+	f.Limit = 100
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > apiMaxListLimit {
+			return invalid("limit", "must be a whole number from 1 to %d", apiMaxListLimit)
+		}
+		f.Limit = n
+	}
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	ivs, err := s.db.ListInterviews(ctx, tenantID, f)
+	if err != nil {
+		return fmt.Errorf("list interviews: %w", err)
+	}
+	out := make([]interviewJSON, 0, len(ivs))
+	for _, iv := range ivs {
+		m, err := s.latestMachine(c, iv)
+		if err != nil {
+			return err
+		}
+		out = append(out, s.toInterviewJSON(iv, m))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"interviews": out})
+}
+
+func (s *Server) handleGetInterview(c echo.Context) error {
+	iv, err := s.db.Interview(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return notFound(err, "interview")
+	}
+	m, err := s.latestMachine(c, iv)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toInterviewJSON(iv, m))
+}
+
+// latestMachine is the interview's most recent machine, nil if none.
+func (s *Server) latestMachine(c echo.Context, iv store.Interview) (*store.Machine, error) {
+	m, err := s.db.LatestMachine(c.Request().Context(), iv.TenantID, iv.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("machine of interview %s: %w", iv.ID, err)
+	}
+	return &m, nil
+}
+
+func (s *Server) handleTranscript(c echo.Context) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	id := c.Param("id")
+	if _, err := s.db.Interview(ctx, tenantID, id); err != nil {
+		return notFound(err, "interview")
+	}
+	es, err := s.db.Entries(ctx, tenantID, id, 0)
+	if err != nil {
+		return notFound(err, "interview")
+	}
+	out := make([]entryJSON, 0, len(es))
+	for _, e := range es {
+		out = append(out, toEntryJSON(e))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"entries": out})
+}
+
+func (s *Server) handleEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	id := c.Param("id")
+	if _, err := s.db.Interview(ctx, tenantID, id); err != nil {
+		return notFound(err, "interview")
+	}
+	evs, err := s.db.Events(ctx, tenantID, id)
+	if err != nil {
+		return notFound(err, "interview")
+	}
+	out := make([]eventJSON, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, toEventJSON(e))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": out})
+}
+
+// notFound turns store.ErrNotFound into a 404 that names what was missing
+// ("interview" → "no such interview"); other errors pass through wrapped.
+func notFound(err error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		if field, thing, ok := strings.Cut(what, ": "); ok {
+			return errorf(CodeNotFound, "%s: no such %s", field, thing)
+		}
+		return errorf(CodeNotFound, "no such %s", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,538 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/argon2"
+
+	"candor/store"
+)
+
+// SessionCookie is the name of the dashboard's login cookie.
+const SessionCookie = "candor_session"
+
+// sessionTTL is how long a login lasts.
+const sessionTTL = 14 * 24 * time.Hour
+
+// apiKeyRole is the role an API key acts with: it may read and write
+// interview data, not manage users (dashboard-only, owner).
+const apiKeyRole = store.RoleRecruiter
+
+// principal is who makes a request: a dashboard user (cookie session, CSRF
+// set) or an API key (APIKeyID set, no CSRF: a bearer token is not sent by
+// browsers on their own).
+type principal struct {
+	TenantID, UserID, Email, Name string
+	Role                          store.Role
+	APIKeyID                      string
+	CSRF                          string
+}
+
+// viewerID names the principal in presence lists.
+func (p *principal) viewerID() string {
+	if p.UserID != "" {
+		return p.UserID
+	}
+	return p.APIKeyID
+}
+
+const principalKey = "candor.principal"
+
+// principalOf returns the request's principal, nil when anonymous.
+func principalOf(c echo.Context) *principal {
+	p, _ := c.Get(principalKey).(*principal)
+	return p
+}
+
+var (
+	errTooManyAttempts = errorf(CodeTooManyRequests, "too many failed sign-in attempts; wait 15 minutes and try again")
+	errBadLogin        = errorf(CodeUnauthorized, "email or password is wrong")
+	errNoCredentials   = errorf(CodeUnauthorized, "sign in, or send an API key as Authorization: Bearer <key>")
+	errBadAPIKey       = errorf(CodeUnauthorized, "the API key is invalid or revoked")
+	errBadCSRF         = errorf(CodeForbidden, "missing or wrong CSRF token: send the form field _csrf or the header X-CSRF-Token")
+)
+
+// sessionAuth loads the cookie session, if any, as the request's principal.
+// Anonymous requests pass through; use requireLogin to insist.
+func (s *Server) sessionAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := s.loadSession(c); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) loadSession(c echo.Context) error {
+	if principalOf(c) != nil {
+		return nil
+	}
+	ck, err := c.Cookie(SessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil
+	}
+	ctx := c.Request().Context()
+	sess, err := s.db.SessionByHash(ctx, tokenHash(ck.Value))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	u, err := s.db.User(ctx, sess.TenantID, sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the user was deleted; the session dies with them
+	}
+	if err != nil {
+		return fmt.Errorf("load session user: %w", err)
+	}
+	c.Set(principalKey, &principal{
+		TenantID: u.TenantID, UserID: u.ID, Email: u.Email, Name: u.Name,
+		Role: u.Role, CSRF: sess.CSRFToken,
+	})
+	return nil
+}
+
+// requireLogin sends anonymous page requests to /login, or to /setup while
+// no user exists. Put it after sessionAuth.
+func (s *Server) requireLogin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if principalOf(c) != nil {
+			return next(c)
+		}
+		n, err := s.db.CountUsers(c.Request().Context())
+		if err != nil {
+			return fmt.Errorf("count users: %w", err)
+		}
+		if n == 0 {
+			return c.Redirect(http.StatusSeeOther, "/setup")
+		}
+		to := "/login"
+		if c.Request().Method == http.MethodGet && c.Request().URL.Path != "/" {
+			to += "?next=" + url.QueryEscape(c.Request().URL.RequestURI())
+		}
+		return c.Redirect(http.StatusSeeOther, to)
+	}
+}
+
+// requireRole lets through principals with one of roles: 401 when
+// anonymous, 403 otherwise. Viewers are read-only, so write routes use
+// requireRole(store.RoleOwner, store.RoleRecruiter).
+func (s *Server) requireRole(roles ...store.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p := principalOf(c)
+			if p == nil {
+				return errNoCredentials
+			}
+			if !slices.Contains(roles, p.Role) {
+				return errorf(CodeForbidden, "your role (%s) cannot do this", p.Role)
+			}
+			return next(c)
+		}
+	}
+}
+
+// csrf guards cookie-authenticated unsafe requests: they must carry the
+// session's CSRF token as form field _csrf or header X-CSRF-Token. API keys
+// and anonymous requests pass (there is no ambient credential to abuse).
+func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := principalOf(c)
+		if p == nil || p.APIKeyID != "" || safeMethod(c.Request().Method) {
+			return next(c)
+		}
+		got := c.Request().Header.Get("X-CSRF-Token")
+		if got == "" {
+			ct := c.Request().Header.Get(echo.HeaderContentType)
+			if strings.HasPrefix(ct, echo.MIMEApplicationForm) || strings.HasPrefix(ct, echo.MIMEMultipartForm) {
+				got = c.FormValue("_csrf")
+			}
+		}
+		if got == "" || p.CSRF == "" || subtle.ConstantTimeCompare([]byte(got), []byte(p.CSRF)) != 1 {
+			return errBadCSRF
+		}
+		return next(c)
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// apiAuth authenticates /api/v1: a Bearer API key, or else the dashboard's
+// session cookie (then with CSRF on unsafe methods). A bad API key is
+// refused even when a cookie is present.
+func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	withCSRF := s.csrf(next)
+	return func(c echo.Context) error {
+		if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
+			p, err := s.apiKeyPrincipal(c.Request().Context(), h)
+			if err != nil {
+				return err
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+		if err := s.loadSession(c); err != nil {
+			return err
+		}
+		if principalOf(c) == nil {
+			return errNoCredentials
+		}
+		return withCSRF(c)
+	}
+}
+
+func (s *Server) apiKeyPrincipal(ctx context.Context, authorization string) (*principal, error) {
+	key, ok := bearerToken(authorization)
+	if !ok {
+		return nil, errBadAPIKey
+	}
+	k, err := s.db.APIKeyByHash(ctx, tokenHash(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errBadAPIKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up API key: %w", err)
+	}
+	return &principal{TenantID: k.TenantID, Name: k.Name, Role: apiKeyRole, APIKeyID: k.ID}, nil
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>".
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// startSession logs u in: a new session row (only the token's hash is
+// stored) and its cookie. The principal is set on c so the same request
+// can render with the new CSRF token.
+func (s *Server) startSession(c echo.Context, u store.User) error {
+	token := randomToken()
+	now := time.Now().UTC()
+	sess := store.Session{
+		IDHash:    tokenHash(token),
+		UserID:    u.ID,
+		TenantID:  u.TenantID,
+		CSRFToken: randomToken(),
+		CreatedAt: now,
+		ExpiresAt: now.Add(sessionTTL),
+	}
+	if err := s.db.CreateSession(c.Request().Context(), sess); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	c.SetCookie(s.sessionCookie(token, sess.ExpiresAt))
+	c.Set(principalKey, &principal{
+		TenantID: u.TenantID, UserID: u.ID, Email: u.Email, Name: u.Name,
+		Role: u.Role, CSRF: sess.CSRFToken,
+	})
+	return nil
+}
+
+// endSession logs out: deletes the session row, if any, and the cookie.
+func (s *Server) endSession(c echo.Context) error {
+	if ck, err := c.Cookie(SessionCookie); err == nil && ck.Value != "" {
+		err := s.db.DeleteSession(c.Request().Context(), tokenHash(ck.Value))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete session: %w", err)
+		}
+	}
+	ck := s.sessionCookie("", time.Unix(0, 0))
+	ck.MaxAge = -1
+	c.SetCookie(ck)
+	c.Set(principalKey, nil)
+	return nil
+}
+
+func (s *Server) sessionCookie(value string, expires time.Time) *http.Cookie {
+	return &http.Cookie{
+		Name:     SessionCookie,
+		Value:    value,
+		Path:     "/",
+		Expires:  expires,
+		HttpOnly: true,
+		Secure:   s.cfg.SecureCookies,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// checkLogin returns the user whose email and password these are. Failures
+// are counted per client address and email: past the limit it answers
+// errTooManyAttempts without checking the password.
+func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (store.User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	key := ip + "\x00" + email
+	if !s.logins.allowed(key) {
+		return store.User{}, errTooManyAttempts
+	}
+	u, err := s.db.UserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		verifyPassword(dummyPasswordHash(), password) // same cost as a real check
+		s.logins.fail(key)
+		return store.User{}, errBadLogin
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("look up user: %w", err)
+	}
+	if !verifyPassword(u.PasswordHash, password) {
+		s.logins.fail(key)
+		return store.User{}, errBadLogin
+	}
+	s.logins.reset(key)
+	return u, nil
+}
+
+// loginLimiter counts failed sign-ins per key within a sliding window. It
+// prunes itself as it grows, so it needs no goroutine.
+type loginLimiter struct {
+	mu       sync.Mutex
+	max      int
+	window   time.Duration
+	failures map[string][]time.Time
+	now      func() time.Time
+}
+
+func newLoginLimiter(max int, window time.Duration) *loginLimiter {
+	return &loginLimiter{max: max, window: window, failures: map[string][]time.Time{}, now: time.Now}
+}
+
+func (l *loginLimiter) allowed(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(key)) < l.max
+}
+
+func (l *loginLimiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failures) >= 10000 {
+		for k := range l.failures {
+			l.recent(k)
+		}
+	}
+	l.failures[key] = append(l.recent(key), l.now())
+}
+
+func (l *loginLimiter) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.failures, key)
+}
+
+// recent drops key's failures older than the window and returns the rest.
+func (l *loginLimiter) recent(key string) []time.Time {
+	cutoff := l.now().Add(-l.window)
+	ts := l.failures[key]
+	i := 0
+	for i < len(ts) && ts[i].Before(cutoff) {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(l.failures, key)
+		return nil
+	}
+	l.failures[key] = ts
+	return ts
+}
+
+// argon2id parameters (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// hashPassword returns p's argon2id hash as a PHC string:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+func hashPassword(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty password")
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	sum := argon2.IDKey([]byte(p), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
+}
+
+// verifyPassword reports whether p matches a hash made by hashPassword
+// (any parameters within sane bounds).
+func verifyPassword(hash, p string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false
+	}
+	var m, t uint32
+	var threads uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &threads); err != nil {
+		return false
+	}
+	if m == 0 || m > 1<<20 || t == 0 || t > 16 || threads == 0 {
+		return false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 128 {
+		return false
+	}
+	got := argon2.IDKey([]byte(p), salt, t, m, threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+var dummyPasswordHash = sync.OnceValue(func() string {
+	h, _ := hashPassword("candor-timing-equalizer")
+	return h
+})
+
+// APIKeyPrefix starts every API key.
+const APIKeyPrefix = "cnd_"
+
+// newAPIKey creates an API key for tenantID and returns it in plain text
+// (shown once), with its stored description.
+func (s *Server) newAPIKey(ctx context.Context, tenantID, name string) (plaintext string, k store.APIKey, err error) {
+	return createAPIKey(ctx, s.db, tenantID, name)
+}
+
+func createAPIKey(ctx context.Context, db *store.DB, tenantID, name string) (string, store.APIKey, error) {
+	plaintext := APIKeyPrefix + randomToken()
+	prefix := plaintext[:len(APIKeyPrefix)+8]
+	k, err := db.CreateAPIKey(ctx, tenantID, name, prefix, tokenHash(plaintext))
+	if err != nil {
+		return "", store.APIKey{}, fmt.Errorf("create API key: %w", err)
+	}
+	return plaintext, k, nil
+}
+
+// invitePath is where the candidate page lives: invitePath + token.
+const invitePath = "/i/"
+
+// inviteToken is the secret of an interview's invite link:
+// base64url(HMAC-SHA256(SecretKey, "invite:"+id)). Being derived, the link
+// can be shown again; only its hash (tokenHash) is stored.
+func (s *Server) inviteToken(interviewID string) string {
+	return base64.RawURLEncoding.EncodeToString(s.mac("invite:" + interviewID))
+}
+
+// inviteURL is the link a candidate joins with.
+func (s *Server) inviteURL(interviewID string) string {
+	return s.cfg.PublicURL + invitePath + s.inviteToken(interviewID)
+}
+
+// processorToken is the bearer token of the processor running on machine
+// row machineID for an interview: base64url(HMAC-SHA256(SecretKey,
+// "processor:"+interview+":"+machine)). 256 bits no one can guess without
+// the secret key, new for every machine, and derivable again, so a repeated
+// start answers the same token without it being stored: the database holds
+// only its hash. Rotating the secret key invalidates running processors.
+func (s *Server) processorToken(interviewID, machineID string) string {
+	return base64.RawURLEncoding.EncodeToString(s.mac("processor:" + interviewID + ":" + machineID))
+}
+
+// candidateToken is what the candidate page presents to the processor:
+// hex(HMAC-SHA256(key=processor token, "candidate:"+interview id)); the
+// processor computes the same (CONTRACTS.md).
+func candidateToken(processorToken, interviewID string) string {
+	m := hmac.New(sha256.New, []byte(processorToken))
+	m.Write([]byte("candidate:" + interviewID))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) mac(msg string) []byte {
+	m := hmac.New(sha256.New, s.cfg.SecretKey)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// tokenHash is how secrets presented by clients (session cookies, API keys,
+// invite and processor tokens) are stored: hex SHA-256. They are 256-bit
+// random or HMAC outputs, so no slow hash is needed.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// randomToken returns 256 random bits, base64url.
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// BootstrapResult is what `candor admin bootstrap` prints.
+type BootstrapResult struct {
+	TenantID   string `json:"tenant_id"`
+	TenantSlug string `json:"tenant_slug"`
+	UserID     string `json:"user_id"`
+	APIKey     string `json:"api_key"`
+}
+
+// Bootstrap creates a tenant, its owner and an API key. A tenant or email
+// that exists already gives an error wrapping store.ErrConflict.
+func Bootstrap(ctx context.Context, db *store.DB, tenantName, email, password string) (BootstrapResult, error) {
+	tenantName = strings.TrimSpace(tenantName)
+	email = strings.ToLower(strings.TrimSpace(email))
+	switch {
+	case tenantName == "":
+		return BootstrapResult{}, errors.New("bootstrap: the tenant name is empty (pass --tenant NAME)")
+	case !validEmail(email):
+		return BootstrapResult{}, fmt.Errorf("bootstrap: %q is not an email address (pass --email)", email)
+	case len(password) < minPasswordLen:
+		return BootstrapResult{}, fmt.Errorf("bootstrap: the password needs at least %d characters (pass --password)", minPasswordLen)
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return BootstrapResult{}, fmt.Errorf("bootstrap: %w", err)
+	}
+	name, _, _ := strings.Cut(email, "@")
+	t, u, err := db.CreateTenantWithOwner(ctx, tenantName, email, name, hash)
+	if errors.Is(err, store.ErrConflict) {
+		return BootstrapResult{}, fmt.Errorf("bootstrap: a tenant named %q or a user %s exists already: %w", tenantName, email, err)
+	}
+	if err != nil {
+		return BootstrapResult{}, fmt.Errorf("bootstrap: %w", err)
+	}
+	key, _, err := createAPIKey(ctx, db, t.ID, "bootstrap")
+	if err != nil {
+		return BootstrapResult{}, fmt.Errorf("bootstrap: %w", err)
+	}
+	return BootstrapResult{TenantID: t.ID, TenantSlug: t.Slug, UserID: u.ID, APIKey: key}, nil
+}
+
+// minPasswordLen is the shortest password accepted for a new account.
+const minPasswordLen = 8
+
+// validEmail is a sanity check, not RFC 5322: one @, something on both
+// sides, a dot in the domain, no spaces.
+func validEmail(e string) bool {
+	local, domain, ok := strings.Cut(e, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(e, " \t\r\n<>") &&
+		!strings.Contains(domain, "@") && len(e) <= 254
+}

@@ -1,0 +1,380 @@
+package web
+
+import (
+	"cmp"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/realtime"
+	"candor/store"
+)
+
+// The bridge API: how a processor reports to the control plane (DESIGN §5,
+// CONTRACTS.md). Every call carries the interview's processor token, which
+// is valid for that one interview only, and only while it is starting or
+// running.
+
+const (
+	maxBridgeEntries = 500
+	// maxSeqJump bounds how far past the last stored seq a batch may
+	// reach, so a corrupt seq cannot push the sequence out of range.
+	maxSeqJump       = 10000
+	bridgeBodyLimit  = 8 << 20
+	maxEntryTextLen  = 20000
+	maxEventMessage  = 4000
+	bridgeTenantKey  = "candor.bridge.tenant"
+	bridgeIVKey      = "candor.bridge.interview"
+	recordingsDir    = "recordings"
+	recordingFileExt = ".ogg"
+)
+
+var (
+	errBadProcessorToken = errorf(CodeUnauthorized, "the processor token is not valid for this interview")
+)
+
+// bridgeAuth admits a request only with the processor token of the
+// interview in the path. Wrong token, token of another interview and
+// unknown interview all answer the same 401, so the bridge reveals nothing.
+func (s *Server) bridgeAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			return errBadProcessorToken
+		}
+		ctx := c.Request().Context()
+		id := c.Param("id")
+		tenantID, hash, err := s.db.ProcessorTokenHash(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return errBadProcessorToken
+		}
+		if err != nil {
+			return fmt.Errorf("processor token of %s: %w", id, err)
+		}
+		if hash == "" || subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(hash)) != 1 {
+			return errBadProcessorToken
+		}
+		iv, err := s.db.Interview(ctx, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("interview %s of a valid processor token: %w", id, err)
+		}
+		if iv.Status != store.StatusStarting && iv.Status != store.StatusRunning {
+			return errorf(CodeConflict, "the interview is %s; the bridge accepts nothing more for it", iv.Status)
+		}
+		c.Set(bridgeTenantKey, tenantID)
+		c.Set(bridgeIVKey, iv)
+		return next(c)
+	}
+}
+
+func bridgeInterview(c echo.Context) store.Interview {
+	return c.Get(bridgeIVKey).(store.Interview)
+}
+
+type bridgeEntry struct {
+	Seq        *int64   `json:"seq"`
+	Speaker    string   `json:"speaker"`
+	Text       string   `json:"text"`
+	StartMS    *int64   `json:"start_ms"`
+	EndMS      *int64   `json:"end_ms"`
+	Confidence *float64 `json:"confidence"`
+}
+
+type bridgeEntriesInput struct {
+	Entries []bridgeEntry `json:"entries"`
+}
+
+// validateEntries checks every entry against lastSeq and returns them as
+// store entries; any invalid entry rejects the batch with a message naming
+// it.
+func validateEntries(in []bridgeEntry, interviewID string, lastSeq int64) ([]store.Entry, error) {
+	if in == nil {
+		return nil, invalid("entries", "is required")
+	}
+	if len(in) > maxBridgeEntries {
+		return nil, invalid("entries", "holds %d entries; at most %d per batch", len(in), maxBridgeEntries)
+	}
+	seen := make(map[int64]int, len(in))
+	out := make([]store.Entry, 0, len(in))
+	for i, e := range in {
+		field := func(name string) string { return fmt.Sprintf("entries[%d].%s", i, name) }
+		switch {
+		case e.Seq == nil:
+			return nil, invalid(field("seq"), "is required")
+		case *e.Seq < 1:
+			return nil, invalid(field("seq"), "must be at least 1, not %d", *e.Seq)
+		case *e.Seq > lastSeq+maxSeqJump:
+			return nil, invalid(field("seq"), "%d is more than %d past the last stored seq %d", *e.Seq, maxSeqJump, lastSeq)
+		case e.Speaker != store.SpeakerCandidate && e.Speaker != store.SpeakerInterviewer:
+			return nil, invalid(field("speaker"), "must be \"candidate\" or \"interviewer\", not %q", e.Speaker)
+		case strings.TrimSpace(e.Text) == "":
+			return nil, invalid(field("text"), "is empty")
+		case len(e.Text) > maxEntryTextLen:
+			return nil, invalid(field("text"), "is longer than %d bytes", maxEntryTextLen)
+		case e.StartMS == nil:
+			return nil, invalid(field("start_ms"), "is required")
+		case e.EndMS == nil:
+			return nil, invalid(field("end_ms"), "is required")
+		case *e.StartMS < 0:
+			return nil, invalid(field("start_ms"), "must not be negative")
+		case *e.EndMS < *e.StartMS:
+			return nil, invalid(field("end_ms"), "%d is before start_ms %d", *e.EndMS, *e.StartMS)
+		case e.Confidence != nil && (math.IsNaN(*e.Confidence) || *e.Confidence < 0 || *e.Confidence > 1):
+			return nil, invalid(field("confidence"), "must be between 0 and 1")
+		}
+		if j, dup := seen[*e.Seq]; dup {
+			return nil, invalid(field("seq"), "%d appears also in entries[%d]", *e.Seq, j)
+		}
+		seen[*e.Seq] = i
+		conf := 0.0
+		if e.Confidence != nil {
+			conf = *e.Confidence
+		}
+		out = append(out, store.Entry{
+			InterviewID: interviewID, Seq: *e.Seq, Speaker: e.Speaker, Text: strings.TrimSpace(e.Text),
+			StartMS: *e.StartMS, EndMS: *e.EndMS, Confidence: conf,
+		})
+	}
+	return out, nil
+}
+
+// handleBridgeEntries stores a batch of transcript entries. Seqs stored
+// before are skipped (a retried batch answers 200 and changes nothing);
+// only newly stored entries are published, after the commit.
+func (s *Server) handleBridgeEntries(c echo.Context) error {
+	var in bridgeEntriesInput
+	if err := decodeLimit(c, &in, bridgeBodyLimit); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	iv := bridgeInterview(c)
+	lastSeq, err := s.db.LastSeq(ctx, iv.TenantID, iv.ID)
+	if err != nil {
+		return fmt.Errorf("last seq: %w", err)
+	}
+	es, err := validateEntries(in.Entries, iv.ID, lastSeq)
+	if err != nil {
+		return err
+	}
+	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.ID, es)
+	if err != nil {
+		return fmt.Errorf("append entries: %w", err)
+	}
+	s.metrics.entries.Add(float64(len(inserted)))
+	slices.SortFunc(inserted, func(a, b store.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, e := range inserted {
+		s.hub.Publish("interview:"+iv.ID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
+	}
+	for _, e := range es {
+		lastSeq = max(lastSeq, e.Seq)
+	}
+	return c.JSON(http.StatusOK, map[string]int64{"received": int64(len(es)), "inserted": int64(len(inserted)), "last_seq": lastSeq})
+}
+
+type bridgeEventInput struct {
+	Type    string         `json:"type"`
+	MediaMS *int64         `json:"media_ms"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data"`
+}
+
+func (s *Server) handleBridgeEvents(c echo.Context) error {
+	var in bridgeEventInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if in.MediaMS != nil && *in.MediaMS < 0 {
+		return invalid("media_ms", "must not be negative")
+	}
+	if len(in.Message) > maxEventMessage {
+		return invalid("message", "is longer than %d bytes", maxEventMessage)
+	}
+	ctx := c.Request().Context()
+	iv := bridgeInterview(c)
+	data := map[string]any{}
+	if in.MediaMS != nil {
+		data["media_ms"] = *in.MediaMS
+	}
+	if in.Message != "" {
+		data["message"] = in.Message
+	}
+	if len(in.Data) > 0 {
+		data["data"] = in.Data
+	}
+	switch in.Type {
+	case "ready":
+		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "processor.ready", data); err != nil {
+			return fmt.Errorf("record processor.ready: %w", err)
+		}
+		if iv.Status == store.StatusStarting {
+			running, err := s.db.SetInterviewStatus(ctx, iv.TenantID, iv.ID, store.StatusRunning, store.StatusStarting)
+			switch {
+			case errors.Is(err, store.ErrConflict):
+				// start's own transition won the race; nothing to do.
+			case err != nil:
+				return fmt.Errorf("mark interview running: %w", err)
+			default:
+				s.publishStatus(running)
+			}
+		}
+	case "heartbeat":
+		if in.MediaMS == nil {
+			return invalid("media_ms", "is required for a heartbeat")
+		}
+		if err := s.db.RecordHeartbeat(ctx, iv.TenantID, iv.ID, *in.MediaMS, time.Now().UTC()); err != nil {
+			return fmt.Errorf("record heartbeat: %w", err)
+		}
+	case "ended":
+		// The processor has delivered everything; the control plane
+		// completes the interview in POST …/end (or supervision does).
+		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "processor.ended", data); err != nil {
+			return fmt.Errorf("record processor.ended: %w", err)
+		}
+	case "error":
+		if in.Message == "" {
+			return invalid("message", "is required for an error event")
+		}
+		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "error", data); err != nil {
+			return fmt.Errorf("record error event: %w", err)
+		}
+	case "":
+		return invalid("type", "is required")
+	default:
+		return invalid("type", "must be ready, heartbeat, ended or error, not %q", in.Type)
+	}
+	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
+}
+
+type bridgeStateJSON struct {
+	LastSeq int64        `json:"last_seq"`
+	MediaMS int64        `json:"media_ms"`
+	Status  store.Status `json:"status"`
+}
+
+func (s *Server) handleBridgeState(c echo.Context) error {
+	iv := bridgeInterview(c)
+	last, err := s.db.LastSeq(c.Request().Context(), iv.TenantID, iv.ID)
+	if err != nil {
+		return fmt.Errorf("last seq: %w", err)
+	}
+	return c.JSON(http.StatusOK, bridgeStateJSON{LastSeq: last, MediaMS: iv.MediaMS, Status: iv.Status})
+}
+
+// handleBridgeRecording stores the interview's Ogg/Opus recording at
+// <DataDir>/recordings/<tenant>/<interview>.ogg. The body is streamed to a
+// temporary file and renamed into place, so a reader never sees half a
+// file and a failed upload leaves the previous one.
+func (s *Server) handleBridgeRecording(c echo.Context) error {
+	req := c.Request()
+	mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	switch mt {
+	case "audio/ogg", "application/ogg", "audio/opus", echo.MIMEOctetStream:
+	default:
+		return errorf(CodeUnsupportedMedia, "the recording must be sent as Content-Type: audio/ogg")
+	}
+	limit := s.cfg.RecordingLimit
+	if req.ContentLength > limit {
+		return errorf(CodePayloadTooLarge, "the recording exceeds %d bytes", limit)
+	}
+	iv := bridgeInterview(c)
+	rel := filepath.Join(recordingsDir, iv.TenantID, iv.ID+recordingFileExt)
+	dst := filepath.Join(s.cfg.DataDir, rel)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("recordings dir: %w", err)
+	}
+	n, err := writeFileAtomic(dst, http.MaxBytesReader(c.Response(), req.Body, limit))
+	if err != nil {
+		return err
+	}
+	ctx := req.Context()
+	if err := s.db.SetRecording(ctx, iv.TenantID, iv.ID, filepath.ToSlash(rel)); err != nil {
+		return fmt.Errorf("record recording path: %w", err)
+	}
+	if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "recording.stored", map[string]int64{"bytes": n}); err != nil {
+		return fmt.Errorf("record recording.stored: %w", err)
+	}
+	return c.JSON(http.StatusOK, map[string]int64{"bytes": n})
+}
+
+// writeFileAtomic streams r to a temporary file beside dst, checks it is
+// Ogg, syncs it and renames it to dst.
+func writeFileAtomic(dst string, r io.Reader) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), ".upload-*")
+	if err != nil {
+		return 0, fmt.Errorf("temporary recording file: %w", err)
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	defer f.Close()
+
+	var magic [4]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return 0, err
+		}
+		return 0, errorf(CodeBadRequest, "the recording is empty or shorter than an Ogg page header")
+	}
+	if string(magic[:]) != "OggS" {
+		return 0, errorf(CodeBadRequest, "the recording is not an Ogg stream (it must start with \"OggS\")")
+	}
+	if _, err := f.Write(magic[:]); err != nil {
+		return 0, fmt.Errorf("write recording: %w", err)
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("receive recording: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sync recording: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("close recording: %w", err)
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return 0, fmt.Errorf("store recording: %w", err)
+	}
+	return n + int64(len(magic)), nil
+}
+
+// handleGetRecording serves an interview's recording to its tenant, with
+// Range support.
+func (s *Server) handleGetRecording(c echo.Context) error {
+	iv, err := s.db.Interview(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return notFound(err, "interview")
+	}
+	if iv.RecordingPath == "" {
+		return errorf(CodeNotFound, "this interview has no recording")
+	}
+	f, err := os.Open(filepath.Join(s.cfg.DataDir, filepath.FromSlash(iv.RecordingPath)))
+	if errors.Is(err, os.ErrNotExist) {
+		return errorf(CodeNotFound, "the recording file is missing from the data directory")
+	}
+	if err != nil {
+		return fmt.Errorf("open recording: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat recording: %w", err)
+	}
+	c.Response().Header().Set(echo.HeaderContentType, "audio/ogg")
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", iv.ID+recordingFileExt))
+	http.ServeContent(c.Response(), c.Request(), iv.ID+recordingFileExt, st.ModTime(), f)
+	return nil
+}

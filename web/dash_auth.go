@@ -1,0 +1,216 @@
+package web
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+	"candor/web/views"
+)
+
+// preSessionCookie carries the CSRF token of the forms shown before a
+// session exists (setup, login): the form's _csrf must equal the cookie
+// (double submit), so another site cannot sign a browser into an account
+// of its choosing.
+const preSessionCookie = "candor_precsrf"
+
+func (s *Server) preSessionToken(c echo.Context) string {
+	if ck, err := c.Cookie(preSessionCookie); err == nil && len(ck.Value) >= 32 {
+		return ck.Value
+	}
+	tok := randomToken()
+	c.SetCookie(&http.Cookie{
+		Name: preSessionCookie, Value: tok, Path: "/", MaxAge: 3600,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
+	return tok
+}
+
+func checkPreSessionToken(c echo.Context) bool {
+	ck, err := c.Cookie(preSessionCookie)
+	got := c.FormValue("_csrf")
+	return err == nil && ck.Value != "" && got != "" && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(got)) == 1
+}
+
+const staleFormMessage = "This form expired. Please try again."
+
+// handleRoot sends the visitor where they can start: setup on a fresh
+// install, the login page, or the interviews.
+func (s *Server) handleRoot(c echo.Context) error {
+	if principalOf(c) != nil {
+		return redirect(c, "/interviews")
+	}
+	n, err := s.db.CountUsers(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n == 0 {
+		return redirect(c, "/setup")
+	}
+	return redirect(c, "/login")
+}
+
+// setupOpen reports whether first-run setup may still happen: only while no
+// user exists at all.
+func (s *Server) setupOpen(c echo.Context) (bool, error) {
+	n, err := s.db.CountUsers(c.Request().Context())
+	if err != nil {
+		return false, fmt.Errorf("count users: %w", err)
+	}
+	return n == 0, nil
+}
+
+func (s *Server) handleSetupForm(c echo.Context) error {
+	open, err := s.setupOpen(c)
+	if err != nil {
+		return err
+	}
+	if !open {
+		return redirect(c, "/")
+	}
+	return s.renderSetup(c, http.StatusOK, views.SetupForm{}, nil)
+}
+
+func (s *Server) renderSetup(c echo.Context, status int, f views.SetupForm, errs views.FormErrors) error {
+	p, err := s.page(c, "Set up", "")
+	if err != nil {
+		return err
+	}
+	p.CSRF = s.preSessionToken(c)
+	return render(c, status, views.SetupPage(p, f, errs))
+}
+
+func (s *Server) handleSetup(c echo.Context) error {
+	open, err := s.setupOpen(c)
+	if err != nil {
+		return err
+	}
+	if !open {
+		return redirect(c, "/")
+	}
+	f := views.SetupForm{
+		Org:   strings.TrimSpace(c.FormValue("org")),
+		Name:  strings.TrimSpace(c.FormValue("name")),
+		Email: strings.ToLower(strings.TrimSpace(c.FormValue("email"))),
+	}
+	password := c.FormValue("password")
+	if !checkPreSessionToken(c) {
+		return s.renderSetup(c, http.StatusForbidden, f, views.FormErrors{"": staleFormMessage})
+	}
+	errs := views.FormErrors{}
+	if f.Org == "" {
+		errs["org"] = "Enter your organization's name."
+	} else if len(f.Org) > 100 {
+		errs["org"] = "Keep the name under 100 characters."
+	}
+	if f.Name == "" {
+		errs["name"] = "Enter your name."
+	}
+	if !validEmail(f.Email) {
+		errs["email"] = "Enter a valid email address."
+	}
+	if len(password) < minPasswordLen {
+		errs["password"] = fmt.Sprintf("Use at least %d characters.", minPasswordLen)
+	}
+	if len(errs) > 0 {
+		return s.renderSetup(c, http.StatusUnprocessableEntity, f, errs)
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	_, u, err := s.db.CreateTenantWithOwner(c.Request().Context(), f.Org, f.Email, f.Name, hash)
+	if errors.Is(err, store.ErrConflict) {
+		// Someone completed setup at the same moment.
+		return s.renderSetup(c, http.StatusConflict, f, views.FormErrors{"": "This organization or email exists already. Sign in instead."})
+	}
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	if err := s.startSession(c, u); err != nil {
+		return err
+	}
+	s.setFlash(c, "success", "Welcome to Candor. Create a position and a candidate to schedule your first interview.")
+	return redirect(c, "/interviews")
+}
+
+func (s *Server) handleLoginForm(c echo.Context) error {
+	next := safeNext(c.QueryParam("next"))
+	if principalOf(c) != nil {
+		return redirect(c, next)
+	}
+	open, err := s.setupOpen(c)
+	if err != nil {
+		return err
+	}
+	if open {
+		return redirect(c, "/setup")
+	}
+	return s.renderLogin(c, http.StatusOK, views.LoginForm{Next: c.QueryParam("next")}, nil)
+}
+
+func (s *Server) renderLogin(c echo.Context, status int, f views.LoginForm, errs views.FormErrors) error {
+	p, err := s.page(c, "Sign in", "")
+	if err != nil {
+		return err
+	}
+	p.CSRF = s.preSessionToken(c)
+	if f.Next != "" && safeNext(f.Next) != f.Next {
+		f.Next = ""
+	}
+	return render(c, status, views.LoginPage(p, f, errs))
+}
+
+func (s *Server) handleLogin(c echo.Context) error {
+	f := views.LoginForm{Email: strings.TrimSpace(c.FormValue("email")), Next: c.FormValue("next")}
+	password := c.FormValue("password")
+	if !checkPreSessionToken(c) {
+		return s.renderLogin(c, http.StatusForbidden, f, views.FormErrors{"": staleFormMessage})
+	}
+	errs := views.FormErrors{}
+	if f.Email == "" {
+		errs["email"] = "Enter your email."
+	}
+	if password == "" {
+		errs["password"] = "Enter your password."
+	}
+	if len(errs) > 0 {
+		return s.renderLogin(c, http.StatusUnprocessableEntity, f, errs)
+	}
+	u, err := s.checkLogin(c.Request().Context(), c.RealIP(), f.Email, password)
+	switch {
+	case errors.Is(err, errTooManyAttempts):
+		return s.renderLogin(c, http.StatusTooManyRequests, f, views.FormErrors{"": "Too many failed attempts. Wait 15 minutes and try again."})
+	case errors.Is(err, errBadLogin):
+		return s.renderLogin(c, http.StatusUnauthorized, f, views.FormErrors{"": "Email or password is wrong."})
+	case err != nil:
+		return err
+	}
+	if err := s.startSession(c, u); err != nil {
+		return err
+	}
+	return redirect(c, safeNext(f.Next))
+}
+
+func (s *Server) handleLogout(c echo.Context) error {
+	if err := s.endSession(c); err != nil {
+		return err
+	}
+	s.setFlash(c, "success", "You are signed out.")
+	return redirect(c, "/login")
+}
+
+// safeNext keeps a post-login redirect on this site: a local absolute path,
+// never "//host" or "/\host" (which browsers treat as another origin).
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") {
+		return "/interviews"
+	}
+	return next
+}

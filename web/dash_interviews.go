@@ -1,0 +1,155 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+	"candor/web/views"
+)
+
+// interviewListLimit bounds the interviews page; filters narrow it.
+const interviewListLimit = 500
+
+func (s *Server) handleInterviewsPage(c echo.Context) error {
+	filter := store.Status(c.QueryParam("status"))
+	if filter != "" && !filter.Valid() {
+		filter = ""
+	}
+	return s.renderInterviews(c, http.StatusOK, filter, views.InterviewForm{}, nil)
+}
+
+func (s *Server) renderInterviews(c echo.Context, status int, filter store.Status, f views.InterviewForm, errs views.FormErrors) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	ivs, err := s.db.ListInterviews(ctx, tenantID, store.InterviewFilter{Status: filter, Limit: interviewListLimit})
+	if err != nil {
+		return fmt.Errorf("list interviews: %w", err)
+	}
+	positions, err := s.db.ListPositions(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("list positions: %w", err)
+	}
+	candidates, err := s.db.ListCandidates(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("list candidates: %w", err)
+	}
+	titles := make(map[string]string, len(positions))
+	for _, p := range positions {
+		titles[p.ID] = p.Title
+	}
+	people := make(map[string]store.Candidate, len(candidates))
+	for _, c := range candidates {
+		people[c.ID] = c
+	}
+	d := views.Interviews{Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs}
+	for _, iv := range ivs {
+		cand := people[iv.CandidateID]
+		d.Rows = append(d.Rows, views.InterviewRow{
+			Interview:      iv,
+			CandidateName:  cand.Name,
+			CandidateEmail: cand.Email,
+			PositionTitle:  titles[iv.PositionID],
+			InviteURL:      s.inviteURL(iv.ID),
+		})
+	}
+	p, err := s.page(c, "Interviews", "interviews")
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.InterviewsPage(p, d))
+}
+
+func (s *Server) handleCreateInterviewForm(c echo.Context) error {
+	f := views.InterviewForm{
+		PositionID:  strings.TrimSpace(c.FormValue("position_id")),
+		CandidateID: strings.TrimSpace(c.FormValue("candidate_id")),
+		Region:      strings.TrimSpace(c.FormValue("region")),
+	}
+	errs := views.FormErrors{}
+	if f.PositionID == "" {
+		errs["position_id"] = "Choose a position."
+	}
+	if f.CandidateID == "" {
+		errs["candidate_id"] = "Choose a candidate."
+	}
+	if f.Region != "" && !regionRE.MatchString(f.Region) {
+		errs["region"] = "Use a region name such as ams, iad or local."
+	}
+	if len(errs) > 0 {
+		return s.renderInterviews(c, http.StatusUnprocessableEntity, "", f, errs)
+	}
+	iv, err := s.createInterview(c, principalOf(c).TenantID, interviewInput{PositionID: f.PositionID, CandidateID: f.CandidateID, Region: f.Region})
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.Code == CodeNotFound {
+		// A position or candidate removed (or of another tenant) meanwhile.
+		return s.renderInterviews(c, http.StatusUnprocessableEntity, "", f, views.FormErrors{"": "That position or candidate no longer exists."})
+	}
+	if err != nil {
+		return err
+	}
+	s.setFlash(c, "success", "Interview scheduled. Copy its invite link and send it to the candidate.")
+	return redirect(c, "/interviews/"+iv.ID)
+}
+
+func (s *Server) handleInterviewPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	iv, err := s.db.Interview(ctx, tenantID, c.Param("id"))
+	if err != nil {
+		return fmt.Errorf("load interview: %w", err)
+	}
+	d := views.InterviewDetail{Interview: iv}
+	if d.Candidate, err = s.db.Candidate(ctx, tenantID, iv.CandidateID); err != nil {
+		return fmt.Errorf("load candidate: %w", err)
+	}
+	if d.Position, err = s.db.Position(ctx, tenantID, iv.PositionID); err != nil {
+		return fmt.Errorf("load position: %w", err)
+	}
+	machines, err := s.db.ListMachines(ctx, tenantID, iv.ID)
+	if err != nil {
+		return fmt.Errorf("list machines: %w", err)
+	}
+	now := time.Now()
+	for i := range machines {
+		m := machines[i]
+		d.MachineSeconds += machineSeconds(m, now)
+		if d.Machine == nil || m.CreatedAt.After(d.Machine.CreatedAt) {
+			d.Machine = &m
+		}
+	}
+	if d.Entries, err = s.db.Entries(ctx, tenantID, iv.ID, 0); err != nil {
+		return fmt.Errorf("load transcript: %w", err)
+	}
+	if d.Events, err = s.db.Events(ctx, tenantID, iv.ID); err != nil {
+		return fmt.Errorf("load events: %w", err)
+	}
+	if !iv.Status.Terminal() {
+		d.InviteURL = s.inviteURL(iv.ID)
+	}
+	if iv.RecordingPath != "" {
+		d.RecordingURL = "/api/v1/interviews/" + iv.ID + "/recording"
+	}
+	p, err := s.page(c, d.Candidate.Name, "interviews")
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.InterviewPage(p, d))
+}
+
+// machineSeconds is a machine's billed time, or for a machine still alive
+// the time it has run so far.
+func machineSeconds(m store.Machine, now time.Time) float64 {
+	if m.SecondsBilled > 0 || m.DestroyedAt != nil {
+		if m.SecondsBilled == 0 && m.DestroyedAt != nil {
+			return m.DestroyedAt.Sub(m.CreatedAt).Seconds()
+		}
+		return m.SecondsBilled
+	}
+	return max(0, now.Sub(m.CreatedAt).Seconds())
+}

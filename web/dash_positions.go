@@ -1,0 +1,171 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+	"candor/web/views"
+)
+
+// maxRubricWeight is the largest weight positionInput.validate accepts.
+const maxRubricWeight = 100
+
+func (s *Server) handlePositionsPage(c echo.Context) error {
+	positions, err := s.db.ListPositions(c.Request().Context(), principalOf(c).TenantID)
+	if err != nil {
+		return fmt.Errorf("list positions: %w", err)
+	}
+	p, err := s.page(c, "Positions", "positions")
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.PositionsPage(p, positions))
+}
+
+func (s *Server) handleNewPositionPage(c echo.Context) error {
+	return s.renderPosition(c, http.StatusOK, views.PositionForm{}, nil)
+}
+
+func (s *Server) handlePositionPage(c echo.Context) error {
+	pos, err := s.db.Position(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return fmt.Errorf("load position: %w", err)
+	}
+	return s.renderPosition(c, http.StatusOK, views.PositionFormFrom(pos), nil)
+}
+
+func (s *Server) renderPosition(c echo.Context, status int, f views.PositionForm, errs views.FormErrors) error {
+	title := f.Title
+	if f.ID == "" {
+		title = "New position"
+	}
+	p, err := s.page(c, title, "positions")
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.PositionPage(p, f, errs))
+}
+
+func (s *Server) handleCreatePositionForm(c echo.Context) error {
+	f, pos, errs := readPositionForm(c)
+	if len(errs) > 0 {
+		return s.renderPosition(c, http.StatusUnprocessableEntity, f, errs)
+	}
+	now := time.Now().UTC()
+	pos.TenantID, pos.ID, pos.CreatedAt, pos.UpdatedAt = principalOf(c).TenantID, store.NewID("pos_"), now, now
+	created, err := s.db.CreatePosition(c.Request().Context(), pos)
+	if err != nil {
+		return fmt.Errorf("create position: %w", err)
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Position “%s” created.", created.Title))
+	return redirect(c, "/positions")
+}
+
+func (s *Server) handleUpdatePositionForm(c echo.Context) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	old, err := s.db.Position(ctx, tenantID, c.Param("id"))
+	if err != nil {
+		return fmt.Errorf("load position: %w", err)
+	}
+	f, pos, errs := readPositionForm(c)
+	f.ID = old.ID
+	if len(errs) > 0 {
+		return s.renderPosition(c, http.StatusUnprocessableEntity, f, errs)
+	}
+	pos.ID, pos.TenantID, pos.CreatedAt, pos.UpdatedAt = old.ID, tenantID, old.CreatedAt, time.Now().UTC()
+	if _, err := s.db.UpdatePosition(ctx, pos); err != nil {
+		return fmt.Errorf("update position: %w", err)
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Position “%s” saved.", pos.Title))
+	return redirect(c, "/positions/"+old.ID)
+}
+
+// readPositionForm parses the editor: questions one per line (the JS editor
+// writes the same textarea), rubric rows as parallel repeated fields. Rows
+// left entirely empty are dropped.
+func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views.FormErrors) {
+	f := views.PositionForm{
+		Title:       strings.TrimSpace(c.FormValue("title")),
+		Description: strings.TrimSpace(c.FormValue("description")),
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(c.FormValue("questions"), "\r\n", "\n"), "\n") {
+		if q := strings.TrimSpace(line); q != "" {
+			f.Questions = append(f.Questions, q)
+		}
+	}
+	form, _ := c.FormParams()
+	names, descs, weights := form["rubric_name"], form["rubric_description"], form["rubric_weight"]
+	for i := range max(len(names), len(descs), len(weights)) {
+		r := views.RubricRow{Name: strings.TrimSpace(at(names, i)), Description: strings.TrimSpace(at(descs, i)), Weight: strings.TrimSpace(at(weights, i))}
+		if r != (views.RubricRow{}) {
+			f.Rubric = append(f.Rubric, r)
+		}
+	}
+
+	errs := views.FormErrors{}
+	switch {
+	case f.Title == "":
+		errs["title"] = "Give the position a title."
+	case utf8.RuneCountInString(f.Title) > apiMaxTitleLen:
+		errs["title"] = fmt.Sprintf("Keep the title under %d characters.", apiMaxTitleLen)
+	}
+	switch {
+	case len(f.Questions) == 0:
+		errs["questions"] = "Add at least one question for the interviewer to ask."
+	case len(f.Questions) > apiMaxQuestions:
+		errs["questions"] = fmt.Sprintf("Plan at most %d questions.", apiMaxQuestions)
+	}
+	for _, q := range f.Questions {
+		if utf8.RuneCountInString(q) > apiMaxQuestionLen {
+			errs["questions"] = fmt.Sprintf("Keep each question under %d characters.", apiMaxQuestionLen)
+		}
+	}
+	if utf8.RuneCountInString(f.Description) > apiMaxDescriptionLen {
+		errs["description"] = fmt.Sprintf("Keep the description under %d characters.", apiMaxDescriptionLen)
+	}
+	if len(f.Rubric) > apiMaxRubricItems {
+		errs["rubric"] = fmt.Sprintf("Use at most %d criteria.", apiMaxRubricItems)
+	}
+	pos := store.Position{Title: f.Title, Description: f.Description, Questions: f.Questions}
+	for i, r := range f.Rubric {
+		w := 1.0
+		if r.Weight != "" {
+			v, err := strconv.ParseFloat(r.Weight, 64)
+			if err != nil || math.IsNaN(v) || v < 0 || v > maxRubricWeight {
+				errs["rubric_weight_"+strconv.Itoa(i)] = fmt.Sprintf("A weight is a number from 0 to %d.", maxRubricWeight)
+				continue
+			}
+			w = v
+		}
+		if r.Name == "" {
+			errs["rubric"] = "Every criterion needs a name."
+			continue
+		}
+		pos.Rubric = append(pos.Rubric, store.RubricItem{Name: r.Name, Description: r.Description, Weight: w})
+	}
+	if len(errs) == 0 {
+		// The API's rules are the last word, so both doors accept the same.
+		in := positionInput{Title: pos.Title, Description: pos.Description, Questions: pos.Questions, Rubric: pos.Rubric}
+		if err := in.validate(); err != nil {
+			errs[""] = err.Error()
+		}
+		pos.Questions, pos.Rubric = in.Questions, in.Rubric
+	}
+	return f, pos, errs
+}
+
+func at(vs []string, i int) string {
+	if i < len(vs) {
+		return vs[i]
+	}
+	return ""
+}

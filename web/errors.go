@@ -1,0 +1,164 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+)
+
+// Error codes of the API. Each maps to one HTTP status in errorStatus.
+const (
+	CodeBadRequest         = "bad_request"
+	CodeUnauthorized       = "unauthorized"
+	CodeForbidden          = "forbidden"
+	CodeNotFound           = "not_found"
+	CodeMethodNotAllowed   = "method_not_allowed"
+	CodeConflict           = "conflict"
+	CodePayloadTooLarge    = "payload_too_large"
+	CodeUnsupportedMedia   = "unsupported_media_type"
+	CodeTooManyRequests    = "too_many_requests"
+	CodeInternal           = "internal"
+	CodeNotImplemented     = "not_implemented"
+	CodeBadGateway         = "bad_gateway"
+	CodeServiceUnavailable = "service_unavailable"
+)
+
+var errorStatus = map[string]int{
+	CodeBadRequest:         http.StatusBadRequest,
+	CodeUnauthorized:       http.StatusUnauthorized,
+	CodeForbidden:          http.StatusForbidden,
+	CodeNotFound:           http.StatusNotFound,
+	CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	CodeConflict:           http.StatusConflict,
+	CodePayloadTooLarge:    http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	CodeTooManyRequests:    http.StatusTooManyRequests,
+	CodeInternal:           http.StatusInternalServerError,
+	CodeNotImplemented:     http.StatusNotImplemented,
+	CodeBadGateway:         http.StatusBadGateway,
+	CodeServiceUnavailable: http.StatusServiceUnavailable,
+}
+
+// codeOfStatus is errorStatus inverted, for errors that arrive as a bare
+// status (echo's router, middleware).
+var codeOfStatus = func() map[int]string {
+	m := make(map[int]string, len(errorStatus))
+	for code, status := range errorStatus {
+		m[status] = code
+	}
+	return m
+}()
+
+// Error is an error a client may see: Message is shown as is, so it must
+// say what went wrong in the client's terms and leak nothing internal.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Status is the HTTP status of e.
+func (e *Error) Status() int {
+	if st, ok := errorStatus[e.Code]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
+// errorf returns an *Error with a formatted message.
+func errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// invalid reports a bad value of one request field.
+func invalid(field, format string, args ...any) *Error {
+	return &Error{Code: CodeBadRequest, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// publicError turns any error into what the client is told, and whether it
+// is internal (a cause the operator must see in the log).
+func publicError(err error) (e *Error, internal bool) {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae, ae.Status() >= 500 && ae.Code == CodeInternal
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code, ok := codeOfStatus[he.Code]
+		if !ok {
+			code = CodeInternal
+			if he.Code < 500 {
+				code = CodeBadRequest
+			}
+		}
+		msg := strings.ToLower(http.StatusText(he.Code))
+		if m, ok := he.Message.(string); ok && m != "" {
+			msg = strings.ToLower(m[:1]) + m[1:]
+		}
+		if he.Code >= 500 {
+			return &Error{Code: code, Message: "internal error"}, true
+		}
+		return &Error{Code: code, Message: msg}, false
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errorf(CodePayloadTooLarge, "request body exceeds %d bytes", tooBig.Limit), false
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(CodeNotFound, "not found"), false
+	case errors.Is(err, store.ErrConflict):
+		return errorf(CodeConflict, "conflicts with the current state"), false
+	case errors.Is(err, store.ErrInvalid):
+		return errorf(CodeBadRequest, "the request breaks a rule of the data model"), false
+	}
+	return &Error{Code: CodeInternal, Message: "internal error; the request ID in X-Request-Id helps the operator find the cause"}, true
+}
+
+// handleError is echo's HTTPErrorHandler: the one place errors become
+// answers. JSON for the API (/api, /p) and for clients that ask for JSON;
+// the dashboard's error page (renderErrorPage) or plain text otherwise.
+// Internal causes are logged by logRequests, not here.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	pe, _ := publicError(err)
+	status := pe.Status()
+	req := c.Request()
+	if req.Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	var werr error
+	switch {
+	case wantsJSON(req):
+		werr = c.JSON(status, map[string]*Error{"error": pe})
+	case s.renderErrorPage != nil:
+		werr = s.renderErrorPage(c, status, pe.Message)
+	default:
+		werr = c.String(status, pe.Message)
+	}
+	if werr != nil {
+		s.log.Warn("writing error answer", "err", werr, "path", req.URL.Path)
+	}
+}
+
+func wantsJSON(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "/api" || strings.HasPrefix(p, "/api/") || p == "/p" || strings.HasPrefix(p, "/p/") {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	if strings.Contains(accept, "text/html") {
+		return false
+	}
+	return strings.Contains(accept, "application/json") ||
+		strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON)
+}

@@ -1,0 +1,75 @@
+package web
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus collectors, in a registry the server
+// owns (or the one given in Config.Registry).
+type metrics struct {
+	registry         *prometheus.Registry
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	entries          prometheus.Counter
+	launches         *prometheus.CounterVec
+	interviewsEnded  prometheus.Counter
+	machineSecondsOK prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &metrics{
+		registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_http_requests_total",
+			Help: "HTTP requests answered, by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "candor_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by method and route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"method", "route"}),
+		entries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_transcript_entries_total",
+			Help: "Transcript entries stored from processors (duplicates excluded).",
+		}),
+		launches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_machine_launches_total",
+			Help: "Interview machine launches, by result (ok, failed).",
+		}, []string{"result"}),
+		interviewsEnded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_interviews_ended_total",
+			Help: "Interviews ended through the API.",
+		}),
+		machineSecondsOK: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_machine_seconds_total",
+			Help: "Machine seconds billed for interviews ended through the API.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.entries, m.launches, m.interviewsEnded, m.machineSecondsOK} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("web: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+func (s *Server) handleMetrics(c echo.Context) error {
+	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}

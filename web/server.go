@@ -1,0 +1,304 @@
+// Package web is Candor's control-plane HTTP server: the REST API, the bridge
+// API processors report to, the realtime endpoint, auth, and (in dash_*.go)
+// the recruiter dashboard. Errors become HTTP answers in one place,
+// Server.handleError.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"candor/fly"
+	"candor/realtime"
+	"candor/store"
+)
+
+// Config is what the control plane's HTTP server needs to know.
+type Config struct {
+	Addr      string
+	PublicURL string // the one address by which browsers and processors reach the control plane
+	DataDir   string // recordings live under <DataDir>/recordings
+	Version   string
+
+	BodyLimit           int64         // JSON request bodies; default 1 MiB
+	InviteTTL           time.Duration // how long an invite link works; default 7 days
+	DefaultRegion       string
+	PricePerMachineHour float64 // for cost estimates; default 0.0079 (USD)
+	SecretKey           []byte  // HMAC key of invite and processor tokens
+	SecureCookies       bool
+
+	// Additive to the team seam (all optional):
+
+	// ProcessorEnv is added to every processor's environment (e.g.
+	// CANDOR_STT, CANDOR_INTERVIEWER) on top of what the backend sets.
+	ProcessorEnv map[string]string
+	// RecordingLimit caps an uploaded recording; default 200 MiB.
+	RecordingLimit int64
+	// Registry receives the server's metrics and is served at /metrics; nil
+	// makes a fresh one (with Go and process collectors).
+	Registry *prometheus.Registry
+	// EndTimeout bounds the processor's flush at POST /end; default 2 minutes.
+	EndTimeout time.Duration
+	// LaunchTimeout bounds Machines.Launch; default 3 minutes.
+	LaunchTimeout time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if c.InviteTTL <= 0 {
+		c.InviteTTL = 7 * 24 * time.Hour
+	}
+	if c.PricePerMachineHour <= 0 {
+		c.PricePerMachineHour = 0.0079
+	}
+	if c.RecordingLimit <= 0 {
+		c.RecordingLimit = 200 << 20
+	}
+	if c.EndTimeout <= 0 {
+		c.EndTimeout = 2 * time.Minute
+	}
+	if c.LaunchTimeout <= 0 {
+		c.LaunchTimeout = 3 * time.Minute
+	}
+	if len(c.SecretKey) < 16 {
+		return errors.New("web: Config.SecretKey must hold at least 16 bytes")
+	}
+	if c.PublicURL == "" {
+		if c.Addr == "" {
+			return errors.New("web: Config.PublicURL (or Addr) is required")
+		}
+		c.PublicURL = "http://" + c.Addr
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("web: Config.PublicURL %q is not an absolute http(s) URL", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.DataDir == "" {
+		return errors.New("web: Config.DataDir is required")
+	}
+	return nil
+}
+
+// Server is the control plane's HTTP side. Build it with New, serve
+// Handler(), and Close it after the http.Server has shut down.
+type Server struct {
+	cfg      Config
+	db       *store.DB
+	hub      *realtime.Hub
+	machines fly.Machines
+	log      *slog.Logger
+	e        *echo.Echo
+
+	// renderErrorPage, when set (by the dashboard), renders the error page
+	// for browser requests outside /api and /p. nil answers plain text.
+	renderErrorPage func(c echo.Context, status int, msg string) error
+
+	metrics  *metrics
+	logins   *loginLimiter
+	upgrader *websocket.Upgrader
+	locks    interviewLocks
+	// processorClient talks to processors (POST /end).
+	processorClient *http.Client
+
+	// ctx is cancelled by Close; long-lived work (websocket connections,
+	// launches) derives from it and is counted in wg.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// New builds the server and its routes. machines may be nil: starting and
+// ending interviews then answer 501.
+func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log *slog.Logger) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if db == nil || hub == nil || log == nil {
+		return nil, errors.New("web: New needs a store, a hub and a logger")
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:             cfg,
+		db:              db,
+		hub:             hub,
+		machines:        machines,
+		log:             log,
+		metrics:         m,
+		logins:          newLoginLimiter(5, 15*time.Minute),
+		processorClient: &http.Client{},
+		ctx:             ctx,
+		cancel:          cancel,
+	}
+	// Origin is checked in handleRealtime, where the kind of credential
+	// is known.
+	s.upgrader = realtime.NewUpgrader(func(*http.Request) bool { return true })
+	s.e = s.newEcho()
+	return s, nil
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Close cancels long-lived work the server owns (websocket connections,
+// machine launches in flight) and waits for it. Call it after the
+// http.Server has shut down.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	// Login rate limits key on the client address: trust only the peer,
+	// never X-Forwarded-For from arbitrary clients.
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	e.Use(middleware.RequestID())
+	e.Use(s.logRequests)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		// The panic becomes an error that logRequests answers and logs
+		// once, with the stack.
+		DisableErrorHandler: true,
+		DisableStackAll:     true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			return fmt.Errorf("panic: %w\n%s", err, stack)
+		},
+	}))
+
+	e.GET("/healthz", s.handleHealth)
+	e.GET("/metrics", s.handleMetrics)
+
+	s.apiRoutes()
+	s.bridgeRoutes()
+	s.dashboardRoutes()
+	return e
+}
+
+// apiRoutes registers the REST API of DESIGN §5 and the realtime endpoint.
+func (s *Server) apiRoutes() {
+	api := s.e.Group("/api/v1", s.apiAuth)
+	write := s.requireRole(store.RoleOwner, store.RoleRecruiter)
+
+	api.POST("/positions", s.handleCreatePosition, write)
+	api.GET("/positions", s.handleListPositions)
+	api.GET("/positions/:id", s.handleGetPosition)
+	api.PUT("/positions/:id", s.handleUpdatePosition, write)
+
+	api.POST("/candidates", s.handleCreateCandidate, write)
+	api.GET("/candidates", s.handleListCandidates)
+	api.GET("/candidates/:id", s.handleGetCandidate)
+
+	api.POST("/interviews", s.handleCreateInterview, write)
+	api.GET("/interviews", s.handleListInterviews)
+	api.GET("/interviews/:id", s.handleGetInterview)
+	api.POST("/interviews/:id/start", s.handleStartInterview, write)
+	api.POST("/interviews/:id/end", s.handleEndInterview, write)
+	api.GET("/interviews/:id/transcript", s.handleTranscript)
+	api.GET("/interviews/:id/events", s.handleEvents)
+	api.GET("/interviews/:id/recording", s.handleGetRecording)
+
+	api.GET("/realtime", s.handleRealtime)
+}
+
+// bridgeRoutes registers the processor → control API. Its own auth (the
+// per-interview processor token) replaces apiAuth.
+func (s *Server) bridgeRoutes() {
+	b := s.e.Group("/api/v1/bridge/interviews/:id", s.bridgeAuth)
+	b.POST("/entries", s.handleBridgeEntries)
+	b.POST("/events", s.handleBridgeEvents)
+	b.GET("/state", s.handleBridgeState)
+	b.PUT("/recording", s.handleBridgeRecording)
+}
+
+func (s *Server) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// logRequests logs every request once, at the boundary. Errors are turned
+// into answers here (so the status is known) and internal ones are logged
+// with their cause.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req, res := c.Request(), c.Response()
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		elapsed := time.Since(start)
+		s.metrics.observe(req.Method, route, res.Status, elapsed)
+
+		attrs := []slog.Attr{
+			slog.String("method", req.Method),
+			slog.String("path", req.URL.Path),
+			slog.Int("status", res.Status),
+			slog.Duration("elapsed", elapsed),
+			slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
+			slog.String("ip", c.RealIP()),
+		}
+		level := slog.LevelInfo
+		if res.Status >= 500 {
+			level = slog.LevelError
+			if err != nil {
+				attrs = append(attrs, slog.String("err", err.Error()))
+			}
+		}
+		s.log.LogAttrs(req.Context(), level, "http request", attrs...)
+		return nil
+	}
+}
+
+// owned returns a context for work that must not die with its request (a
+// machine launch, a websocket connection) but must end with the server:
+// Close cancels it and waits until done is called.
+func (s *Server) owned(timeout time.Duration) (ctx context.Context, done func()) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		ctx, cancel := context.WithCancel(s.ctx)
+		return ctx, cancel
+	}
+	s.wg.Add(1)
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(s.ctx, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(s.ctx)
+	}
+	return ctx, func() {
+		cancel()
+		s.wg.Done()
+	}
+}

@@ -1,0 +1,277 @@
+// Candor dashboard: small progressive enhancements. Every page works without
+// this file; it adds clipboard buttons, inline start/end calls to the REST
+// API, confirmations, and the question-plan and rubric editors.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute("content") : "";
+  }
+
+  // Exposed for live.js and tests.
+  window.Candor = window.Candor || {};
+  window.Candor.csrfToken = csrfToken;
+
+  // --- Copy to clipboard -------------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain-http deployments have no async clipboard: fall back to a
+    // temporary selection.
+    return new Promise(function (resolve, reject) {
+      var ta = document.createElement("textarea");
+      ta.value = text;
+      ta.setAttribute("readonly", "");
+      ta.style.position = "fixed";
+      ta.style.opacity = "0";
+      document.body.appendChild(ta);
+      ta.select();
+      try {
+        document.execCommand("copy") ? resolve() : reject(new Error("copy refused"));
+      } catch (e) {
+        reject(e);
+      } finally {
+        document.body.removeChild(ta);
+      }
+    });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-copy]");
+    if (!btn) return;
+    var label = btn.textContent;
+    copyText(btn.getAttribute("data-copy")).then(function () {
+      btn.classList.add("copied");
+      btn.textContent = "Copied";
+    }, function () {
+      window.prompt("Copy this link:", btn.getAttribute("data-copy"));
+    }).then(function () {
+      setTimeout(function () {
+        btn.classList.remove("copied");
+        btn.textContent = label;
+      }, 1600);
+    });
+  });
+
+  // --- Start / end through the REST API -----------------------------------
+  function showActionMessage(text, isError) {
+    var box = document.querySelector("[data-testid=action-message]");
+    if (!box) {
+      window.alert(text);
+      return;
+    }
+    box.textContent = text;
+    box.classList.toggle("error", !!isError);
+    box.hidden = false;
+  }
+
+  function describeFailure(res, body) {
+    var msg = body && body.error && body.error.message;
+    if (res.status === 501) {
+      return "Interview machines are not available on this server yet, so interviews cannot be started or ended here. " +
+        "Configure a machine provider and try again." + (msg ? " (" + msg + ")" : "");
+    }
+    if (res.status === 409) return "That is not possible in the interview's current state" + (msg ? ": " + msg : ".");
+    if (res.status === 401) return "Your session has ended. Sign in again.";
+    if (res.status === 403) return "You do not have permission to do that.";
+    return "The request failed" + (msg ? ": " + msg : " (HTTP " + res.status + ").");
+  }
+
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("button[data-action][data-interview]");
+    if (!btn) return;
+    var action = btn.getAttribute("data-action");
+    var id = btn.getAttribute("data-interview");
+    if (action === "end" && !window.confirm("End this interview now? The transcript is finalized and the machine destroyed.")) return;
+    btn.disabled = true;
+    var label = btn.textContent;
+    btn.textContent = action === "start" ? "Starting…" : "Ending…";
+    fetch("/api/v1/interviews/" + encodeURIComponent(id) + "/" + action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrfToken(), "Accept": "application/json" }
+    }).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (body) {
+        if (res.ok) {
+          showActionMessage(action === "start" ? "Interview started." : "Interview ended.", false);
+          setTimeout(function () { window.location.reload(); }, 600);
+          return;
+        }
+        showActionMessage(describeFailure(res, body), true);
+        btn.disabled = false;
+        btn.textContent = label;
+      });
+    }, function () {
+      showActionMessage("Could not reach the server. Check your connection and try again.", true);
+      btn.disabled = false;
+      btn.textContent = label;
+    });
+  });
+
+  // --- Confirmations and auto-submit --------------------------------------
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var q = form.getAttribute && form.getAttribute("data-confirm");
+    if (q && !window.confirm(q)) ev.preventDefault();
+  });
+
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
+    var form = sel.form;
+    var button = form && form.querySelector("[data-autosubmit-button]");
+    if (button) button.hidden = true;
+    sel.addEventListener("change", function () { form.requestSubmit ? form.requestSubmit() : form.submit(); });
+  });
+
+  // --- Question plan editor -----------------------------------------------
+  // The server reads the textarea (one question per line). The editor hides
+  // it, shows one input per question with reorder/remove buttons, and writes
+  // the list back into the textarea on every change.
+  function iconButton(label, text, attr) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn btn-icon";
+    b.setAttribute("aria-label", label);
+    b.setAttribute(attr, "");
+    b.textContent = text;
+    return b;
+  }
+
+  function enhanceQuestions(box) {
+    var ta = box.querySelector("textarea");
+    if (!ta || ta.closest("fieldset:disabled")) return;
+    var list = document.createElement("ol");
+    list.className = "question-list";
+    list.setAttribute("data-testid", "question-list");
+    var add = document.createElement("button");
+    add.type = "button";
+    add.className = "btn btn-sm";
+    add.textContent = "Add question";
+    add.setAttribute("data-testid", "question-add");
+
+    function sync() {
+      var lines = [];
+      list.querySelectorAll("input").forEach(function (inp) {
+        var v = inp.value.replace(/\s+/g, " ").trim();
+        if (v) lines.push(v);
+      });
+      ta.value = lines.join("\n");
+    }
+
+    function renumber() {
+      var rows = list.children;
+      for (var i = 0; i < rows.length; i++) {
+        var inp = rows[i].querySelector("input");
+        inp.setAttribute("aria-label", "Question " + (i + 1));
+        rows[i].querySelector("[data-up]").disabled = i === 0;
+        rows[i].querySelector("[data-down]").disabled = i === rows.length - 1;
+      }
+    }
+
+    function addRow(text, focus) {
+      var li = document.createElement("li");
+      li.className = "question-row";
+      li.setAttribute("data-testid", "question-row");
+      var inp = document.createElement("input");
+      inp.type = "text";
+      inp.value = text;
+      inp.placeholder = "e.g. Tell me about a project you are proud of.";
+      inp.setAttribute("data-testid", "question-input");
+      inp.addEventListener("input", sync);
+      inp.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter") {
+          ev.preventDefault();
+          addRow("", true);
+        }
+      });
+      var btns = document.createElement("div");
+      btns.className = "row-buttons";
+      btns.appendChild(iconButton("Move up", "↑", "data-up"));
+      btns.appendChild(iconButton("Move down", "↓", "data-down"));
+      btns.appendChild(iconButton("Remove question", "×", "data-remove"));
+      li.appendChild(inp);
+      li.appendChild(btns);
+      list.appendChild(li);
+      renumber();
+      if (focus) inp.focus();
+    }
+
+    list.addEventListener("click", function (ev) {
+      var b = ev.target.closest("button");
+      if (!b) return;
+      var li = b.closest("li");
+      if (b.hasAttribute("data-up") && li.previousElementSibling) {
+        list.insertBefore(li, li.previousElementSibling);
+      } else if (b.hasAttribute("data-down") && li.nextElementSibling) {
+        list.insertBefore(li.nextElementSibling, li);
+      } else if (b.hasAttribute("data-remove")) {
+        li.remove();
+        if (!list.children.length) addRow("", false);
+      }
+      renumber();
+      sync();
+    });
+    add.addEventListener("click", function () { addRow("", true); });
+
+    var lines = ta.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
+    if (!lines.length) lines = [""];
+    lines.forEach(function (l) { addRow(l, false); });
+    ta.hidden = true;
+    ta.after(list, add);
+    ta.form.addEventListener("submit", sync);
+  }
+
+  // --- Rubric editor ------------------------------------------------------
+  // Rows are plain repeated inputs the server reads in order; JS adds rows
+  // and remove buttons and drops the spare empty rows rendered for no-JS use.
+  function enhanceRubric(box) {
+    if (box.closest("fieldset:disabled")) return;
+    var list = box.querySelector(".rubric-rows");
+    var add = box.querySelector("[data-rubric-add]");
+    if (!list || !add) return;
+    var template = list.lastElementChild.cloneNode(true);
+    var counter = list.children.length;
+
+    function isEmpty(li) {
+      return Array.prototype.every.call(li.querySelectorAll("input"), function (i) { return !i.value.trim(); });
+    }
+    var rows = Array.prototype.slice.call(list.children);
+    var filled = rows.filter(function (li) { return !isEmpty(li); }).length;
+    rows.forEach(function (li) {
+      if (isEmpty(li) && (filled > 0 || li !== rows[0])) li.remove();
+    });
+    if (!list.children.length) list.appendChild(template.cloneNode(true));
+
+    function showRemove() {
+      list.querySelectorAll("[data-rubric-remove]").forEach(function (b) { b.hidden = false; });
+    }
+    list.addEventListener("click", function (ev) {
+      var b = ev.target.closest("[data-rubric-remove]");
+      if (!b) return;
+      b.closest("li").remove();
+      if (!list.children.length) add.click();
+    });
+    add.addEventListener("click", function () {
+      var li = template.cloneNode(true);
+      li.querySelectorAll("input").forEach(function (inp) {
+        inp.value = "";
+        inp.removeAttribute("aria-invalid");
+        var base = inp.id.replace(/_\d+$/, "");
+        inp.id = base + "_" + counter;
+        var lab = li.querySelector('label[for^="' + base + '_"]');
+        if (lab) lab.setAttribute("for", inp.id);
+      });
+      li.querySelectorAll(".field-error").forEach(function (e) { e.remove(); });
+      counter++;
+      list.appendChild(li);
+      showRemove();
+      li.querySelector("input").focus();
+    });
+    add.hidden = false;
+    showRemove();
+  }
+
+  document.querySelectorAll("[data-question-editor]").forEach(enhanceQuestions);
+  document.querySelectorAll("[data-rubric-editor]").forEach(enhanceRubric);
+})();
