@@ -1,12 +1,14 @@
 package fly
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -44,6 +46,10 @@ type FlyConfig struct {
 	RetryBase    time.Duration // first backoff after a 429/5xx; default 250 ms
 	MaxAttempts  int           // per API call; default 5
 	HTTPClient   *http.Client  // for /healthz through the proxy; default: 10 s timeout
+	// WarmPerRegion keeps that many stopped (never started) machines per
+	// region in every tenant app that has launched there, so a launch only
+	// updates and starts one instead of creating it. Nil disables.
+	WarmPerRegion map[string]int
 }
 
 // Fly runs each interview on a Fly Machine in its tenant's app.
@@ -56,6 +62,8 @@ type Fly struct {
 	mu      sync.Mutex
 	apps    map[string]bool          // apps known to exist
 	secrets map[string]secretsSynced // last secrets written per app
+
+	pool warmPool
 }
 
 type secretsSynced struct {
@@ -127,11 +135,19 @@ func NewFly(cfg FlyConfig, log *slog.Logger) (*Fly, error) {
 	api, err := flaps.NewWithOptions(context.Background(), flaps.NewClientOpts{
 		UserAgent: "candor",
 		Tokens:    tokens.Parse(cfg.Token),
+		Transport: bodyPerAttempt{base: http.DefaultTransport.(*http.Transport).Clone()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fly: machines API client: %w", err)
 	}
-	return &Fly{cfg: cfg, log: log, api: api, http: cfg.HTTPClient, apps: make(map[string]bool), secrets: make(map[string]secretsSynced)}, nil
+	f := &Fly{cfg: cfg, log: log, api: api, http: cfg.HTTPClient, apps: make(map[string]bool), secrets: make(map[string]secretsSynced)}
+	f.pool.init()
+	if len(cfg.WarmPerRegion) > 0 {
+		go f.keepWarm()
+	} else {
+		close(f.pool.done)
+	}
+	return f, nil
 }
 
 var slugUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -171,9 +187,26 @@ func (f *Fly) Launch(ctx context.Context, s Spec) (Machine, error) {
 		return Machine{}, err
 	}
 	in := f.machineInput(s, minSecrets)
-	fm, err := f.create(ctx, app, in)
-	if err != nil {
-		return Machine{}, err
+	key := poolKey{app: app, region: in.Region}
+	if f.cfg.WarmPerRegion[key.region] > 0 {
+		if err := f.adoptWarm(ctx, key); err != nil {
+			f.log.Warn("look up warm fly machines", "app", app, "err", err)
+		}
+	}
+	warmID := f.takeWarm(key)
+	f.requestWarm(key, s.TenantID) // after the take, so the refill counts it gone
+	var fm *fly.Machine
+	if id := warmID; id != "" {
+		fm, err = f.claimWarm(ctx, app, id, in)
+		if err != nil {
+			f.log.Warn("claim of a warm fly machine failed; creating one", "app", app, "machine", id, "err", err)
+			f.destroyAbandoned(ctx, app, id)
+		}
+	}
+	if fm == nil {
+		if fm, err = f.create(ctx, app, in); err != nil {
+			return Machine{}, err
+		}
 	}
 	m := f.machine(app, fm)
 	if err := f.waitReady(ctx, m); err != nil {
@@ -186,7 +219,7 @@ func (f *Fly) Launch(ctx context.Context, s Spec) (Machine, error) {
 
 func (f *Fly) machine(app string, fm *fly.Machine) Machine {
 	m := Machine{
-		ID: fm.ID, Provider: ProviderFly, App: app, Region: fm.Region, State: fm.State,
+		ID: fm.ID, Provider: ProviderFly, App: app, Region: fm.Region, State: machineState(fm.State),
 		URL:     strings.ReplaceAll(f.cfg.ProxyBaseURL, "{app}", app),
 		Headers: map[string]string{"fly-force-instance-id": fm.ID},
 	}
@@ -194,6 +227,25 @@ func (f *Fly) machine(app string, fm *fly.Machine) Machine {
 		m.InterviewID, m.TenantID = fm.Config.Metadata[metaInterview], fm.Config.Metadata[metaTenant]
 	}
 	return m
+}
+
+// machineState maps a Fly machine state onto candor's machine states
+// (DESIGN §5: starting, running, stopping, destroyed, failed).
+func machineState(flyState string) string {
+	switch flyState {
+	case fly.MachineStateStarted:
+		return "running"
+	case fly.MachineStateCreated, "starting", "replacing", "updating":
+		return "starting"
+	case "stopping", "suspending":
+		return "stopping"
+	case fly.MachineStateStopped, fly.MachineStateSuspended, fly.MachineStateDestroying, fly.MachineStateDestroyed:
+		// Interview machines have auto_destroy: stopped is on its way out.
+		return "destroyed"
+	case "failed":
+		return "failed"
+	}
+	return flyState
 }
 
 // machineInput is the create request for s. Tenant secrets are not in it:
@@ -219,28 +271,37 @@ func (f *Fly) machineInput(s Spec, minSecrets *uint64) fly.LaunchMachineInput {
 	if region == "" {
 		region = f.cfg.DefaultRegion
 	}
-	autostart, autostop := false, fly.MachineAutostopOff
-	p443, p80 := 443, 80
 	return fly.LaunchMachineInput{
 		Name:              "interview-" + s.InterviewID,
 		Region:            region,
 		MinSecretsVersion: minSecrets,
-		Config: &fly.MachineConfig{
-			Image:       f.cfg.Image,
-			Env:         env,
-			Files:       files,
-			Guest:       &fly.MachineGuest{CPUKind: f.cfg.CPUKind, CPUs: f.cfg.CPUs, MemoryMB: f.cfg.MemoryMB},
-			Metadata:    map[string]string{metaTenant: s.TenantID, metaInterview: s.InterviewID},
-			AutoDestroy: true,
-			Restart:     &fly.MachineRestart{Policy: fly.MachineRestartPolicyNo},
-			Services: []fly.MachineService{{
-				Protocol: "tcp", InternalPort: f.cfg.InternalPort, Autostart: &autostart, Autostop: &autostop,
-				Ports: []fly.MachinePort{
-					{Port: &p443, Handlers: []string{"tls", "http"}},
-					{Port: &p80, Handlers: []string{"http"}, ForceHTTPS: true},
-				},
-			}},
-		},
+		Config:            f.machineConfig(env, files, map[string]string{metaTenant: s.TenantID, metaInterview: s.InterviewID}),
+	}
+}
+
+// machineConfig is the config every candor machine shares: image, guest,
+// destroyed when its process exits, never restarted, one HTTPS service.
+func (f *Fly) machineConfig(env map[string]string, files []*fly.File, metadata map[string]string) *fly.MachineConfig {
+	// The image's entrypoint serves the control plane by default; every
+	// machine this backend makes is an interview processor.
+	env[envRole] = "processor"
+	autostart, autostop := false, fly.MachineAutostopOff
+	p443, p80 := 443, 80
+	return &fly.MachineConfig{
+		Image:       f.cfg.Image,
+		Env:         env,
+		Files:       files,
+		Guest:       &fly.MachineGuest{CPUKind: f.cfg.CPUKind, CPUs: f.cfg.CPUs, MemoryMB: f.cfg.MemoryMB},
+		Metadata:    metadata,
+		AutoDestroy: true,
+		Restart:     &fly.MachineRestart{Policy: fly.MachineRestartPolicyNo},
+		Services: []fly.MachineService{{
+			Protocol: "tcp", InternalPort: f.cfg.InternalPort, Autostart: &autostart, Autostop: &autostop,
+			Ports: []fly.MachinePort{
+				{Port: &p443, Handlers: []string{"tls", "http"}},
+				{Port: &p80, Handlers: []string{"http"}, ForceHTTPS: true},
+			},
+		}},
 	}
 }
 
@@ -493,9 +554,13 @@ func (f *Fly) List(ctx context.Context) ([]Machine, error) {
 	return out, nil
 }
 
-// Close releases nothing: machines outlive the control plane on purpose and
-// are reconciled at the next start-up.
-func (f *Fly) Close() error { return nil }
+// Close stops the warm pool's goroutine. Machines outlive the control plane
+// on purpose: interview machines are reconciled and warm ones adopted at the
+// next start-up.
+func (f *Fly) Close() error {
+	f.pool.stop()
+	return nil
+}
 
 // retry runs op, retrying 429 and, when idempotent, 5xx answers and broken
 // connections, with exponential backoff (fly-go has already retried
@@ -529,6 +594,32 @@ func (f *Fly) backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// bodyPerAttempt gives every request attempt its own copy of the body.
+// fly-go v0.8.0 retries 502/503 with rehttp, which rewinds the one body
+// reader for the next attempt as soon as a response arrives; when the API
+// answers before it has read the body (a 503 from a proxy does), net/http is
+// still writing that reader, so the retry races it and goes out empty or
+// truncated ("ContentLength=870 with Body length 0", or a 400). Sitting
+// under rehttp, this reads the body before sending, so rehttp's rewind
+// touches nothing net/http still uses.
+type bodyPerAttempt struct{ base http.RoundTripper }
+
+func (t bodyPerAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return t.base.RoundTrip(req)
+	}
+	b, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	r := req.Clone(req.Context())
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.ContentLength = int64(len(b))
+	return t.base.RoundTrip(r)
 }
 
 // statusOf is the HTTP status of a Machines API error, 0 if there was no

@@ -20,16 +20,20 @@ import (
 
 // newTestFly aims a Fly backend at a fresh flyfake through
 // FLY_FLAPS_BASE_URL, as production aims it at api.machines.dev.
-func newTestFly(t testing.TB) (*Fly, *flyfake.Server, string) {
+func newTestFly(t testing.TB, opts ...func(*FlyConfig)) (*Fly, *flyfake.Server, string) {
 	t.Helper()
 	fake := flyfake.New("test-token")
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	f, err := NewFly(FlyConfig{
+	cfg := FlyConfig{
 		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
 		ProxyBaseURL: flyfake.ProxyURL(srv.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
-	}, testLogger(t))
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f, err := NewFly(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +109,7 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 	wantEnv := map[string]string{
 		"SESSION_ID": "iv_1", "TENANT_ID": "ten_1", "CANDIDATE_ID": "cand_1", "POSITION_ID": "pos_1",
 		"CANDOR_CONTROL_URL": "http://127.0.0.1:9", "CANDOR_PROCESSOR_TOKEN": "tok-iv_1",
-		"PORT": "8080", "CANDOR_PLAN_FILE": "/etc/candor/plan.json",
+		"PORT": "8080", "CANDOR_PLAN_FILE": "/etc/candor/plan.json", "CANDOR_ROLE": "processor",
 	}
 	if len(c.Env) != len(wantEnv) {
 		t.Errorf("env = %v, want exactly %v (secrets belong in app secrets)", c.Env, wantEnv)
@@ -129,7 +133,7 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 	}
 
 	listed, err := f.List(ctx)
-	if err != nil || len(listed) != 1 || listed[0].ID != m.ID || listed[0].InterviewID != "iv_1" || listed[0].TenantID != "ten_1" || listed[0].URL != m.URL {
+	if err != nil || len(listed) != 1 || !reflect.DeepEqual(listed[0], m) {
 		t.Errorf("List = %+v, %v", listed, err)
 	}
 
@@ -353,7 +357,7 @@ func BenchmarkFlyAPICalls(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(countCalls(fake.Calls(), `^(GET|POST|DELETE) /v1/`)), "calls/first-start")
+	firstStart := countCalls(fake.Calls(), `^(GET|POST|DELETE) /v1/`)
 	if err := f.Destroy(ctx, first); err != nil {
 		b.Fatal(err)
 	}
@@ -371,6 +375,107 @@ func BenchmarkFlyAPICalls(b *testing.B) {
 		}
 		ends += countCalls(fake.Calls(), `^(GET|POST|DELETE) /v1/`)
 	}
+	b.ReportMetric(float64(firstStart), "calls/first-start")
 	b.ReportMetric(float64(starts)/float64(b.N), "calls/start")
 	b.ReportMetric(float64(ends)/float64(b.N), "calls/end")
+}
+
+func TestFlyLaunchClaimsAWarmMachineAndRefillsThePool(t *testing.T) {
+	f, fake, _ := newTestFly(t, func(c *FlyConfig) { c.WarmPerRegion = map[string]int{"iad": 1} })
+	ctx := context.Background()
+	warmIDs := func() []string {
+		var ids []string
+		for _, m := range fake.Machines("candor-acme") {
+			if m.Config.Metadata["candor_pool"] == "1" && m.State == "created" {
+				ids = append(ids, m.ID)
+			}
+		}
+		return ids
+	}
+
+	first, err := f.Launch(ctx, testSpec("iv_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warm []string
+	waitFor(t, "a warm machine", func() bool { warm = warmIDs(); return len(warm) == 1 })
+	waitFor(t, "the pool to adopt it", func() bool {
+		f.pool.mu.Lock()
+		defer f.pool.mu.Unlock()
+		return len(f.pool.idle[poolKey{"candor-acme", "iad"}]) == 1
+	})
+
+	fake.ResetCalls()
+	m, err := f.Launch(ctx, testSpec("iv_2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := fake.Calls()
+	t.Logf("calls of a warm launch:\n%s", callLog(calls))
+	if m.ID != warm[0] {
+		t.Fatalf("launched %s, want warm machine %s", m.ID, warm[0])
+	}
+	if countCalls(calls, `^POST /v1/apps/candor-acme/machines/`+m.ID+`$`) != 1 {
+		t.Errorf("no update of the warm machine:\n%s", callLog(calls))
+	}
+	var got fly.Machine
+	for _, fm := range fake.Machines("candor-acme") {
+		if fm.ID == m.ID {
+			got = fm
+		}
+	}
+	if got.State != "started" || got.Name != "interview-iv_2" || got.Config.Metadata["candor_interview"] != "iv_2" ||
+		got.Config.Env["SESSION_ID"] != "iv_2" || len(got.Config.Files) != 1 {
+		t.Errorf("claimed machine = %s %s %v %v", got.State, got.Name, got.Config.Metadata, got.Config.Env)
+	}
+	waitFor(t, "the pool to be refilled", func() bool { ids := warmIDs(); return len(ids) == 1 && ids[0] != m.ID })
+	if n := len(fake.Machines("candor-acme")); n != 3 {
+		t.Errorf("%d machines, want 3: two interviews and the refill (the launch itself created none)", n)
+	}
+
+	listed, err := f.List(ctx)
+	if err != nil || len(listed) != 2 {
+		t.Errorf("List = %+v, %v; want the two interview machines only", listed, err)
+	}
+	for _, lm := range []Machine{first, m} {
+		if err := f.Destroy(ctx, lm); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFlyWarmPoolAdoptsTheWarmMachinesOfAPreviousRun(t *testing.T) {
+	warmCfg := func(c *FlyConfig) { c.WarmPerRegion = map[string]int{"iad": 1} }
+	f, fake, _ := newTestFly(t, warmCfg)
+	if _, err := f.Launch(context.Background(), testSpec("iv_1")); err != nil {
+		t.Fatal(err)
+	}
+	var warmID string
+	waitFor(t, "a warm machine", func() bool {
+		for _, m := range fake.Machines("candor-acme") {
+			if m.Config.Metadata["candor_pool"] == "1" {
+				warmID = m.ID
+			}
+		}
+		return warmID != ""
+	})
+	f.Close()
+
+	// A restarted control plane, same org and fake.
+	f2, err := NewFly(f.cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	m, err := f2.Launch(context.Background(), testSpec("iv_2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != warmID {
+		t.Errorf("launched %s, want the previous run's warm machine %s", m.ID, warmID)
+	}
+	waitFor(t, "the pool to be refilled", func() bool { return len(fake.Machines("candor-acme")) == 3 })
+	if n := len(fake.Machines("candor-acme")); n != 3 {
+		t.Errorf("%d machines, want 3 (two interviews, one warm): a warm machine was created needlessly", n)
+	}
 }

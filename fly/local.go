@@ -147,9 +147,17 @@ func (l *Local) Launch(ctx context.Context, s Spec) (Machine, error) {
 	if len(s.Plan) > 0 && !json.Valid(s.Plan) {
 		return Machine{}, errors.New("fly: interview plan is not valid JSON")
 	}
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return Machine{}, ErrClosed
+	}
 	env := processorEnv(s)
 	if c := l.takeIdle(); c != nil {
 		err := l.claim(ctx, c, s, env)
+		// Refill only now: a spawn competing for CPU would slow the claim.
+		l.signalRefill()
 		if err == nil {
 			return l.adopt(c, s)
 		}
@@ -335,6 +343,11 @@ func (l *Local) spawnOnce(ctx context.Context, id string, extra map[string]strin
 // is reaped and forgets it. Concurrent and repeated calls are safe.
 func (l *Local) stop(ctx context.Context, c *child) {
 	c.stopOnce.Do(func() {
+		if c.exited() {
+			// Reaped a while ago: its pid (and so its group id) may belong
+			// to someone else by now.
+			return
+		}
 		pid := c.cmd.Process.Pid
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		grace := time.NewTimer(l.cfg.StopGrace)
@@ -401,7 +414,6 @@ func (l *Local) takeIdle() *child {
 	for len(l.idle) > 0 {
 		c := l.idle[0]
 		l.idle = l.idle[1:]
-		l.signalRefill()
 		if !c.exited() {
 			return c
 		}

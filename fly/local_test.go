@@ -176,6 +176,10 @@ func TestLocalLaunchGivesTheProcessorItsEnvAndDestroyKillsIt(t *testing.T) {
 	if ms, _ := l.List(ctx); len(ms) != 0 {
 		t.Errorf("List after Destroy = %+v", ms)
 	}
+	l.Close()
+	if _, err := l.Launch(ctx, testSpec("iv_late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Launch after Close = %v, want ErrClosed", err)
+	}
 }
 
 func TestLocalDestroyKillsTheWholeGroupOfAProcessorThatIgnoresSIGTERM(t *testing.T) {

@@ -62,6 +62,7 @@ const (
 	envData        = "CANDOR_DATA"
 	envPlanFile    = "CANDOR_PLAN_FILE"
 	envPoolToken   = "CANDOR_POOL_TOKEN"
+	envRole        = "CANDOR_ROLE"
 	// envMachineID lets CleanupOrphans tell a leftover child of ours from an
 	// unrelated process that reused its pid.
 	envMachineID = "CANDOR_MACHINE_ID"

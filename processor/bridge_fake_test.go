@@ -30,6 +30,7 @@ type fakeControl struct {
 	// down answers 503 without storing; loseAcks stores, then answers 503 as
 	// if the control plane restarted before the ack left it.
 	down, loseAcks int
+	refuse         func(Entry) bool // a batch holding such an entry is refused with 400
 	changed        chan struct{}
 }
 
@@ -94,6 +95,12 @@ func (f *fakeControl) postEntries(w http.ResponseWriter, r *http.Request) {
 		f.down--
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
+	}
+	for _, e := range body.Entries {
+		if f.refuse != nil && f.refuse(e) {
+			http.Error(w, `{"error":{"code":"invalid","message":"bad entry"}}`, http.StatusBadRequest)
+			return
+		}
 	}
 	for _, e := range body.Entries {
 		if _, ok := f.entries[e.Seq]; !ok {

@@ -227,16 +227,21 @@ func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 }
 
 // whipHandler connects one WHIP session to the interview.
+// id and closed are guarded by s.recMu: OnClosed may run before Offer returns.
 type whipHandler struct {
-	s  *session
-	id string
+	s      *session
+	id     string
+	closed bool
 }
 
 func (h *whipHandler) OnAudio(pcm []int16) { h.s.writePCM(pcm) }
 func (h *whipHandler) OnClosed() {
 	h.s.recMu.Lock()
-	delete(h.s.whipIDs, h.id)
-	h.s.recMu.Unlock()
+	defer h.s.recMu.Unlock()
+	h.closed = true
+	if h.id != "" {
+		delete(h.s.whipIDs, h.id)
+	}
 }
 
 // handleWHIP answers an SDP offer (RFC 9725): 201, application/sdp, Location.
@@ -281,9 +286,11 @@ func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "could not answer the offer")
 		return
 	}
-	h.id = id
 	s.recMu.Lock()
-	s.whipIDs[id] = struct{}{}
+	h.id = id
+	if !h.closed {
+		s.whipIDs[id] = struct{}{}
+	}
 	s.recMu.Unlock()
 	s.join()
 	w.Header().Set("Content-Type", "application/sdp")

@@ -342,6 +342,12 @@ func TestScriptedInterviewerAsksThePlanQuestionsInOrder(t *testing.T) {
 		return p.sendPCM(t, seq, append(readWAVPCM(t, librivox+name+".wav"), silence(1)...))
 	}
 	want("Welcome.")
+	// The greeting's speech follows its caption as binary s16le PCM.
+	ws.SetReadDeadline(time.Now().Add(60 * time.Second))
+	typ, speech, err := ws.ReadMessage()
+	if err != nil || typ != websocket.BinaryMessage || len(speech) == 0 || len(speech)%2 != 0 {
+		t.Fatalf("after the greeting: frame type %d, %d bytes, err %v; want interviewer PCM", typ, len(speech), err)
+	}
 	want("What is your favourite novel?")
 	seq := answer(0, "sense_and_sensibility_01_austen_64kb-0870") // 21 words: no follow-up
 	want("Who is your favourite author?")
@@ -353,6 +359,9 @@ func TestScriptedInterviewerAsksThePlanQuestionsInOrder(t *testing.T) {
 	for _, e := range control.Entries() {
 		if e.Speaker == "interviewer" {
 			interviewer = append(interviewer, e.Text)
+			if e.EndMS <= e.StartMS {
+				t.Errorf("interviewer entry %+v does not span its speech on the media clock", e)
+			}
 		}
 	}
 	wantTexts := []string{"Welcome.", "What is your favourite novel?", "Who is your favourite author?", "Goodbye."}
@@ -552,6 +561,7 @@ func TestPCMOverWebSocketIsTranscribed(t *testing.T) {
 	ws.Close()
 	p.end(t)
 	hyp := candidateText(control.Entries())
+	t.Logf("transcript: %q", hyp)
 	if got := overlap(reference(t, name), hyp); got < 0.5 {
 		t.Fatalf("transcript %q overlaps the reference by %.2f", hyp, got)
 	}

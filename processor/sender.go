@@ -2,8 +2,10 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 )
 
@@ -54,6 +56,18 @@ func (s *sender) Run(ctx context.Context) {
 		es, err := s.spool.Pending(ctx, sendBatch)
 		if err == nil && len(es) > 0 {
 			err = s.bridge.PostEntries(ctx, es)
+			if refused(err) && len(es) > 1 {
+				// One bad entry refuses the whole batch: find it by sending
+				// one entry at a time.
+				es = es[:1]
+				err = s.bridge.PostEntries(ctx, es)
+			}
+			if refused(err) {
+				// The bridge will never take this entry; retrying would block
+				// every later one. Drop it loudly.
+				s.log.Error("bridge refused an entry; dropped", "seq", es[0].Seq, "err", err)
+				err = nil
+			}
 			if err == nil {
 				err = s.spool.Ack(ctx, es)
 			}
@@ -137,3 +151,10 @@ func (e *drainError) Error() string {
 }
 
 func (e *drainError) Unwrap() error { return e.cause }
+
+// refused reports a permanent refusal of the request's content (400 or 422),
+// as opposed to an outage, auth trouble or throttling, which are retried.
+func refused(err error) bool {
+	var be *bridgeError
+	return errors.As(err, &be) && (be.Status == http.StatusBadRequest || be.Status == http.StatusUnprocessableEntity)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,12 +66,14 @@ type session struct {
 	recDirty  bool
 	whipIDs   map[string]struct{}
 	endMu     sync.Mutex
-	endedSent bool
+	endedSent bool        // guarded by endMu
+	over      atomic.Bool // the ended event was delivered: heartbeats stop
 	closeOnce sync.Once
 }
 
-// startSession prepares everything the interview needs and starts its
-// workers; when it returns the processor is ready and the bridge was told so.
+// startSession prepares everything the interview needs (plan, spool, the
+// bridge's resume state, the speech stream, voice, WHIP) and starts its
+// workers; the heartbeat worker tells the bridge `ready` first thing.
 func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session, err error) {
 	log = log.With("interview", cfg.SessionID)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -212,6 +215,9 @@ func (s *session) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if s.over.Load() {
+			return // the interview ended: silence is expected now
+		}
 		// A missed heartbeat is not retried: the next one carries newer news.
 		hctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timing.Heartbeat, time.Second))
 		err := s.bridge.PostEvent(hctx, BridgeEvent{Type: "heartbeat", MediaMS: s.mediaMS()})
@@ -231,6 +237,10 @@ func (s *session) event(ctx context.Context, ev BridgeEvent) bool {
 		if err == nil {
 			return true
 		}
+		if refused(err) {
+			s.log.Error("bridge refused an event", "type", ev.Type, "err", err)
+			return false
+		}
 		if attempt == 1 && ctx.Err() == nil {
 			s.log.Warn("bridge event not delivered, retrying", "type", ev.Type, "err", err)
 		}
@@ -242,6 +252,18 @@ func (s *session) event(ctx context.Context, ev BridgeEvent) bool {
 
 // addEntry gives text the next seq, commits it to the spool and publishes it.
 func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidence float64) (Entry, error) {
+	// The bridge refuses a batch holding an invalid entry, so entries are
+	// made valid here: text trimmed and bounded, times ordered, confidence in [0,1].
+	text = strings.TrimSpace(text)
+	if len(text) > maxEntryText {
+		text = strings.ToValidUTF8(text[:maxEntryText], "")
+	}
+	startMS = max(startMS, 0)
+	endMS = max(endMS, startMS)
+	if !(confidence >= 0) { // also NaN
+		confidence = 0
+	}
+	confidence = min(confidence, 1)
 	s.mu.Lock()
 	e := Entry{Seq: s.seq + 1, Speaker: speaker, Text: text, StartMS: startMS, EndMS: endMS, Confidence: confidence}
 	// The spool write happens under the lock so spool order is seq order.
@@ -259,8 +281,11 @@ func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidenc
 	return e, nil
 }
 
+// maxEntryText bounds an entry's text (the bridge refuses more than 20000 bytes).
+const maxEntryText = 16000
+
 func (s *session) onResult(r stt.Result) {
-	if r.Text == "" {
+	if strings.TrimSpace(r.Text) == "" {
 		return
 	}
 	if _, err := s.addEntry("candidate", r.Text, r.StartMS, r.EndMS, r.Confidence); err != nil {
@@ -384,9 +409,11 @@ func (s *session) End(ctx context.Context) (EndResult, error) {
 	_, n := s.Entries()
 	if !s.endedSent {
 		if !s.event(ctx, BridgeEvent{Type: "ended", MediaMS: s.mediaMS(), Data: map[string]int64{"entries": n}}) {
-			return EndResult{}, fmt.Errorf("send ended event: %w", ctx.Err())
+			return EndResult{}, fmt.Errorf("send ended event: not delivered (%v)", ctx.Err())
 		}
 		s.endedSent = true
+		s.over.Store(true)
+		s.over.Store(true)
 		s.events.State("ended")
 	}
 	return EndResult{Entries: n}, nil

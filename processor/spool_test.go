@@ -165,3 +165,32 @@ func asDrainError(err error, target **drainError) bool {
 	*target = de
 	return ok
 }
+
+func TestAnEntryTheBridgeRefusesIsDroppedWithoutBlockingTheRest(t *testing.T) {
+	f := newFakeControl(t, "iv_poison", "tok")
+	f.refuse = func(e Entry) bool { return e.Text == "poison" }
+	sp, err := openSpool(t.Context(), filepath.Join(t.TempDir(), "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	for i, text := range []string{"a", "b", "poison", "d", "e"} {
+		if err := sp.Append(t.Context(), Entry{Seq: int64(i + 1), Speaker: "candidate", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snd, _ := runSender(t, sp, newBridge(f.URL(), "iv_poison", "tok"))
+	snd.Notify()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := snd.Drain(ctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	var got []string
+	for _, e := range f.Entries() {
+		got = append(got, e.Text)
+	}
+	if fmt.Sprint(got) != "[a b d e]" {
+		t.Fatalf("bridge stored %v, want every entry but the refused one", got)
+	}
+}

@@ -191,7 +191,6 @@ func BenchIdleMemory(ctx context.Context, n int) (bytesPerViewer float64, err er
 	addr := strings.TrimPrefix(url, "ws://")
 
 	before := liveBytes()
-	{ var ms runtime.MemStats; runtime.ReadMemStats(&ms); println("heap", ms.HeapAlloc, "stack", ms.StackInuse, "gor", runtime.NumGoroutine()) }
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -210,7 +209,6 @@ func BenchIdleMemory(ctx context.Context, n int) (bytesPerViewer float64, err er
 		}
 	}
 	after := liveBytes()
-	{ var ms runtime.MemStats; runtime.ReadMemStats(&ms); println("heap", ms.HeapAlloc, "stack", ms.StackInuse, "gor", runtime.NumGoroutine()) }
 	return float64(after-before) / float64(n), nil
 }
 

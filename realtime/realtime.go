@@ -59,15 +59,18 @@ const (
 // Error codes sent in error frames. An Authorizer returning an error that is
 // not an *Error yields CodeForbidden.
 const (
-	CodeForbidden      = "forbidden"
-	CodeBadFrame       = "bad_frame"       // binary frame
-	CodeBadJSON        = "bad_json"        // not a JSON object
-	CodeUnknownType    = "unknown_type"    // type is not subscribe/unsubscribe/ping
-	CodeBadTopic       = "bad_topic"       // not interview:<id> or tenant:<id>
-	CodeTooLarge       = "too_large"       // frame over Options.MaxMessageSize
-	CodeTooManyTopics  = "too_many_topics" // over Options.MaxSubscriptions
-	CodeReplayFailed   = "replay_failed"   // since_seq replay failed; not subscribed
-	CodeTooManyErrors  = "too_many_errors" // over Options.MaxBadFrames; connection closed
+	CodeForbidden     = "forbidden"
+	CodeBadFrame      = "bad_frame"       // binary frame
+	CodeBadJSON       = "bad_json"        // not a JSON object
+	CodeUnknownType   = "unknown_type"    // type is not subscribe/unsubscribe/ping
+	CodeBadTopic      = "bad_topic"       // not interview:<id> or tenant:<id>
+	CodeTooLarge      = "too_large"       // frame over Options.MaxMessageSize
+	CodeTooManyTopics = "too_many_topics" // over Options.MaxSubscriptions
+	CodeReplayFailed  = "replay_failed"   // since_seq replay failed; not subscribed
+	CodeTooManyErrors = "too_many_errors" // over Options.MaxBadFrames; connection closed
+)
+
+const (
 	topicInterview     = "interview:"
 	topicTenant        = "tenant:"
 	maxTopicIDLen      = 128
@@ -218,12 +221,13 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C, log *slog.Lo
 	return c
 }
 
-// NewUpgrader returns an upgrader sized for the hub's traffic (small client
-// frames, pooled write buffers so an idle connection holds none). Its use is
-// optional; checkOrigin may be nil for gorilla's same-origin check.
+// NewUpgrader returns an upgrader that keeps idle connections small: it
+// reuses net/http's read buffer and pools write buffers, so an idle
+// connection holds no write buffer. Its use is optional; checkOrigin may be
+// nil for gorilla's same-origin check.
 func NewUpgrader(checkOrigin func(r *http.Request) bool) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  0, // net/http's reader, which the handler goroutine holds anyway
 		WriteBufferSize: 4096,
 		WriteBufferPool: writeBufferPool,
 		CheckOrigin:     checkOrigin,

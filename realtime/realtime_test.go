@@ -729,15 +729,17 @@ func TestServeReturnsWhenItsContextIsCancelled(t *testing.T) {
 }
 
 func TestPingsKeepAReadingClientAliveAndASilentOneIsClosed(t *testing.T) {
-	hub, url := startHub(t, realtime.Options{PongWait: 300 * time.Millisecond, PingInterval: 50 * time.Millisecond}, &fakeAuth{})
+	const pongWait, pingInterval = time.Second, 100 * time.Millisecond
+	hub, url := startHub(t, realtime.Options{PongWait: pongWait, PingInterval: pingInterval}, &fakeAuth{})
 
+	// The silent client reads but never answers a ping.
 	silent := dial(t, url, "u2", "Silent")
+	silent.ws.SetPingHandler(func(string) error { return nil })
 	silent.subscribe("tenant:t1")
 
 	// The alive client answers pings (gorilla does so while reading) and
-	// counts them; after several pings it is still subscribed.
+	// counts them.
 	alive := dial(t, url, "u1", "Alive")
-	alive.subscribe("tenant:t1")
 	pings := make(chan struct{}, 1)
 	alive.ws.SetPingHandler(func(data string) error {
 		select {
@@ -746,6 +748,7 @@ func TestPingsKeepAReadingClientAliveAndASilentOneIsClosed(t *testing.T) {
 		}
 		return alive.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
+	alive.subscribe("tenant:t1")
 	frames := make(chan string, 16)
 	readerDone := make(chan struct{})
 	go func() {
@@ -764,15 +767,7 @@ func TestPingsKeepAReadingClientAliveAndASilentOneIsClosed(t *testing.T) {
 		alive.ws.Close()
 		<-readerDone
 	})
-	for range 10 {
-		select {
-		case <-pings:
-		case <-time.After(20 * time.Second):
-			t.Fatal("no pings")
-		}
-	}
 
-	// The silent client never read, so it never answered a ping: closed.
 	silent.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
 		_, _, err := silent.ws.ReadMessage()
@@ -784,6 +779,15 @@ func TestPingsKeepAReadingClientAliveAndASilentOneIsClosed(t *testing.T) {
 			t.Fatal("silent client was not disconnected")
 		}
 		break
+	}
+
+	// Enough pings that the alive client has outlived PongWait by answering.
+	for range 2 * int(pongWait/pingInterval) {
+		select {
+		case <-pings:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no pings")
+		}
 	}
 	hub.Publish("tenant:t1", realtime.TypeInterviewStatus, 0, map[string]int{"n": 1})
 	if got, want := <-frames, `{"type":"interview.status","topic":"tenant:t1","data":{"n":1}}`; got != want {

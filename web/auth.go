@@ -277,18 +277,20 @@ func (s *Server) sessionCookie(value string, expires time.Time) *http.Cookie {
 }
 
 // checkLogin returns the user whose email and password these are. Failures
-// are counted per client address and email: past the limit it answers
-// errTooManyAttempts without checking the password.
+// are counted per client address and email (5 in 15 minutes), and per
+// address alone (50, against trying many emails): past either limit it
+// answers errTooManyAttempts without checking the password.
 func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (store.User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	key := ip + "\x00" + email
-	if !s.logins.allowed(key) {
+	if !s.logins.allowed(key) || !s.ipLogins.allowed(ip) {
 		return store.User{}, errTooManyAttempts
 	}
 	u, err := s.db.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		verifyPassword(dummyPasswordHash(), password) // same cost as a real check
 		s.logins.fail(key)
+		s.ipLogins.fail(ip)
 		return store.User{}, errBadLogin
 	}
 	if err != nil {
@@ -296,6 +298,7 @@ func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (st
 	}
 	if !verifyPassword(u.PasswordHash, password) {
 		s.logins.fail(key)
+		s.ipLogins.fail(ip)
 		return store.User{}, errBadLogin
 	}
 	s.logins.reset(key)
@@ -303,12 +306,14 @@ func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (st
 }
 
 // loginLimiter counts failed sign-ins per key within a sliding window. It
-// prunes itself as it grows, so it needs no goroutine.
+// prunes itself as it grows (at most once a window), so it needs no
+// goroutine.
 type loginLimiter struct {
 	mu       sync.Mutex
 	max      int
 	window   time.Duration
 	failures map[string][]time.Time
+	pruned   time.Time
 	now      func() time.Time
 }
 
@@ -325,10 +330,11 @@ func (l *loginLimiter) allowed(key string) bool {
 func (l *loginLimiter) fail(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.failures) >= 10000 {
+	if len(l.failures) >= 10000 && l.now().Sub(l.pruned) > l.window {
 		for k := range l.failures {
 			l.recent(k)
 		}
+		l.pruned = l.now()
 	}
 	l.failures[key] = append(l.recent(key), l.now())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -39,20 +40,25 @@ func checkPreSessionToken(c echo.Context) bool {
 
 const staleFormMessage = "This form expired. Please try again."
 
+// setupMu makes "no user exists yet, so create the first organization" one
+// step within this process, so two racing setup forms cannot both create an
+// organization (the control plane is one process over its SQLite file).
+var setupMu sync.Mutex
+
 // handleRoot sends the visitor where they can start: setup on a fresh
 // install, the login page, or the interviews.
 func (s *Server) handleRoot(c echo.Context) error {
 	if principalOf(c) != nil {
-		return redirect(c, "/interviews")
+		return seeOther(c, "/interviews")
 	}
 	n, err := s.db.CountUsers(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("count users: %w", err)
 	}
 	if n == 0 {
-		return redirect(c, "/setup")
+		return seeOther(c, "/setup")
 	}
-	return redirect(c, "/login")
+	return seeOther(c, "/login")
 }
 
 // setupOpen reports whether first-run setup may still happen: only while no
@@ -71,7 +77,7 @@ func (s *Server) handleSetupForm(c echo.Context) error {
 		return err
 	}
 	if !open {
-		return redirect(c, "/")
+		return seeOther(c, "/")
 	}
 	return s.renderSetup(c, http.StatusOK, views.SetupForm{}, nil)
 }
@@ -86,12 +92,14 @@ func (s *Server) renderSetup(c echo.Context, status int, f views.SetupForm, errs
 }
 
 func (s *Server) handleSetup(c echo.Context) error {
+	setupMu.Lock()
+	defer setupMu.Unlock()
 	open, err := s.setupOpen(c)
 	if err != nil {
 		return err
 	}
 	if !open {
-		return redirect(c, "/")
+		return seeOther(c, "/")
 	}
 	f := views.SetupForm{
 		Org:   strings.TrimSpace(c.FormValue("org")),
@@ -136,20 +144,20 @@ func (s *Server) handleSetup(c echo.Context) error {
 		return err
 	}
 	s.setFlash(c, "success", "Welcome to Candor. Create a position and a candidate to schedule your first interview.")
-	return redirect(c, "/interviews")
+	return seeOther(c, "/interviews")
 }
 
 func (s *Server) handleLoginForm(c echo.Context) error {
 	next := safeNext(c.QueryParam("next"))
 	if principalOf(c) != nil {
-		return redirect(c, next)
+		return seeOther(c, next)
 	}
 	open, err := s.setupOpen(c)
 	if err != nil {
 		return err
 	}
 	if open {
-		return redirect(c, "/setup")
+		return seeOther(c, "/setup")
 	}
 	return s.renderLogin(c, http.StatusOK, views.LoginForm{Next: c.QueryParam("next")}, nil)
 }
@@ -194,7 +202,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err := s.startSession(c, u); err != nil {
 		return err
 	}
-	return redirect(c, safeNext(f.Next))
+	return seeOther(c, safeNext(f.Next))
 }
 
 func (s *Server) handleLogout(c echo.Context) error {
@@ -202,7 +210,7 @@ func (s *Server) handleLogout(c echo.Context) error {
 		return err
 	}
 	s.setFlash(c, "success", "You are signed out.")
-	return redirect(c, "/login")
+	return seeOther(c, "/login")
 }
 
 // safeNext keeps a post-login redirect on this site: a local absolute path,

@@ -56,5 +56,5 @@ func (s *Server) handleCreateCandidateForm(c echo.Context) error {
 		return fmt.Errorf("create candidate: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("%s added.", f.Name))
-	return redirect(c, "/candidates")
+	return seeOther(c, "/candidates")
 }

@@ -94,7 +94,7 @@ func (s *Server) handleCreateInterviewForm(c echo.Context) error {
 		return err
 	}
 	s.setFlash(c, "success", "Interview scheduled. Copy its invite link and send it to the candidate.")
-	return redirect(c, "/interviews/"+iv.ID)
+	return seeOther(c, "/interviews/"+iv.ID)
 }
 
 func (s *Server) handleInterviewPage(c echo.Context) error {

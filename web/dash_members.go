@@ -64,7 +64,7 @@ func (s *Server) handleAddMember(c echo.Context) error {
 		return fmt.Errorf("add member: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("%s added as %s.", f.Name, f.Role))
-	return redirect(c, "/members")
+	return seeOther(c, "/members")
 }
 
 // handleChangeMemberRole changes another member's role. Owners cannot change
@@ -78,7 +78,7 @@ func (s *Server) handleChangeMemberRole(c echo.Context) error {
 	}
 	if id == pr.UserID {
 		s.setFlash(c, "error", "You cannot change your own role. Ask another owner.")
-		return redirect(c, "/members")
+		return seeOther(c, "/members")
 	}
 	ctx := c.Request().Context()
 	u, err := s.db.User(ctx, pr.TenantID, id)
@@ -89,7 +89,7 @@ func (s *Server) handleChangeMemberRole(c echo.Context) error {
 		return fmt.Errorf("change role: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("%s is now %s.", u.Name, role))
-	return redirect(c, "/members")
+	return seeOther(c, "/members")
 }
 
 func (s *Server) handleRemoveMember(c echo.Context) error {
@@ -97,7 +97,7 @@ func (s *Server) handleRemoveMember(c echo.Context) error {
 	id := c.Param("id")
 	if id == pr.UserID {
 		s.setFlash(c, "error", "You cannot remove yourself.")
-		return redirect(c, "/members")
+		return seeOther(c, "/members")
 	}
 	ctx := c.Request().Context()
 	u, err := s.db.User(ctx, pr.TenantID, id)
@@ -108,5 +108,5 @@ func (s *Server) handleRemoveMember(c echo.Context) error {
 		return fmt.Errorf("remove member: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("%s was removed.", u.Name))
-	return redirect(c, "/members")
+	return seeOther(c, "/members")
 }

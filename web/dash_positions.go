@@ -66,7 +66,7 @@ func (s *Server) handleCreatePositionForm(c echo.Context) error {
 		return fmt.Errorf("create position: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Position “%s” created.", created.Title))
-	return redirect(c, "/positions")
+	return seeOther(c, "/positions")
 }
 
 func (s *Server) handleUpdatePositionForm(c echo.Context) error {
@@ -86,7 +86,7 @@ func (s *Server) handleUpdatePositionForm(c echo.Context) error {
 		return fmt.Errorf("update position: %w", err)
 	}
 	s.setFlash(c, "success", fmt.Sprintf("Position “%s” saved.", pos.Title))
-	return redirect(c, "/positions/"+old.ID)
+	return seeOther(c, "/positions/"+old.ID)
 }
 
 // readPositionForm parses the editor: questions one per line (the JS editor
@@ -105,7 +105,7 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	form, _ := c.FormParams()
 	names, descs, weights := form["rubric_name"], form["rubric_description"], form["rubric_weight"]
 	for i := range max(len(names), len(descs), len(weights)) {
-		r := views.RubricRow{Name: strings.TrimSpace(at(names, i)), Description: strings.TrimSpace(at(descs, i)), Weight: strings.TrimSpace(at(weights, i))}
+		r := views.RubricRow{Name: strings.TrimSpace(nth(names, i)), Description: strings.TrimSpace(nth(descs, i)), Weight: strings.TrimSpace(nth(weights, i))}
 		if r != (views.RubricRow{}) {
 			f.Rubric = append(f.Rubric, r)
 		}
@@ -163,7 +163,7 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	return f, pos, errs
 }
 
-func at(vs []string, i int) string {
+func nth(vs []string, i int) string {
 	if i < len(vs) {
 		return vs[i]
 	}

@@ -77,6 +77,7 @@ func (s *Server) dashboardRoutes() {
 	s.e.GET("/settings", s.handleSettingsPage, read...)
 	s.e.POST("/settings/secrets", s.handleSetSecret, owner...)
 	s.e.POST("/settings/secrets/delete", s.handleDeleteSecret, owner...)
+	s.candidateRoutes()
 }
 
 // render writes a page. The component renders into a buffer first, so a
@@ -115,6 +116,11 @@ func (s *Server) page(c echo.Context, title, nav string) (views.Page, error) {
 
 // renderDashError is the server's error page for browser requests.
 func (s *Server) renderDashError(c echo.Context, status int, msg string) error {
+	// Unmatched paths ran no middleware: load the session, if any, so a
+	// signed-in user keeps their navigation on the 404 page.
+	if principalOf(c) == nil {
+		_ = s.loadSession(c)
+	}
 	p, err := s.page(c, "", "")
 	if err != nil {
 		// The error page must not fail in turn: show it without the org.
@@ -139,8 +145,8 @@ func (s *Server) renderDashError(c echo.Context, status int, msg string) error {
 	return render(c, status, views.ErrorPage(p, status, title, msg))
 }
 
-// redirect answers a POST with 303 to a GET page (post/redirect/get).
-func redirect(c echo.Context, to string) error {
+// seeOther answers a POST with 303 to a GET page (post/redirect/get).
+func seeOther(c echo.Context, to string) error {
 	return c.Redirect(http.StatusSeeOther, to)
 }
 

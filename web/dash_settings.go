@@ -51,7 +51,7 @@ func (s *Server) handleRevokeAPIKey(c echo.Context) error {
 		return fmt.Errorf("revoke API key: %w", err)
 	}
 	s.setFlash(c, "success", "API key revoked.")
-	return redirect(c, "/api-keys")
+	return seeOther(c, "/api-keys")
 }
 
 // secretName is an environment variable name: secrets reach processors as
@@ -99,7 +99,7 @@ func (s *Server) handleSetSecret(c echo.Context) error {
 		return fmt.Errorf("set secret: %w", err)
 	}
 	s.setFlash(c, "success", name+" saved.")
-	return redirect(c, "/settings")
+	return seeOther(c, "/settings")
 }
 
 func (s *Server) handleDeleteSecret(c echo.Context) error {
@@ -108,5 +108,5 @@ func (s *Server) handleDeleteSecret(c echo.Context) error {
 		return fmt.Errorf("delete secret: %w", err)
 	}
 	s.setFlash(c, "success", name+" deleted.")
-	return redirect(c, "/settings")
+	return seeOther(c, "/settings")
 }

@@ -64,32 +64,32 @@ func newDashEnv(t *testing.T) *dashEnv {
 	return &dashEnv{t: t, srv: srv, db: db, hub: hub, url: base}
 }
 
-// browser is a cookie-keeping client that does not follow redirects, so
+// dashBrowser is a cookie-keeping client that does not follow redirects, so
 // tests see each 303.
-type browser struct {
+type dashBrowser struct {
 	t    *testing.T
 	env  *dashEnv
 	c    *http.Client
 	csrf string // the _csrf of the last page that had a form
 }
 
-func (e *dashEnv) browser() *browser {
+func (e *dashEnv) browser() *dashBrowser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: e.t, env: e, c: &http.Client{
+	return &dashBrowser{t: e.t, env: e, c: &http.Client{
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
 
-// page is one answer, parsed when it is HTML.
-type page struct {
+// dashPage is one answer, parsed when it is HTML.
+type dashPage struct {
 	status   int
 	location string
 	body     string
 	root     *html.Node
 }
 
-func (b *browser) do(req *http.Request) page {
+func (b *dashBrowser) do(req *http.Request) dashPage {
 	b.t.Helper()
 	res, err := b.c.Do(req)
 	if err != nil {
@@ -97,15 +97,15 @@ func (b *browser) do(req *http.Request) page {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	p := page{status: res.StatusCode, location: res.Header.Get("Location"), body: string(raw)}
+	p := dashPage{status: res.StatusCode, location: res.Header.Get("Location"), body: string(raw)}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		p.root, err = html.Parse(strings.NewReader(p.body))
 		if err != nil {
 			b.t.Fatalf("parse %s: %v", req.URL.Path, err)
 		}
 		for n := range p.root.Descendants() {
-			if n.Type == html.ElementNode && n.Data == "input" && attrOf(n, "name") == "_csrf" {
-				b.csrf = attrOf(n, "value")
+			if n.Type == html.ElementNode && n.Data == "input" && dashAttr(n, "name") == "_csrf" {
+				b.csrf = dashAttr(n, "value")
 				break
 			}
 		}
@@ -113,7 +113,7 @@ func (b *browser) do(req *http.Request) page {
 	return p
 }
 
-func (b *browser) get(path string) page {
+func (b *dashBrowser) get(path string) dashPage {
 	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.env.url+path, nil)
 	req.Header.Set("Accept", "text/html")
@@ -122,7 +122,7 @@ func (b *browser) get(path string) page {
 
 // post sends a form with the last seen CSRF token unless the form sets
 // _csrf itself (possibly to "" to leave it out).
-func (b *browser) post(path string, form url.Values) page {
+func (b *dashBrowser) post(path string, form url.Values) dashPage {
 	b.t.Helper()
 	if _, ok := form["_csrf"]; !ok {
 		form.Set("_csrf", b.csrf)
@@ -136,7 +136,7 @@ func (b *browser) post(path string, form url.Values) page {
 	return b.do(req)
 }
 
-func attrOf(n *html.Node, key string) string {
+func dashAttr(n *html.Node, key string) string {
 	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val
@@ -145,22 +145,22 @@ func attrOf(n *html.Node, key string) string {
 	return ""
 }
 
-func (p page) byTestID(id string) []*html.Node {
+func (p dashPage) byTestID(id string) []*html.Node {
 	var out []*html.Node
 	if p.root == nil {
 		return nil
 	}
 	for n := range p.root.Descendants() {
-		if n.Type == html.ElementNode && attrOf(n, "data-testid") == id {
+		if n.Type == html.ElementNode && dashAttr(n, "data-testid") == id {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-func (p page) has(id string) bool { return len(p.byTestID(id)) > 0 }
+func (p dashPage) has(id string) bool { return len(p.byTestID(id)) > 0 }
 
-func nodeText(n *html.Node) string {
+func dashText(n *html.Node) string {
 	var b strings.Builder
 	for c := range n.Descendants() {
 		if c.Type == html.TextNode {
@@ -170,14 +170,14 @@ func nodeText(n *html.Node) string {
 	return b.String()
 }
 
-func wantStatus(t *testing.T, p page, status int) {
+func wantDashStatus(t *testing.T, p dashPage, status int) {
 	t.Helper()
 	if p.status != status {
 		t.Fatalf("status = %d, want %d; body:\n%.600s", p.status, status, p.body)
 	}
 }
 
-func wantRedirect(t *testing.T, p page, to string) {
+func wantDashRedirect(t *testing.T, p dashPage, to string) {
 	t.Helper()
 	if p.status != http.StatusSeeOther || p.location != to {
 		t.Fatalf("got %d to %q, want 303 to %q; body:\n%.400s", p.status, p.location, to, p.body)
@@ -186,21 +186,21 @@ func wantRedirect(t *testing.T, p page, to string) {
 
 // setup runs first-run setup through the pages and returns the owner's
 // signed-in browser.
-func (e *dashEnv) setup(org, email, password string) *browser {
+func (e *dashEnv) setup(org, email, password string) *dashBrowser {
 	e.t.Helper()
 	b := e.browser()
 	b.get("/setup")
 	p := b.post("/setup", url.Values{"org": {org}, "name": {"Olive Owner"}, "email": {email}, "password": {password}})
-	wantRedirect(e.t, p, "/interviews")
+	wantDashRedirect(e.t, p, "/interviews")
 	return b
 }
 
 // login signs in through the login page.
-func (e *dashEnv) login(email, password string) *browser {
+func (e *dashEnv) login(email, password string) *dashBrowser {
 	e.t.Helper()
 	b := e.browser()
-	wantStatus(e.t, b.get("/login"), http.StatusOK)
-	wantRedirect(e.t, b.post("/login", url.Values{"email": {email}, "password": {password}}), "/interviews")
+	wantDashStatus(e.t, b.get("/login"), http.StatusOK)
+	wantDashRedirect(e.t, b.post("/login", url.Values{"email": {email}, "password": {password}}), "/interviews")
 	return b
 }
 
@@ -245,18 +245,18 @@ func TestDashboardSetupFlow(t *testing.T) {
 	env := newDashEnv(t)
 	b := env.browser()
 
-	wantRedirect(t, b.get("/"), "/setup")
-	wantRedirect(t, b.get("/interviews"), "/setup")
-	wantRedirect(t, b.get("/login"), "/setup")
+	wantDashRedirect(t, b.get("/"), "/setup")
+	wantDashRedirect(t, b.get("/interviews"), "/setup")
+	wantDashRedirect(t, b.get("/login"), "/setup")
 
 	form := b.get("/setup")
-	wantStatus(t, form, http.StatusOK)
+	wantDashStatus(t, form, http.StatusOK)
 	if !form.has("setup-form") {
 		t.Fatal("no setup form")
 	}
 
 	bad := b.post("/setup", url.Values{"org": {""}, "name": {"Olive"}, "email": {"nope"}, "password": {"short"}})
-	wantStatus(t, bad, http.StatusUnprocessableEntity)
+	wantDashStatus(t, bad, http.StatusUnprocessableEntity)
 	for _, id := range []string{"error-org", "error-email", "error-password"} {
 		if !bad.has(id) {
 			t.Errorf("invalid setup: no %s", id)
@@ -264,37 +264,37 @@ func TestDashboardSetupFlow(t *testing.T) {
 	}
 
 	ok := b.post("/setup", url.Values{"org": {"Acme <Hiring>"}, "name": {"Olive Owner"}, "email": {"olive@example.com"}, "password": {"correct horse battery"}})
-	wantRedirect(t, ok, "/interviews")
+	wantDashRedirect(t, ok, "/interviews")
 
 	home := b.get("/interviews")
-	wantStatus(t, home, http.StatusOK)
-	if got := nodeText(home.byTestID("org-name")[0]); got != "Acme <Hiring>" {
+	wantDashStatus(t, home, http.StatusOK)
+	if got := dashText(home.byTestID("org-name")[0]); got != "Acme <Hiring>" {
 		t.Errorf("org name = %q", got)
 	}
 	if !home.has("flash") || !home.has("interviews-prereq") {
 		t.Errorf("first page lacks the welcome flash or the next steps")
 	}
-	if role := nodeText(home.byTestID("user-role")[0]); role != "Owner" {
+	if role := dashText(home.byTestID("user-role")[0]); role != "Owner" {
 		t.Errorf("role = %q", role)
 	}
 	// The flash is shown once.
 	if b.get("/interviews").has("flash") {
 		t.Errorf("flash shown twice")
 	}
-	wantRedirect(t, b.get("/"), "/interviews")
+	wantDashRedirect(t, b.get("/"), "/interviews")
 
 	// Setup is closed once a user exists, for everyone.
-	wantRedirect(t, b.get("/setup"), "/")
+	wantDashRedirect(t, b.get("/setup"), "/")
 	other := env.browser()
-	wantRedirect(t, other.get("/setup"), "/")
-	wantRedirect(t, other.post("/setup", url.Values{"org": {"Evil"}, "name": {"E"}, "email": {"e@example.com"}, "password": {"password123"}}), "/")
+	wantDashRedirect(t, other.get("/setup"), "/")
+	wantDashRedirect(t, other.post("/setup", url.Values{"org": {"Evil"}, "name": {"E"}, "email": {"e@example.com"}, "password": {"password123"}}), "/")
 	if n, _ := env.db.CountUsers(context.Background()); n != 1 {
 		t.Errorf("users = %d after a second setup attempt", n)
 	}
 
 	// Sign out ends the session.
-	wantRedirect(t, b.post("/logout", url.Values{}), "/login")
-	wantRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
+	wantDashRedirect(t, b.post("/logout", url.Values{}), "/login")
+	wantDashRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
 }
 
 func TestDashboardLogin(t *testing.T) {
@@ -305,36 +305,36 @@ func TestDashboardLogin(t *testing.T) {
 		b := env.browser()
 		b.get("/login")
 		p := b.post("/login", url.Values{"email": {"olive@example.com"}, "password": {"wrong password"}})
-		wantStatus(t, p, http.StatusUnauthorized)
+		wantDashStatus(t, p, http.StatusUnauthorized)
 		errs := p.byTestID("form-error")
-		if len(errs) != 1 || !strings.Contains(nodeText(errs[0]), "wrong") {
+		if len(errs) != 1 || !strings.Contains(dashText(errs[0]), "wrong") {
 			t.Fatalf("no error message next to the form")
 		}
 		for n := range p.root.Descendants() {
-			if n.Type == html.ElementNode && attrOf(n, "id") == "email" && attrOf(n, "value") != "olive@example.com" {
-				t.Errorf("email not kept: %q", attrOf(n, "value"))
+			if n.Type == html.ElementNode && dashAttr(n, "id") == "email" && dashAttr(n, "value") != "olive@example.com" {
+				t.Errorf("email not kept: %q", dashAttr(n, "value"))
 			}
 		}
-		wantRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
+		wantDashRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
 	})
 	t.Run("the right password signs in and returns to the page asked for", func(t *testing.T) {
 		b := env.browser()
-		wantRedirect(t, b.get("/positions"), "/login?next=%2Fpositions")
+		wantDashRedirect(t, b.get("/positions"), "/login?next=%2Fpositions")
 		b.get("/login?next=%2Fpositions")
-		wantRedirect(t, b.post("/login", url.Values{"email": {"Olive@Example.com"}, "password": {"correct horse battery"}, "next": {"/positions"}}), "/positions")
-		wantStatus(t, b.get("/positions"), http.StatusOK)
+		wantDashRedirect(t, b.post("/login", url.Values{"email": {"Olive@Example.com"}, "password": {"correct horse battery"}, "next": {"/positions"}}), "/positions")
+		wantDashStatus(t, b.get("/positions"), http.StatusOK)
 	})
 	t.Run("next cannot send the user to another site", func(t *testing.T) {
 		b := env.browser()
 		b.get("/login")
-		wantRedirect(t, b.post("/login", url.Values{"email": {"olive@example.com"}, "password": {"correct horse battery"}, "next": {"//evil.example/x"}}), "/interviews")
+		wantDashRedirect(t, b.post("/login", url.Values{"email": {"olive@example.com"}, "password": {"correct horse battery"}, "next": {"//evil.example/x"}}), "/interviews")
 	})
 	t.Run("a login form without its CSRF token is refused", func(t *testing.T) {
 		b := env.browser()
 		b.get("/login")
 		p := b.post("/login", url.Values{"email": {"olive@example.com"}, "password": {"correct horse battery"}, "_csrf": {""}})
-		wantStatus(t, p, http.StatusForbidden)
-		wantRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
+		wantDashStatus(t, p, http.StatusForbidden)
+		wantDashRedirect(t, b.get("/interviews"), "/login?next=%2Finterviews")
 	})
 }
 
@@ -353,7 +353,7 @@ func TestDashboardRefusesWritesWithoutCSRF(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := b.post("/candidates", url.Values{"name": {"Cy"}, "email": {"cy@example.com"}, "_csrf": {tt.token}})
-			wantStatus(t, p, http.StatusForbidden)
+			wantDashStatus(t, p, http.StatusForbidden)
 			if !p.has("error-page") {
 				t.Errorf("refusal is not the dashboard's error page")
 			}
@@ -363,7 +363,7 @@ func TestDashboardRefusesWritesWithoutCSRF(t *testing.T) {
 	if len(list) != 0 {
 		t.Fatalf("a refused form created %d candidates", len(list))
 	}
-	wantRedirect(t, b.post("/candidates", url.Values{"name": {"Cy"}, "email": {"cy@example.com"}}), "/candidates")
+	wantDashRedirect(t, b.post("/candidates", url.Values{"name": {"Cy"}, "email": {"cy@example.com"}}), "/candidates")
 }
 
 func TestDashboardViewerIsReadOnly(t *testing.T) {
@@ -373,7 +373,7 @@ func TestDashboardViewerIsReadOnly(t *testing.T) {
 	pos, iv := env.seedInterview(tenant, "Cy Candidate", store.StatusScheduled)
 
 	owner.get("/members")
-	wantRedirect(t, owner.post("/members", url.Values{"name": {"Vic Viewer"}, "email": {"vic@example.com"}, "role": {"viewer"}, "password": {"viewer password"}}), "/members")
+	wantDashRedirect(t, owner.post("/members", url.Values{"name": {"Vic Viewer"}, "email": {"vic@example.com"}, "role": {"viewer"}, "password": {"viewer password"}}), "/members")
 	viewer := env.login("vic@example.com", "viewer password")
 
 	pages := []struct {
@@ -392,7 +392,7 @@ func TestDashboardViewerIsReadOnly(t *testing.T) {
 	}
 	for _, pg := range pages {
 		p := viewer.get(pg.path)
-		wantStatus(t, p, http.StatusOK)
+		wantDashStatus(t, p, http.StatusOK)
 		for _, id := range pg.present {
 			if !p.has(id) {
 				t.Errorf("%s: viewer does not see %s", pg.path, id)
@@ -454,11 +454,14 @@ func TestDashboardHidesOtherTenants(t *testing.T) {
 	}
 	bob := env.login("bob@example.com", "tenant b password")
 
-	for _, path := range []string{"/interviews/" + ivA.ID, "/positions/" + posA.ID, "/interviews/does-not-exist"} {
+	for _, path := range []string{"/interviews/" + ivA.ID, "/positions/" + posA.ID, "/interviews/does-not-exist", "/no-such-page"} {
 		p := bob.get(path)
-		wantStatus(t, p, http.StatusNotFound)
+		wantDashStatus(t, p, http.StatusNotFound)
 		if !p.has("error-page") || strings.Contains(p.body, "Alice of A") || strings.Contains(p.body, posA.Title) {
 			t.Errorf("%s: 404 page missing or leaks tenant A's data", path)
+		}
+		if !p.has("nav") {
+			t.Errorf("%s: the 404 page lost the signed-in navigation", path)
 		}
 	}
 	list := bob.get("/interviews")
@@ -488,7 +491,7 @@ func TestDashboardPositionEditor(t *testing.T) {
 		"title": {""}, "questions": {"  \n "},
 		"rubric_name": {"Clarity"}, "rubric_description": {""}, "rubric_weight": {"heavy"},
 	})
-	wantStatus(t, bad, http.StatusUnprocessableEntity)
+	wantDashStatus(t, bad, http.StatusUnprocessableEntity)
 	for _, id := range []string{"error-title", "error-questions", "error-rubric_weight_0"} {
 		if !bad.has(id) {
 			t.Errorf("no %s", id)
@@ -503,7 +506,7 @@ func TestDashboardPositionEditor(t *testing.T) {
 		"rubric_description": {"Knows the internals", "", ""},
 		"rubric_weight":      {"2.5", "", ""},
 	})
-	wantRedirect(t, ok, "/positions")
+	wantDashRedirect(t, ok, "/positions")
 	ps, _ := env.db.ListPositions(context.Background(), tenant)
 	if len(ps) != 1 {
 		t.Fatalf("positions = %d", len(ps))
@@ -523,10 +526,10 @@ func TestDashboardPositionEditor(t *testing.T) {
 	}
 
 	edit := b.get("/positions/" + p.ID)
-	if got := nodeText(edit.byTestID("questions-input")[0]); got != "Tell me about a system you built.\nHow do you test it?" {
+	if got := dashText(edit.byTestID("questions-input")[0]); got != "Tell me about a system you built.\nHow do you test it?" {
 		t.Errorf("editor questions = %q", got)
 	}
-	wantRedirect(t, b.post("/positions/"+p.ID, url.Values{"title": {"Senior backend engineer"}, "questions": {"How do you test it?\nTell me about a system you built."}}), "/positions/"+p.ID)
+	wantDashRedirect(t, b.post("/positions/"+p.ID, url.Values{"title": {"Senior backend engineer"}, "questions": {"How do you test it?\nTell me about a system you built."}}), "/positions/"+p.ID)
 	got, _ := env.db.Position(context.Background(), tenant, p.ID)
 	if got.Title != "Senior backend engineer" || got.Questions[0] != "How do you test it?" || len(got.Rubric) != 0 {
 		t.Errorf("after edit: %+v", got)
@@ -540,23 +543,23 @@ func TestDashboardInterviews(t *testing.T) {
 	ctx := context.Background()
 
 	b.get("/candidates")
-	wantRedirect(t, b.post("/candidates", url.Values{"name": {"Cy <b>Candidate</b>"}, "email": {"cy@example.com"}}), "/candidates")
+	wantDashRedirect(t, b.post("/candidates", url.Values{"name": {"Cy <b>Candidate</b>"}, "email": {"cy@example.com"}}), "/candidates")
 	dup := b.post("/candidates", url.Values{"name": {"Cy again"}, "email": {"CY@example.com"}})
-	wantStatus(t, dup, http.StatusConflict)
+	wantDashStatus(t, dup, http.StatusConflict)
 	if !dup.has("error-email") {
 		t.Errorf("duplicate email: no error next to the field")
 	}
 	b.get("/positions/new")
-	wantRedirect(t, b.post("/positions", url.Values{"title": {"Engineer"}, "questions": {"Why?"}}), "/positions")
+	wantDashRedirect(t, b.post("/positions", url.Values{"title": {"Engineer"}, "questions": {"Why?"}}), "/positions")
 	ps, _ := env.db.ListPositions(ctx, tenant)
 	cs, _ := env.db.ListCandidates(ctx, tenant)
 
-	page := b.get("/interviews")
-	if !page.has("create-interview-form") || !page.has("interviews-empty") {
+	listing := b.get("/interviews")
+	if !listing.has("create-interview-form") || !listing.has("interviews-empty") {
 		t.Fatalf("interviews page lacks the form or the empty state")
 	}
 	missing := b.post("/interviews", url.Values{"position_id": {ps[0].ID}})
-	wantStatus(t, missing, http.StatusUnprocessableEntity)
+	wantDashStatus(t, missing, http.StatusUnprocessableEntity)
 	if !missing.has("error-candidate_id") {
 		t.Errorf("no error next to the candidate field")
 	}
@@ -567,20 +570,20 @@ func TestDashboardInterviews(t *testing.T) {
 	id := strings.TrimPrefix(created.location, "/interviews/")
 
 	detail := b.get(created.location)
-	wantStatus(t, detail, http.StatusOK)
-	if got := nodeText(detail.byTestID("candidate-name")[0]); !strings.Contains(got, "Cy <b>Candidate</b>") {
+	wantDashStatus(t, detail, http.StatusOK)
+	if got := dashText(detail.byTestID("candidate-name")[0]); !strings.Contains(got, "Cy <b>Candidate</b>") {
 		t.Errorf("candidate shown as %q", got)
 	}
 	if strings.Contains(detail.body, "<b>Candidate</b>") {
 		t.Errorf("candidate name rendered as markup")
 	}
 	copyBtn := detail.byTestID("copy-invite")
-	if len(copyBtn) != 1 || attrOf(copyBtn[0], "data-copy") != env.srv.inviteURL(id) {
+	if len(copyBtn) != 1 || dashAttr(copyBtn[0], "data-copy") != env.srv.inviteURL(id) {
 		t.Errorf("invite link not offered for copying")
 	}
 
 	list := b.get("/interviews?status=scheduled")
-	if rows := list.byTestID("interview-row"); len(rows) != 1 || attrOf(rows[0], "data-id") != id {
+	if rows := list.byTestID("interview-row"); len(rows) != 1 || dashAttr(rows[0], "data-id") != id {
 		t.Errorf("scheduled filter: %d rows", len(rows))
 	}
 	if rows := b.get("/interviews?status=running").byTestID("interview-row"); len(rows) != 0 {
@@ -599,10 +602,10 @@ func TestDashboardInterviews(t *testing.T) {
 	}
 	detail = b.get("/interviews/" + id)
 	entries := detail.byTestID("transcript-entry")
-	if len(entries) != 2 || attrOf(entries[1], "data-speaker") != "candidate" || attrOf(entries[1], "data-seq") != "2" {
+	if len(entries) != 2 || dashAttr(entries[1], "data-speaker") != "candidate" || dashAttr(entries[1], "data-seq") != "2" {
 		t.Fatalf("transcript entries: %d", len(entries))
 	}
-	if attrOf(detail.byTestID("interview-detail")[0], "data-last-seq") != "2" {
+	if dashAttr(detail.byTestID("interview-detail")[0], "data-last-seq") != "2" {
 		t.Errorf("last seq not rendered for the live view")
 	}
 	if len(detail.byTestID("event")) != 1 {
@@ -625,11 +628,11 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 
 	t.Run("owners add, re-role and remove members but not themselves", func(t *testing.T) {
 		b.get("/members")
-		wantRedirect(t, b.post("/members", url.Values{"name": {"Rae"}, "email": {"rae@example.com"}, "role": {"recruiter"}, "password": {"recruiter pw"}}), "/members")
+		wantDashRedirect(t, b.post("/members", url.Values{"name": {"Rae"}, "email": {"rae@example.com"}, "role": {"recruiter"}, "password": {"recruiter pw"}}), "/members")
 		dup := b.post("/members", url.Values{"name": {"Rae 2"}, "email": {"rae@example.com"}, "role": {"viewer"}, "password": {"recruiter pw"}})
-		wantStatus(t, dup, http.StatusConflict)
+		wantDashStatus(t, dup, http.StatusConflict)
 		rae, _ := env.db.UserByEmail(ctx, "rae@example.com")
-		wantRedirect(t, b.post("/members/"+rae.ID+"/role", url.Values{"role": {"viewer"}}), "/members")
+		wantDashRedirect(t, b.post("/members/"+rae.ID+"/role", url.Values{"role": {"viewer"}}), "/members")
 		if u, _ := env.db.User(ctx, tenant, rae.ID); u.Role != store.RoleViewer {
 			t.Errorf("role = %s", u.Role)
 		}
@@ -638,7 +641,7 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 		if u, _ := env.db.User(ctx, tenant, me.ID); u.Role != store.RoleOwner {
 			t.Errorf("owner demoted themselves")
 		}
-		wantRedirect(t, b.post("/members/"+rae.ID+"/delete", url.Values{}), "/members")
+		wantDashRedirect(t, b.post("/members/"+rae.ID+"/delete", url.Values{}), "/members")
 		if _, err := env.db.User(ctx, tenant, rae.ID); err == nil {
 			t.Errorf("member not removed")
 		}
@@ -646,12 +649,12 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 	t.Run("an API key's plaintext is shown once", func(t *testing.T) {
 		b.get("/api-keys")
 		p := b.post("/api-keys", url.Values{"name": {"ATS"}})
-		wantStatus(t, p, http.StatusCreated)
+		wantDashStatus(t, p, http.StatusCreated)
 		shown := p.byTestID("created-key-value")
-		if len(shown) != 1 || !strings.HasPrefix(nodeText(shown[0]), APIKeyPrefix) {
+		if len(shown) != 1 || !strings.HasPrefix(dashText(shown[0]), APIKeyPrefix) {
 			t.Fatalf("created key not shown")
 		}
-		key := nodeText(shown[0])
+		key := dashText(shown[0])
 		later := b.get("/api-keys")
 		if strings.Contains(later.body, key) || later.has("created-key") {
 			t.Errorf("plaintext shown again")
@@ -660,7 +663,7 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 		if len(rows) != 1 {
 			t.Fatalf("keys listed: %d", len(rows))
 		}
-		wantRedirect(t, b.post("/api-keys/"+attrOf(rows[0], "data-id")+"/revoke", url.Values{}), "/api-keys")
+		wantDashRedirect(t, b.post("/api-keys/"+dashAttr(rows[0], "data-id")+"/revoke", url.Values{}), "/api-keys")
 		if !b.get("/api-keys").has("key-revoked") {
 			t.Errorf("revoked key not marked")
 		}
@@ -668,23 +671,23 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 	t.Run("secret values are never rendered", func(t *testing.T) {
 		b.get("/settings")
 		bad := b.post("/settings/secrets", url.Values{"name": {"not a name"}, "value": {"sk-value-0123456789"}})
-		wantStatus(t, bad, http.StatusUnprocessableEntity)
+		wantDashStatus(t, bad, http.StatusUnprocessableEntity)
 		if strings.Contains(bad.body, "sk-value-0123456789") {
 			t.Errorf("value echoed back on error")
 		}
-		wantRedirect(t, b.post("/settings/secrets", url.Values{"name": {"OPENAI_API_KEY"}, "value": {"sk-value-0123456789"}}), "/settings")
+		wantDashRedirect(t, b.post("/settings/secrets", url.Values{"name": {"OPENAI_API_KEY"}, "value": {"sk-value-0123456789"}}), "/settings")
 		p := b.get("/settings")
 		if strings.Contains(p.body, "sk-value-0123456789") {
 			t.Errorf("settings page shows the secret's value")
 		}
 		rows := p.byTestID("secret-row")
-		if len(rows) != 1 || attrOf(rows[0], "data-name") != "OPENAI_API_KEY" || !strings.HasPrefix(nodeText(p.byTestID("secret-state")[0]), "set · updated") {
+		if len(rows) != 1 || dashAttr(rows[0], "data-name") != "OPENAI_API_KEY" || !strings.HasPrefix(dashText(p.byTestID("secret-state")[0]), "set · updated") {
 			t.Fatalf("secret not listed as set")
 		}
 		if v, _ := env.db.Secret(ctx, tenant, "OPENAI_API_KEY"); v != "sk-value-0123456789" {
 			t.Errorf("stored value = %q", v)
 		}
-		wantRedirect(t, b.post("/settings/secrets/delete", url.Values{"name": {"OPENAI_API_KEY"}}), "/settings")
+		wantDashRedirect(t, b.post("/settings/secrets/delete", url.Values{"name": {"OPENAI_API_KEY"}}), "/settings")
 		if !b.get("/settings").has("secrets-empty") {
 			t.Errorf("deleted secret still listed")
 		}

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"candor/fly"
 	"candor/realtime"
@@ -30,6 +33,7 @@ type testEnv struct {
 	ts       *httptest.Server
 	machines *fakeMachines
 	dataDir  string
+	log      *slog.Logger
 }
 
 type envOption func(*Config, *testEnv)
@@ -37,6 +41,11 @@ type envOption func(*Config, *testEnv)
 // withoutMachines builds the server with no provisioner (start/end → 501).
 func withoutMachines() envOption {
 	return func(_ *Config, e *testEnv) { e.machines = nil }
+}
+
+// withLog sends the server's log to w (as JSON lines).
+func withLog(w io.Writer) envOption {
+	return func(_ *Config, e *testEnv) { e.log = slog.New(slog.NewJSONHandler(w, nil)) }
 }
 
 func withConfig(f func(*Config)) envOption {
@@ -52,10 +61,9 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	hub := realtime.New(realtime.Options{}, log)
+	hub := realtime.New(realtime.Options{}, slog.New(slog.DiscardHandler))
 	ts := httptest.NewUnstartedServer(nil)
-	e := &testEnv{db: db, hub: hub, ts: ts, dataDir: dir}
+	e := &testEnv{db: db, hub: hub, ts: ts, dataDir: dir, log: slog.New(slog.DiscardHandler)}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
@@ -77,7 +85,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if e.machines != nil {
 		machines = e.machines
 	}
-	srv, err := New(cfg, db, hub, machines, log)
+	srv, err := New(cfg, db, hub, machines, e.log)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
@@ -303,6 +311,7 @@ type fakeMachines struct {
 
 	mu        sync.Mutex
 	failNext  error
+	provider  string // reported by Launch; default local
 	launched  []fly.Spec
 	destroyed []fly.Machine
 	procs     map[string]*fakeProcessor // by machine id
@@ -332,7 +341,11 @@ func (f *fakeMachines) Launch(ctx context.Context, s fly.Spec) (fly.Machine, err
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	id := fmt.Sprintf("fake-%d", len(f.launched))
 	f.procs[id] = p
-	return fly.Machine{ID: id, Provider: fly.ProviderLocal, Region: s.Region, State: "started", URL: p.srv.URL,
+	provider := f.provider
+	if provider == "" {
+		provider = fly.ProviderLocal
+	}
+	return fly.Machine{ID: id, Provider: provider, Region: s.Region, State: "started", URL: p.srv.URL,
 		InterviewID: s.InterviewID, TenantID: s.TenantID}, nil
 }
 
@@ -340,6 +353,21 @@ func (p *fakeProcessor) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		w.WriteHeader(200)
+	case "/whoami":
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), r.Header.Get("fly-force-instance-id"))
+	case "/events":
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for {
+			mt, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			conn.WriteMessage(mt, append([]byte("echo:"), msg...))
+		}
 	case "/end":
 		if r.Header.Get("Authorization") != "Bearer "+p.spec.Env["CANDOR_PROCESSOR_TOKEN"] {
 			http.Error(w, "bad token", 401)
@@ -392,6 +420,36 @@ func (f *fakeMachines) Close() error {
 		delete(f.procs, id)
 	}
 	return nil
+}
+
+func (f *fakeMachines) launches() []fly.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.launched)
+}
+
+func (f *fakeMachines) destroys() []fly.Machine {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.destroyed)
+}
+
+func (f *fakeMachines) failNextLaunch(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext = err
+}
+
+func (p *fakeProcessor) setPending(es ...map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending = es
+}
+
+func (p *fakeProcessor) endCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ends
 }
 
 // processor returns the fake processor of the n-th launch (1-based).

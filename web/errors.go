@@ -81,45 +81,43 @@ func invalid(field, format string, args ...any) *Error {
 	return &Error{Code: CodeBadRequest, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
-// publicError turns any error into what the client is told, and whether it
-// is internal (a cause the operator must see in the log).
-func publicError(err error) (e *Error, internal bool) {
+// publicError turns any error into what the client is told. Causes of
+// 5xx answers stay out of it; logRequests logs them.
+func publicError(err error) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
-		return ae, ae.Status() >= 500 && ae.Code == CodeInternal
+		return ae
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
+		if he.Code >= 500 {
+			return errInternal
+		}
 		code, ok := codeOfStatus[he.Code]
 		if !ok {
-			code = CodeInternal
-			if he.Code < 500 {
-				code = CodeBadRequest
-			}
+			code = CodeBadRequest
 		}
 		msg := strings.ToLower(http.StatusText(he.Code))
 		if m, ok := he.Message.(string); ok && m != "" {
 			msg = strings.ToLower(m[:1]) + m[1:]
 		}
-		if he.Code >= 500 {
-			return &Error{Code: code, Message: "internal error"}, true
-		}
-		return &Error{Code: code, Message: msg}, false
+		return &Error{Code: code, Message: msg}
 	}
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return errorf(CodePayloadTooLarge, "request body exceeds %d bytes", tooBig.Limit), false
-	}
 	switch {
+	case errors.As(err, &tooBig):
+		return errorf(CodePayloadTooLarge, "request body exceeds %d bytes", tooBig.Limit)
 	case errors.Is(err, store.ErrNotFound):
-		return errorf(CodeNotFound, "not found"), false
+		return errorf(CodeNotFound, "not found")
 	case errors.Is(err, store.ErrConflict):
-		return errorf(CodeConflict, "conflicts with the current state"), false
+		return errorf(CodeConflict, "conflicts with the current state")
 	case errors.Is(err, store.ErrInvalid):
-		return errorf(CodeBadRequest, "the request breaks a rule of the data model"), false
+		return errorf(CodeBadRequest, "the request breaks a rule of the data model")
 	}
-	return &Error{Code: CodeInternal, Message: "internal error; the request ID in X-Request-Id helps the operator find the cause"}, true
+	return errInternal
 }
+
+var errInternal = &Error{Code: CodeInternal, Message: "internal error; the request ID in X-Request-Id helps the operator find the cause"}
 
 // handleError is echo's HTTPErrorHandler: the one place errors become
 // answers. JSON for the API (/api, /p) and for clients that ask for JSON;
@@ -129,7 +127,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	pe, _ := publicError(err)
+	pe := publicError(err)
 	status := pe.Status()
 	req := c.Request()
 	if req.Method == http.MethodHead {

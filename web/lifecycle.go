@@ -406,3 +406,31 @@ func (s *Server) publishStatus(iv store.Interview) {
 	s.hub.Publish("interview:"+iv.ID, realtime.TypeInterviewStatus, 0, data)
 	s.hub.Publish("tenant:"+iv.TenantID, realtime.TypeInterviewStatus, 0, data)
 }
+
+// interviewByInvite returns the interview an invite token opens. Unknown
+// tokens and expired invites answer 404 (an *Error), so the candidate page
+// can show the message as is.
+func (s *Server) interviewByInvite(ctx context.Context, token string) (store.Interview, error) {
+	iv, err := s.db.InterviewByInviteHash(ctx, tokenHash(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Interview{}, errorf(CodeNotFound, "this invite link is not valid; ask the recruiter for a new one")
+	}
+	if err != nil {
+		return store.Interview{}, fmt.Errorf("interview by invite: %w", err)
+	}
+	if iv.Status == store.StatusScheduled && time.Now().After(iv.ExpiresAt) {
+		return store.Interview{}, errorf(CodeNotFound, "this invite link expired on %s; ask the recruiter for a new one", iv.ExpiresAt.UTC().Format("2 January 2006"))
+	}
+	return iv, nil
+}
+
+// candidateAccess is what the candidate page needs to talk to the
+// interview's processor: its URL and the candidate token (never the
+// processor token itself). ErrNotFound when no machine is live.
+func (s *Server) candidateAccess(ctx context.Context, iv store.Interview) (processorURL, token string, err error) {
+	m, err := s.db.CurrentMachine(ctx, iv.TenantID, iv.ID)
+	if err != nil {
+		return "", "", err
+	}
+	return s.processorURL(m), candidateToken(s.processorToken(iv.ID, m.ID), iv.ID), nil
+}

@@ -53,6 +53,9 @@ type Config struct {
 	EndTimeout time.Duration
 	// LaunchTimeout bounds Machines.Launch; default 3 minutes.
 	LaunchTimeout time.Duration
+	// HeartbeatTimeout turns on supervision: a running interview whose
+	// processor is silent this long gets a new machine. 0 disables it.
+	HeartbeatTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -109,7 +112,8 @@ type Server struct {
 	renderErrorPage func(c echo.Context, status int, msg string) error
 
 	metrics  *metrics
-	logins   *loginLimiter
+	logins   *loginLimiter // per client address and email
+	ipLogins *loginLimiter // per client address
 	upgrader *websocket.Upgrader
 	locks    interviewLocks
 	// processorClient talks to processors (POST /end).
@@ -146,6 +150,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 		log:             log,
 		metrics:         m,
 		logins:          newLoginLimiter(5, 15*time.Minute),
+		ipLogins:        newLoginLimiter(50, 15*time.Minute),
 		processorClient: &http.Client{},
 		ctx:             ctx,
 		cancel:          cancel,
@@ -153,7 +158,8 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 	// Origin is checked in handleRealtime, where the kind of credential
 	// is known.
 	s.upgrader = realtime.NewUpgrader(func(*http.Request) bool { return true })
-	s.e = s.newEcho()
+	s.buildEcho()
+	s.startSupervisor()
 	return s, nil
 }
 
@@ -172,8 +178,10 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) newEcho() *echo.Echo {
+// buildEcho makes s.e with its middleware and every route.
+func (s *Server) buildEcho() {
 	e := echo.New()
+	s.e = e
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
@@ -198,8 +206,8 @@ func (s *Server) newEcho() *echo.Echo {
 
 	s.apiRoutes()
 	s.bridgeRoutes()
+	s.processorRoutes()
 	s.dashboardRoutes()
-	return e
 }
 
 // apiRoutes registers the REST API of DESIGN §5 and the realtime endpoint.

@@ -622,7 +622,7 @@ func (s *Server) updateMachine(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, m := s.lookupMachine(w, r)
+	a, m := s.lookupMachine(w, r)
 	if m == nil {
 		return
 	}
@@ -630,12 +630,24 @@ func (s *Server) updateMachine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusPreconditionFailed, "failed_precondition: machine is destroyed")
 		return
 	}
+	if in.MinSecretsVersion != nil && *in.MinSecretsVersion > a.secretsVersion {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("min_secrets_version %d is newer than the app's secrets (%d)", *in.MinSecretsVersion, a.secretsVersion))
+		return
+	}
 	m.Config = in.Config
+	if in.Name != "" {
+		m.Name = in.Name
+	}
 	m.Version = newID()
 	m.ImageRef = imageRef(in.Config.Image)
-	if m.State == fly.MachineStateStarted && !in.SkipLaunch {
-		m.setState("starting") // an update of a running machine restarts it
-		m.readyAt = time.Now().Add(s.startDelay)
+	// An update (re)starts the machine with its new config unless
+	// skip_launch says to leave it stopped.
+	if !in.SkipLaunch {
+		switch m.State {
+		case fly.MachineStateStarted, fly.MachineStateStopped, fly.MachineStateCreated, fly.MachineStateSuspended:
+			m.setState("starting")
+			m.readyAt = time.Now().Add(s.startDelay)
+		}
 	}
 	writeJSON(w, http.StatusOK, m.Machine)
 }

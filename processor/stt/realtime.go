@@ -114,7 +114,9 @@ func (r *Realtime) NewStream(ctx context.Context, baseMS int64, onResult func(Re
 		return nil, err
 	}
 	s.cur = sess
+	s.lmu.Lock()
 	s.sessions = []*rtSession{sess}
+	s.lmu.Unlock()
 	return s, nil
 }
 

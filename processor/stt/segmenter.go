@@ -65,14 +65,14 @@ type Utterance struct {
 
 const (
 	frameLen     = SampleRate / 100 // 10 ms frames
-	floorWindow  = 500              // frames (5 s) the noise floor looks back on
+	floorWindow  = 300              // frames (3 s) the noise floor looks back on
 	floorPercent = 0.10             // the floor is this percentile of recent frame levels
 	histMinDB    = -100
 	histBins     = 101 // 1 dB bins from -100 to 0 dBFS
 )
 
 // Segmenter is an energy voice-activity detector with an adaptive noise
-// floor (a low percentile of the last five seconds of frame levels, so it
+// floor (a low percentile of the last three seconds of frame levels, so it
 // follows both a steady hum and a quiet room), hysteresis, a hangover so a
 // pause between words does not end the utterance, pre-roll, and a maximum
 // length. It is not safe for concurrent use; emit is called from Write and

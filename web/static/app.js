@@ -70,8 +70,8 @@
   function describeFailure(res, body) {
     var msg = body && body.error && body.error.message;
     if (res.status === 501) {
-      return "Interview machines are not available on this server yet, so interviews cannot be started or ended here. " +
-        "Configure a machine provider and try again." + (msg ? " (" + msg + ")" : "");
+      return "Interviews cannot be started or ended on this server yet: it has no machine provider configured. " +
+        "Ask the operator to set one up (CANDOR_PROVISIONER), then try again.";
     }
     if (res.status === 409) return "That is not possible in the interview's current state" + (msg ? ": " + msg : ".");
     if (res.status === 401) return "Your session has ended. Sign in again.";
@@ -107,6 +107,20 @@
       showActionMessage("Could not reach the server. Check your connection and try again.", true);
       btn.disabled = false;
       btn.textContent = label;
+    });
+  });
+
+  // --- User menu: close on a click elsewhere or Escape ---------------------
+  document.addEventListener("click", function (ev) {
+    document.querySelectorAll("details.user-menu[open]").forEach(function (d) {
+      if (!d.contains(ev.target)) d.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") return;
+    document.querySelectorAll("details.user-menu[open]").forEach(function (d) {
+      d.open = false;
+      d.querySelector("summary").focus();
     });
   });
 

@@ -126,16 +126,25 @@
     if (terminal[status]) finish();
   }
 
+  // setPresence lists who else follows this interview; the reader is "you".
+  var self = root.getAttribute("data-viewer");
   function setPresence(viewers) {
     viewers = viewers || [];
+    var others = viewers.filter(function (v) { return !self || v.id !== self; })
+      .map(function (v) { return v.name || "Someone"; });
     if (!viewers.length) {
       presence.hidden = true;
       return;
     }
-    var names = viewers.map(function (v) { return v.name || "Someone"; });
-    presence.textContent = viewers.length === 1 ? names[0] + " is watching" :
-      viewers.length + " watching: " + names.join(", ");
-    presence.title = names.join(", ");
+    if (!others.length) {
+      presence.textContent = "Only you are watching";
+    } else if (others.length === 1) {
+      presence.textContent = "You and " + others[0] + " are watching";
+    } else {
+      presence.textContent = "You and " + others.length + " others are watching";
+    }
+    presence.title = others.join(", ");
+    presence.setAttribute("data-viewers", String(viewers.length));
     presence.hidden = false;
   }
 

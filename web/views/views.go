@@ -216,6 +216,18 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format("2 Jan 2006, 15:04 UTC")
 }
 
+// fmtShortTime is for table cells: the year only when it is not this one.
+func fmtShortTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	t = t.UTC()
+	if t.Year() == time.Now().UTC().Year() {
+		return t.Format("2 Jan, 15:04")
+	}
+	return t.Format("2 Jan 2006")
+}
+
 func fmtTimePtr(t *time.Time) string {
 	if t == nil {
 		return "—"

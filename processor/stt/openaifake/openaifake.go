@@ -282,16 +282,22 @@ func decodeWAV(b []byte) ([]int16, int, error) {
 // frequency of the loud samples, rounded to 50 Hz ("tone 450"), or returns
 // "" for silence. Distinct tones make order and completeness checkable.
 func DescribeTone(pcm []int16, rate int) string {
+	frame := rate / 100
 	crossings, loud := 0, 0
-	prev := int16(0)
-	for _, v := range pcm {
-		if v > 1000 || v < -1000 {
-			loud++
+	for off := 0; off+frame <= len(pcm); off += frame {
+		f := pcm[off : off+frame]
+		var sum float64
+		n := 0
+		for i, v := range f {
+			sum += float64(v) * float64(v)
+			if p := off + i - 1; p >= 0 && (pcm[p] < 0) != (v < 0) {
+				n++
+			}
 		}
-		if (prev < 0) != (v < 0) && (v > 300 || v < -300 || prev > 300 || prev < -300) {
-			crossings++
+		if math.Sqrt(sum/float64(frame)) >= 1000 {
+			crossings += n
+			loud += frame
 		}
-		prev = v
 	}
 	if loud < rate/50 { // under 20 ms of signal
 		return ""
