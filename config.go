@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // serveConfig is what `candor [serve]` runs with: every field comes from a
@@ -28,6 +29,9 @@ type serveConfig struct {
 	DefaultRegion string
 	PricePerHour  float64
 	SecureCookies bool
+	// HeartbeatTimeout is how long a running interview's processor may stay
+	// silent before it is replaced on a new machine.
+	HeartbeatTimeout time.Duration
 
 	FlyAppPrefix string
 	FlyCPUs      int
@@ -69,6 +73,13 @@ func positiveNumber(v string) error {
 	return nil
 }
 
+func positiveDuration(v string) error {
+	if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		return errors.New("use a duration such as 3s")
+	}
+	return nil
+}
+
 func hostPort(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return errors.New("use host:port, e.g. 127.0.0.1:8080")
@@ -101,6 +112,7 @@ var serveSettings = []setting{
 	{"default-region", "CANDOR_DEFAULT_REGION", "", "region for interviews that name none (fly: e.g. iad)", nil},
 	{"price-per-machine-hour", "CANDOR_PRICE_PER_MACHINE_HOUR", "0.0079", "USD per machine-hour for cost estimates (Fly shared-cpu-1x 1 GB)", positiveNumber},
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
+	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
 	{"fly-memory-mb", "CANDOR_FLY_MEMORY_MB", "1024", "memory per interview machine in MB", wholeNumber},
@@ -159,6 +171,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.LogFormat = get["log-format"]
 	cfg.DefaultRegion = get["default-region"]
 	cfg.PricePerHour, _ = strconv.ParseFloat(get["price-per-machine-hour"], 64)
+	cfg.HeartbeatTimeout, _ = time.ParseDuration(get["heartbeat-timeout"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])
 	cfg.FlyMemoryMB, _ = strconv.Atoi(get["fly-memory-mb"])

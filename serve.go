@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"candor/fly"
 	"candor/processor"
 	"candor/realtime"
@@ -41,7 +44,10 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	}
 	defer ln.Close()
 
-	hub := realtime.New(realtime.Options{}, log)
+	// One registry for every metric the control plane has, served at /metrics.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hub := realtime.New(realtime.Options{Registerer: registry}, log)
 	defer hub.Close()
 
 	machines, err := newMachines(ctx, cfg, env, log)
@@ -59,6 +65,9 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		PricePerMachineHour: cfg.PricePerHour,
 		SecretKey:           key,
 		SecureCookies:       cfg.SecureCookies,
+		Registry:            registry,
+		HeartbeatTimeout:    cfg.HeartbeatTimeout,
+		ProcessorEnv:        map[string]string{"CANDOR_STT": cfg.STT, "CANDOR_INTERVIEWER": cfg.Interviewer},
 	}, db, hub, machines, log)
 	if err != nil {
 		return err

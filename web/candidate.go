@@ -138,7 +138,6 @@ func (s *Server) candidateNotice(c echo.Context, why string) error {
 	if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead {
 		return &Error{Code: code, Message: strings.ToLower(n.Title[:1]) + n.Title[1:]}
 	}
-	c.Response().Header().Set("Referrer-Policy", "no-referrer")
 	return render(c, n.Code, views.CandidateNoticePage(n))
 }
 
@@ -172,8 +171,6 @@ func (s *Server) handleCandidatePage(c echo.Context) error {
 		Running:       iv.Status == store.StatusRunning,
 		VideoLimit:    s.cfg.RecordingLimit,
 	}
-	// The link is a credential: keep it out of Referer headers.
-	c.Response().Header().Set("Referrer-Policy", "no-referrer")
 	return render(c, http.StatusOK, views.CandidatePage(d))
 }
 
