@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -62,6 +63,7 @@ func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&load.Viewers, "viewers", 2, "viewers per interview")
 	fs.DurationVar(&load.Duration, "duration", 10*time.Second, "how long entries are produced")
 	idle := fs.Int("idle-viewers", 2000, "idle viewers for the memory figure")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the candor run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +82,20 @@ func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer)
 	printRealtimeResult(stdout, "floor", floor)
 
 	fmt.Fprintln(stdout, "candor: HTTP bridge → SQLite → hub → WebSocket viewers …")
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	full, err := runRealtimeCandor(ctx, load, stderr)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("candor: %w", err)
 	}
@@ -507,7 +522,7 @@ func benchCall(ctx context.Context, client *http.Client, method, url, auth strin
 type benchMachines struct{}
 
 func (benchMachines) Launch(_ context.Context, s fly.Spec) (fly.Machine, error) {
-	return fly.Machine{ID: "bench-" + s.InterviewID, Provider: "bench", State: "running", URL: "http://127.0.0.1:9"}, nil
+	return fly.Machine{ID: "bench-" + s.InterviewID, Provider: fly.ProviderLocal, State: "running", URL: "http://127.0.0.1:9"}, nil
 }
 func (benchMachines) Destroy(context.Context, fly.Machine) error  { return nil }
 func (benchMachines) List(context.Context) ([]fly.Machine, error) { return nil, nil }

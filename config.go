@@ -32,8 +32,12 @@ type serveConfig struct {
 	// HeartbeatTimeout is how long a running interview's processor may stay
 	// silent before it is replaced on a new machine.
 	HeartbeatTimeout time.Duration
+	// ReconcileInterval is how often machines are reconciled with the
+	// store after the pass at start-up.
+	ReconcileInterval time.Duration
 
 	FlyAppPrefix string
+	FlyProxyURL  string
 	FlyCPUs      int
 	FlyMemoryMB  int
 
@@ -113,7 +117,9 @@ var serveSettings = []setting{
 	{"price-per-machine-hour", "CANDOR_PRICE_PER_MACHINE_HOUR", "0.0079", "USD per machine-hour for cost estimates (Fly shared-cpu-1x 1 GB)", positiveNumber},
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
 	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
+	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
+	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
 	{"fly-memory-mb", "CANDOR_FLY_MEMORY_MB", "1024", "memory per interview machine in MB", wholeNumber},
 }
@@ -172,7 +178,9 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.DefaultRegion = get["default-region"]
 	cfg.PricePerHour, _ = strconv.ParseFloat(get["price-per-machine-hour"], 64)
 	cfg.HeartbeatTimeout, _ = time.ParseDuration(get["heartbeat-timeout"])
+	cfg.ReconcileInterval, _ = time.ParseDuration(get["reconcile-interval"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
+	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])
 	cfg.FlyMemoryMB, _ = strconv.Atoi(get["fly-memory-mb"])
 	if cfg.PublicURL == "" {

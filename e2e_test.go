@@ -69,6 +69,31 @@ func TestInterviewEndToEndOverWebRTC(t *testing.T) {
 	t.Logf("webrtc: %d candidate entries, word recall %.2f, latencies %v", len(res.Candidate), res.Recall, res.Latencies)
 }
 
+// TestInterviewFallsBackWhenICEIsSlow gives ICE 1 ms: the page has made its
+// WHIP offer, gives up on it and moves the audio to the WebSocket.
+func TestInterviewFallsBackWhenICEIsSlow(t *testing.T) {
+	res := runInterview(t, interviewOptions{
+		Clips:     []string{"0880", "0930"},
+		Query:     "ice_ms=1",
+		Transport: "websocket",
+	})
+	t.Logf("ICE timeout: %d candidate entries, word recall %.2f", len(res.Candidate), res.Recall)
+}
+
+// TestInterviewSurvivesProcessorLoss kills the processor mid-interview: the
+// control plane replaces it (missed heartbeats), the page notices the drop,
+// asks again where the processor is, reconnects on its own, and the
+// transcript goes on without a gap or a duplicate in its sequence.
+func TestInterviewSurvivesProcessorLoss(t *testing.T) {
+	res := runInterview(t, interviewOptions{
+		Clips:         []string{"0870", "0880", "0890", "0920", "0930"},
+		Transport:     "webrtc",
+		KillProcessor: true,
+		MinRecall:     0.2,
+	})
+	t.Logf("after a processor loss: %d candidate entries, word recall %.2f", len(res.Candidate), res.Recall)
+}
+
 func TestInterviewEndToEndOverWebSocketFallback(t *testing.T) {
 	res := runInterview(t, interviewOptions{
 		Clips:     []string{"0880", "0890", "0930"},
@@ -87,6 +112,9 @@ type interviewOptions struct {
 	Shots     string   // screenshot name prefix; "" takes none
 	Transport string   // the transport the page must end up on
 	Camera    bool     // turn the camera on: the video is uploaded at the end
+	// KillProcessor kills the processor after the first answer; the page
+	// must reconnect to its replacement and the interview go on.
+	KillProcessor bool
 	// MinRecall is the share of the reference's words that must appear in
 	// the candidate's entries (pocketsphinx has a 25-50% WER here);
 	// default 0.35.
@@ -169,6 +197,15 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	audioStartMS := evaluate[float64](t, page, `window.candorTiming.audioStart`)
 	audioStart := time.UnixMilli(int64(audioStartMS))
 
+	var afterKill int // candidate entries seen before the processor was killed
+	if o.KillProcessor {
+		waitUntil(t, 90*time.Second, "a first candidate entry", func() bool { return len(rt.entries("candidate")) > 0 })
+		killProcessors(t)
+		waitStatus(t, page, "reconnecting", 30*time.Second)
+		waitStatus(t, page, "live", 90*time.Second)
+		afterKill = len(rt.entries("candidate"))
+	}
+
 	// The candidate talks; wait until the recording has been heard whole
 	// (its end plus time for the last utterance to be finalized).
 	deadline := audioStart.Add(speech.duration + 25*time.Second)
@@ -177,7 +214,8 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 		cands := rt.entries("candidate")
 		recall = wordRecall(speech.reference, cands)
 		ivs := rt.entries("interviewer")
-		if time.Now().After(audioStart.Add(speech.duration+3*time.Second)) && recall >= o.MinRecall && len(ivs) >= 2 {
+		if time.Now().After(audioStart.Add(speech.duration+3*time.Second)) && recall >= o.MinRecall && len(ivs) >= 2 &&
+			(!o.KillProcessor || len(cands) > afterKill) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -207,6 +245,15 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 
 	mustRun(t, page, "end the interview", chromedp.Click(chromedp.CSS(`[data-testid=end]`)))
 	waitStatus(t, page, "ended", 120*time.Second)
+	// The page may show the end as soon as the processor says so, while
+	// the control plane still destroys the machine.
+	var got struct {
+		Status string `json:"status"`
+	}
+	waitUntil(t, 60*time.Second, "completed interview", func() bool {
+		st.api(t, "GET", "/api/v1/interviews/"+iv.ID, nil, &got)
+		return got.Status == "completed"
+	})
 	shoot(t, page, o.Shots, "candidate-closing")
 
 	// Once ended, the stored transcript is complete.
@@ -239,20 +286,17 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 		}
 	}
 
-	var got struct {
-		Status string `json:"status"`
-	}
-	st.api(t, "GET", "/api/v1/interviews/"+iv.ID, nil, &got)
-	if got.Status != "completed" {
-		t.Errorf("interview status after the candidate ended it = %q, want completed", got.Status)
-	}
 	var evs struct {
 		Events []struct {
 			Type string `json:"type"`
 		} `json:"events"`
 	}
 	st.api(t, "GET", "/api/v1/interviews/"+iv.ID+"/events", nil, &evs)
-	for _, want := range []string{"candidate.consented", "machine.launched", "candidate.joined", "interview.ended"} {
+	wantEvents := []string{"candidate.consented", "machine.launched", "candidate.joined", "interview.ended"}
+	if o.KillProcessor {
+		wantEvents = append(wantEvents, "heartbeat.lost", "machine.replaced")
+	}
+	for _, want := range wantEvents {
 		if !slices.ContainsFunc(evs.Events, func(e struct {
 			Type string `json:"type"`
 		}) bool {
@@ -264,6 +308,11 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	waitNoProcessors(t, st.dir)
 	if o.Camera {
 		checkVideo(t, st, page, iv.ID)
+	}
+	if o.Shots != "" {
+		mustRun(t, page, "open an ended interview's link", chromedp.Navigate(iv.InviteURL),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=candidate-notice]`)))
+		shoot(t, page, o.Shots, "candidate-notice")
 	}
 
 	return interviewResult{
@@ -497,6 +546,33 @@ func processorChildren() []string {
 		}
 	}
 	return out
+}
+
+// killProcessors kills every processor this test process runs, at once and
+// without warning (SIGKILL to its process group), as a machine dies.
+func killProcessors(t testing.TB) {
+	t.Helper()
+	procs := processorChildren()
+	if len(procs) == 0 {
+		t.Fatal("no processor to kill")
+	}
+	for _, p := range procs {
+		pid, _ := strconv.Atoi(strings.Fields(p)[0])
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill processor %d: %v", pid, err)
+			}
+		}
+	}
+}
+
+func waitUntil(t testing.TB, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for start := time.Now(); !ok(); time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > timeout {
+			t.Fatalf("no %s within %s", what, timeout)
+		}
+	}
 }
 
 // ---- the realtime client (the recruiter's view through the API) ----

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		SecureCookies:       cfg.SecureCookies,
 		Registry:            registry,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
+		ReconcileInterval:   cfg.ReconcileInterval,
 		ProcessorEnv:        map[string]string{"CANDOR_STT": cfg.STT, "CANDOR_INTERVIEWER": cfg.Interviewer},
 	}, db, hub, machines, log)
 	if err != nil {
@@ -108,6 +110,7 @@ func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, lo
 			Org:           env["FLY_ORG"],
 			Image:         env["FLY_PROCESSOR_IMAGE"],
 			AppPrefix:     cfg.FlyAppPrefix,
+			ProxyBaseURL:  cfg.FlyProxyURL,
 			DefaultRegion: cfg.DefaultRegion,
 			CPUs:          cfg.FlyCPUs,
 			MemoryMB:      cfg.FlyMemoryMB,
@@ -135,8 +138,10 @@ func processorBaseEnv(cfg serveConfig, env map[string]string) map[string]string 
 	base := map[string]string{
 		"CANDOR_STT":         cfg.STT,
 		"CANDOR_INTERVIEWER": cfg.Interviewer,
-		"CANDOR_LOG_LEVEL":   cfg.LogLevel.String(),
-		"CANDOR_LOG_FORMAT":  cfg.LogFormat,
+		// The flag's spelling ("info"), not slog's ("INFO"): the processor
+		// parses it as a flag value.
+		"CANDOR_LOG_LEVEL":  strings.ToLower(cfg.LogLevel.String()),
+		"CANDOR_LOG_FORMAT": cfg.LogFormat,
 	}
 	for _, name := range []string{"PATH", "HOME", "TMPDIR", "LANG", "OPENAI_API_KEY", "OPENAI_BASE_URL"} {
 		if v, ok := env[name]; ok {

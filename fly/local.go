@@ -235,6 +235,19 @@ func (l *Local) List(ctx context.Context) ([]Machine, error) {
 	return ms, nil
 }
 
+// Idle is how many warm processors are ready to be claimed.
+func (l *Local) Idle() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.idle {
+		if !c.exited() {
+			n++
+		}
+	}
+	return n
+}
+
 // Close stops the warm pool and every child, and waits for them.
 func (l *Local) Close() error {
 	l.mu.Lock()

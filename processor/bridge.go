@@ -33,6 +33,13 @@ type BridgeState struct {
 	LastSeq int64  `json:"last_seq"`
 	MediaMS int64  `json:"media_ms"`
 	Status  string `json:"status"`
+
+	// Additive, requested of the control plane so a replacement resumes the
+	// interview instead of starting over; absent = today's behaviour (greet).
+	// InterviewerTurns is the number of stored entries with speaker
+	// "interviewer"; InterviewerTexts are their texts in seq order.
+	InterviewerTurns *int64   `json:"interviewer_turns,omitempty"`
+	InterviewerTexts []string `json:"interviewer_texts,omitempty"`
 }
 
 // BridgeEvent is the body of POST …/events.

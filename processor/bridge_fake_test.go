@@ -31,7 +31,10 @@ type fakeControl struct {
 	// if the control plane restarted before the ack left it.
 	down, loseAcks int
 	refuse         func(Entry) bool // a batch holding such an entry is refused with 400
-	changed        chan struct{}
+	// interviewerTexts, when set, is reported in the state as the proposed
+	// interviewer_turns/interviewer_texts fields.
+	interviewerTexts []string
+	changed          chan struct{}
 }
 
 func newFakeControl(t *testing.T, interviewID, token string) *fakeControl {
@@ -77,7 +80,12 @@ func (f *fakeControl) state(w http.ResponseWriter, r *http.Request) {
 	for seq := range f.entries {
 		last = max(last, seq)
 	}
-	json.NewEncoder(w).Encode(BridgeState{LastSeq: last, MediaMS: f.mediaMS, Status: "running"})
+	st := BridgeState{LastSeq: last, MediaMS: f.mediaMS, Status: "running"}
+	if f.interviewerTexts != nil {
+		n := int64(len(f.interviewerTexts))
+		st.InterviewerTurns, st.InterviewerTexts = &n, f.interviewerTexts
+	}
+	json.NewEncoder(w).Encode(st)
 }
 
 func (f *fakeControl) postEntries(w http.ResponseWriter, r *http.Request) {

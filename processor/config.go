@@ -41,14 +41,24 @@ type Config struct {
 	PlanFile string // CANDOR_PLAN_FILE: the interview plan (JSON, see Plan); "" = built-in plan
 
 	STT           string // CANDOR_STT: pocketsphinx (default) | openai | openai-realtime
-	Interviewer   string // CANDOR_INTERVIEWER: scripted (default)
+	Interviewer   string // CANDOR_INTERVIEWER: scripted (default) | openai-realtime
 	TTS           string // CANDOR_TTS: espeak (default, offline) | openai
 	OpenAIKey     string // OPENAI_API_KEY
 	OpenAIBaseURL string // OPENAI_BASE_URL
 
-	// WebRTC configures WHIP ingest (ICE servers, muxed ports, public IPs).
-	// No env names exist for it yet; the zero value suits a processor the
-	// browser reaches directly.
+	// The openai-realtime interviewer: CANDOR_REALTIME_MODEL (default
+	// gpt-realtime), CANDOR_REALTIME_VOICE (default alloy) and
+	// CANDOR_REALTIME_SESSION_MAX, the age at which its Realtime session is
+	// rolled over to a new one (a Go duration, default 55m; the service caps
+	// sessions at 60 minutes).
+	RealtimeModel      string
+	RealtimeVoice      string
+	RealtimeSessionMax time.Duration
+
+	// WebRTC configures WHIP ingest, from CANDOR_ICE_SERVERS,
+	// CANDOR_WEBRTC_UDP_PORT, CANDOR_WEBRTC_TCP_PORT and CANDOR_PUBLIC_IPS
+	// (see parseWebRTC). The zero value suits a processor the browser
+	// reaches directly.
 	WebRTC media.WebRTCConfig
 
 	// Listener, when non-nil, is served instead of listening on Addr (tests).
@@ -92,7 +102,7 @@ func (c Config) Idle() bool { return c.SessionID == "" }
 
 var (
 	sttEngines   = []string{"pocketsphinx", "openai", "openai-realtime"}
-	interviewers = []string{"scripted"}
+	interviewers = []string{"scripted", "openai-realtime"}
 	voices       = []string{"espeak", "openai"}
 )
 
@@ -121,11 +131,15 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./data"
 	}
-	if cfg.STT == "" {
-		cfg.STT = "pocketsphinx"
-	}
 	if cfg.Interviewer == "" {
 		cfg.Interviewer = "scripted"
+	}
+	if cfg.STT == "" {
+		cfg.STT = "pocketsphinx"
+		if cfg.Interviewer == "openai-realtime" {
+			// The interviewer's own session transcribes the candidate.
+			cfg.STT = "openai-realtime"
+		}
 	}
 	if cfg.TTS == "" {
 		cfg.TTS = "espeak"
@@ -150,6 +164,24 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if !slices.Contains(interviewers, cfg.Interviewer) {
 		return Config{}, fmt.Errorf("CANDOR_INTERVIEWER=%q is not available in this processor: set it to %s", cfg.Interviewer, strings.Join(interviewers, " or "))
+	}
+	if cfg.Interviewer == "openai-realtime" {
+		if cfg.OpenAIKey == "" {
+			return Config{}, errors.New("OPENAI_API_KEY is not set but CANDOR_INTERVIEWER=openai-realtime needs it: set OPENAI_API_KEY (the tenant's secret), or use CANDOR_INTERVIEWER=scripted")
+		}
+		cfg.RealtimeModel = get("CANDOR_REALTIME_MODEL")
+		cfg.RealtimeVoice = get("CANDOR_REALTIME_VOICE")
+		cfg.RealtimeSessionMax = defaultRealtimeSessionMax
+		if v := get("CANDOR_REALTIME_SESSION_MAX"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 || d >= 60*time.Minute {
+				return Config{}, fmt.Errorf("CANDOR_REALTIME_SESSION_MAX=%q is not a duration under the service's 60-minute cap: set it like 55m", v)
+			}
+			cfg.RealtimeSessionMax = d
+		}
+	}
+	if cfg.WebRTC, err = parseWebRTC(get); err != nil {
+		return Config{}, err
 	}
 
 	if !slices.Contains(voices, cfg.TTS) {

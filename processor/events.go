@@ -144,6 +144,13 @@ func (h *eventHub) State(state string) {
 	h.broadcast(frame{data: b})
 }
 
+// interruptJSON tells the candidate page to stop playing interviewer speech
+// now and drop what it has queued (barge-in).
+var interruptJSON = []byte(`{"type":"interrupt"}`)
+
+// Interrupt sends the interrupt message.
+func (h *eventHub) Interrupt() { h.broadcast(frame{data: interruptJSON}) }
+
 // Speech sends interviewer speech as binary s16le PCM frames.
 func (h *eventHub) Speech(pcm []int16) {
 	for _, chunk := range pcmFrames(pcm, speechFrameSamples) {

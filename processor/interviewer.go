@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,6 +27,74 @@ type Room interface {
 	Say(ctx context.Context, text string) error
 }
 
+// SpeechRoom is the room of an interviewer that hears and speaks audio
+// itself (speech to speech) instead of going through the room's speech
+// engine and voice. The session implements it beside Room.
+type SpeechRoom interface {
+	Room
+	// ListenAudio calls fn with every chunk of candidate audio (16 kHz mono)
+	// in stream order, with the media-clock ms of its first sample, until
+	// stop is called. fn runs on the ingest path: it must not block and must
+	// not call stop.
+	ListenAudio(fn func(pcm []int16, atMS int64)) (stop func())
+	// Relay plays interviewer speech (16 kHz mono) to the candidate, as Say's
+	// speech is sent: binary PCM frames on /events and the WHIP data channel.
+	Relay(pcm []int16)
+	// Interrupt tells the candidate's page to stop playing interviewer speech
+	// at once (barge-in): {"type":"interrupt"} on /events and the data channel.
+	Interrupt()
+	// Record adds a transcript entry for speaker ("interviewer" or
+	// "candidate") without speaking it.
+	Record(speaker, text string, startMS, endMS int64) error
+	// MediaMS is the media clock now.
+	MediaMS() int64
+	// Transcript returns the entries this processor has recorded so far.
+	Transcript() []Entry
+}
+
+// Resume is where a replacement processor picks the interview up, derived
+// from what the control plane reports of the transcript.
+type Resume struct {
+	Turns int // interviewer entries already in the transcript; 0 = a fresh start
+	// Asked is how many of the plan's questions were already asked.
+	Asked int
+	// Closed is true when the closing was already said.
+	Closed bool
+	// Said is the interviewer's earlier texts, when the control plane reports them.
+	Said []string
+}
+
+// resumeFrom places a replacement processor in the plan. With the
+// interviewer's earlier texts it is exact: the last plan question among them
+// was the last one asked, and follow-ups do not count. With only the number
+// of interviewer turns it assumes no follow-ups were asked (the greeting is
+// the first turn), which at worst skips a question rather than repeating the
+// greeting.
+func resumeFrom(plan Plan, st BridgeState) Resume {
+	r := Resume{Said: st.InterviewerTexts}
+	if st.InterviewerTurns != nil {
+		r.Turns = int(*st.InterviewerTurns)
+	}
+	if len(st.InterviewerTexts) > 0 {
+		r.Turns = max(r.Turns, len(st.InterviewerTexts))
+		for _, said := range st.InterviewerTexts {
+			said = strings.TrimSpace(said)
+			if i := slices.Index(plan.Questions, said); i >= 0 {
+				r.Asked = max(r.Asked, i+1)
+			}
+			if said == plan.Interviewer.Closing {
+				r.Closed = true
+			}
+		}
+		return r
+	}
+	if r.Turns > 0 {
+		r.Asked = min(r.Turns-1, len(plan.Questions))
+		r.Closed = r.Turns-1 > len(plan.Questions)
+	}
+	return r
+}
+
 // Utterance is one finalized candidate result, on the media clock.
 type Utterance struct {
 	Text           string
@@ -35,11 +104,14 @@ type Utterance struct {
 // Scripted asks the plan's questions in order. It greets when the candidate
 // joins, asks the next question once an answer is followed by Pause without
 // new speech, asks one follow-up when an answer has fewer than BriefWords
-// words, and closes when the questions run out.
+// words, and closes when the questions run out. A replacement processor
+// (Resume.Turns > 0) does not greet again: it asks the first question not
+// yet asked, or says nothing when the interview was already closed.
 type Scripted struct {
 	Plan       Plan
 	Pause      time.Duration
 	BriefWords int
+	Resume     Resume
 }
 
 var _ Interviewer = (*Scripted)(nil)
@@ -51,10 +123,18 @@ func (s *Scripted) Run(ctx context.Context, room Room) error {
 	case <-room.Joined():
 	}
 	iv := s.Plan.Interviewer
-	if err := room.Say(ctx, iv.Greeting); err != nil {
-		return fmt.Errorf("greet: %w", err)
+	if s.Resume.Closed {
+		return nil
+	}
+	if s.Resume.Turns == 0 {
+		if err := room.Say(ctx, iv.Greeting); err != nil {
+			return fmt.Errorf("greet: %w", err)
+		}
 	}
 	for i, q := range s.Plan.Questions {
+		if i < s.Resume.Asked {
+			continue
+		}
 		if err := room.Say(ctx, q); err != nil {
 			return fmt.Errorf("ask question %d: %w", i+1, err)
 		}

@@ -55,6 +55,8 @@ type session struct {
 	chunks  map[string]*chunkStream // /process-audio streams by speaker
 	ingest  sync.WaitGroup          // /ws/audio readers
 	wsAudio map[*websocket.Conn]struct{}
+	taps    map[int]func(pcm []int16, atMS int64) // SpeechRoom listeners (guarded by audioMu)
+	tapSeq  int
 
 	joined   chan struct{}
 	joinOnce sync.Once
@@ -117,6 +119,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 		baseMS:   state.MediaMS,
 		chunks:   make(map[string]*chunkStream),
 		wsAudio:  make(map[*websocket.Conn]struct{}),
+		taps:     make(map[int]func([]int16, int64)),
 		joined:   make(chan struct{}),
 		heard:    make(chan Utterance, 256),
 		recPath:  filepath.Join(cfg.DataDir, "recording-"+safeName(cfg.SessionID)+".ogg"),
@@ -128,17 +131,25 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 		}
 	}()
 
-	engine, err := stt.New(cfg.STT, stt.Config{
-		OpenAIKey:     cfg.OpenAIKey,
-		OpenAIBaseURL: cfg.OpenAIBaseURL,
-		Logger:        log,
-	})
+	resume := resumeFrom(plan, state)
+	iv, engineName, err := s.newInterviewer(resume)
 	if err != nil {
-		return nil, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
+		return nil, err
 	}
-	s.stream, err = engine.NewStream(work, s.baseMS, s.onResult)
-	if err != nil {
-		return nil, fmt.Errorf("start speech stream (%s): %w", engine.Name(), err)
+	if s.stream == nil {
+		engine, err := stt.New(cfg.STT, stt.Config{
+			OpenAIKey:     cfg.OpenAIKey,
+			OpenAIBaseURL: cfg.OpenAIBaseURL,
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
+		}
+		s.stream, err = engine.NewStream(work, s.baseMS, s.onResult)
+		if err != nil {
+			return nil, fmt.Errorf("start speech stream (%s): %w", engine.Name(), err)
+		}
+		engineName = engine.Name()
 	}
 	if v, err := newVoice(cfg, plan); err != nil {
 		log.Warn("interviewer speaks as text only: no voice", "err", err)
@@ -164,7 +175,6 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 	ivCtx, stopIV := context.WithCancel(work)
 	s.stopInterviewer = stopIV
 	s.interviewerDone = make(chan struct{})
-	iv := &Scripted{Plan: plan, Pause: cfg.Timing.AnswerPause, BriefWords: 6}
 	go func() {
 		defer close(s.interviewerDone)
 		if err := iv.Run(ivCtx, s); err != nil && ivCtx.Err() == nil {
@@ -172,9 +182,54 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 			s.event(ivCtx, BridgeEvent{Type: "error", Message: "interviewer: " + err.Error()})
 		}
 	}()
-	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engine.Name(), "whip", s.whip != nil)
+	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engineName,
+		"interviewer", cfg.Interviewer, "resume_turns", resume.Turns, "whip", s.whip != nil)
 	return s, nil
 }
+
+// newInterviewer builds the configured interviewer. The openai-realtime
+// interviewer transcribes the candidate itself when CANDOR_STT is
+// openai-realtime too: the session then runs no separate speech stream (the
+// same audio would otherwise be transcribed twice, as two entries); with
+// pocketsphinx or openai it runs beside that engine with its own input
+// transcription off. engine names what transcribes the candidate when the
+// interviewer does ("" otherwise).
+func (s *session) newInterviewer(resume Resume) (iv Interviewer, engine string, err error) {
+	cfg := s.cfg
+	switch cfg.Interviewer {
+	case "openai-realtime":
+		rt := &Realtime{
+			Plan:   s.plan,
+			Resume: resume,
+			Config: RealtimeConfig{
+				APIKey:              cfg.OpenAIKey,
+				BaseURL:             cfg.OpenAIBaseURL,
+				Model:               cfg.RealtimeModel,
+				Voice:               cfg.RealtimeVoice,
+				SessionMax:          cfg.RealtimeSessionMax,
+				TranscribeCandidate: cfg.STT == "openai-realtime",
+			},
+			Log: s.log,
+		}
+		if rt.Config.TranscribeCandidate {
+			s.stream = interviewerTranscribes{}
+			engine = "openai-realtime (the interviewer's session)"
+		}
+		return rt, engine, nil
+	default:
+		return &Scripted{Plan: s.plan, Pause: cfg.Timing.AnswerPause, BriefWords: 6, Resume: resume}, "", nil
+	}
+}
+
+// interviewerTranscribes stands in for the speech stream when the
+// openai-realtime interviewer transcribes the candidate: audio reaches it
+// through ListenAudio, and it records candidate entries itself, draining its
+// pending transcriptions before its Run returns (End waits for that).
+type interviewerTranscribes struct{}
+
+func (interviewerTranscribes) Write([]int16) error         { return nil }
+func (interviewerTranscribes) Flush(context.Context) error { return nil }
+func (interviewerTranscribes) Close() error                { return nil }
 
 // resumeState asks the bridge where the interview stands, retrying while the
 // control plane is unreachable (bounded by Timing.StartTimeout).
@@ -335,7 +390,51 @@ func (s *session) Say(ctx context.Context, text string) error {
 	return nil
 }
 
-var _ Room = (*session)(nil)
+var _ SpeechRoom = (*session)(nil)
+
+func (s *session) ListenAudio(fn func(pcm []int16, atMS int64)) (stop func()) {
+	s.audioMu.Lock()
+	s.tapSeq++
+	id := s.tapSeq
+	s.taps[id] = fn
+	s.audioMu.Unlock()
+	return func() {
+		s.audioMu.Lock()
+		delete(s.taps, id)
+		s.audioMu.Unlock()
+	}
+}
+
+func (s *session) Relay(pcm []int16) {
+	if len(pcm) == 0 {
+		return
+	}
+	s.events.Speech(pcm)
+	for _, f := range pcmFrames(pcm, speechFrameSamples) {
+		s.sendWHIP(nil, f)
+	}
+}
+
+func (s *session) Interrupt() {
+	s.events.Interrupt()
+	s.sendWHIP(interruptJSON, nil)
+}
+
+func (s *session) Record(speaker, text string, startMS, endMS int64) error {
+	if speaker == "candidate" {
+		s.onResult(stt.Result{Text: text, StartMS: startMS, EndMS: endMS})
+		return nil
+	}
+	_, err := s.addEntry(speaker, text, startMS, endMS, 1)
+	return err
+}
+
+func (s *session) MediaMS() int64 { return s.mediaMS() }
+
+func (s *session) Transcript() []Entry {
+	es, _ := s.Entries()
+	return es
+}
 
 func captionJSON(e Entry) []byte {
 	b, _ := json.Marshal(Caption{Type: "caption", Speaker: e.Speaker, Text: e.Text, Seq: e.Seq, Final: true})
@@ -374,6 +473,12 @@ func (s *session) writePCM(pcm []int16) {
 func (s *session) writePCMLocked(pcm []int16) {
 	if s.ended.Load() {
 		return
+	}
+	if len(s.taps) > 0 {
+		at := s.mediaMS()
+		for _, fn := range s.taps {
+			fn(pcm, at)
+		}
 	}
 	if err := s.stream.Write(pcm); err != nil {
 		s.log.Error("speech stream write", "err", err)

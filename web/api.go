@@ -256,11 +256,10 @@ func (s *Server) handleCreateInterview(c echo.Context) error {
 }
 
 // createInterview stores a scheduled interview with its invite link hash.
+// An interview without a region gets one when it starts (regionFor): the
+// candidate's nearest, else the default.
 func (s *Server) createInterview(c echo.Context, tenantID string, in interviewInput) (store.Interview, error) {
 	region := in.Region
-	if region == "" {
-		region = s.cfg.DefaultRegion
-	}
 	now := time.Now().UTC()
 	id := store.NewID("iv_")
 	iv, err := s.db.CreateInterview(c.Request().Context(), store.Interview{

@@ -214,7 +214,7 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	}
 	switch in.Type {
 	case "ready":
-		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "processor.ready", data); err != nil {
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.ready", data); err != nil {
 			return fmt.Errorf("record processor.ready: %w", err)
 		}
 		if iv.Status == store.StatusStarting {
@@ -238,14 +238,14 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	case "ended":
 		// The processor has delivered everything; the control plane
 		// completes the interview in POST …/end (or supervision does).
-		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "processor.ended", data); err != nil {
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.ended", data); err != nil {
 			return fmt.Errorf("record processor.ended: %w", err)
 		}
 	case "error":
 		if in.Message == "" {
 			return invalid("message", "is required for an error event")
 		}
-		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "error", data); err != nil {
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "error", data); err != nil {
 			return fmt.Errorf("record error event: %w", err)
 		}
 	case "":
@@ -301,7 +301,7 @@ func (s *Server) handleBridgeRecording(c echo.Context) error {
 	if err := s.db.SetRecording(ctx, iv.TenantID, iv.ID, filepath.ToSlash(rel)); err != nil {
 		return fmt.Errorf("record recording path: %w", err)
 	}
-	if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "recording.stored", map[string]int64{"bytes": n}); err != nil {
+	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "recording.stored", map[string]int64{"bytes": n}); err != nil {
 		return fmt.Errorf("record recording.stored: %w", err)
 	}
 	return c.JSON(http.StatusOK, map[string]int64{"bytes": n})

@@ -362,6 +362,15 @@ func storeVideo(dst string, r io.Reader) (int64, error) {
 	return n + int64(len(magic)), nil
 }
 
+// videoURL is where the interview's tenant plays the candidate's video, ""
+// when there is none (for the dashboard's interview page and the API).
+func (s *Server) videoURL(iv store.Interview) string {
+	if _, err := os.Stat(s.videoPath(iv)); err != nil {
+		return ""
+	}
+	return "/api/v1/interviews/" + iv.ID + "/video"
+}
+
 func (s *Server) videoPath(iv store.Interview) string {
 	return filepath.Join(s.cfg.DataDir, recordingsDir, iv.TenantID, iv.ID+videoFileExt)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,7 +48,11 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	for _, c := range candidates {
 		people[c.ID] = c
 	}
-	d := views.Interviews{Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs}
+	usage, err := s.usage(ctx, tenantID, time.Now())
+	if err != nil {
+		return err
+	}
+	d := views.Interviews{Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
 	for _, iv := range ivs {
 		cand := people[iv.CandidateID]
 		d.Rows = append(d.Rows, views.InterviewRow{
@@ -152,4 +157,26 @@ func machineSeconds(m store.Machine, now time.Time) float64 {
 		return m.SecondsBilled
 	}
 	return max(0, now.Sub(m.CreatedAt).Seconds())
+}
+
+// usage is the tenant's machine time in the calendar month (UTC) of now:
+// seconds billed for machines created this month, plus the time live ones
+// have run so far.
+func (s *Server) usage(ctx context.Context, tenantID string, now time.Time) (views.Usage, error) {
+	now = now.UTC()
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	secs, err := s.db.MachineSeconds(ctx, tenantID, month)
+	if err != nil {
+		return views.Usage{}, fmt.Errorf("machine seconds: %w", err)
+	}
+	live, err := s.db.ListLiveMachines(ctx)
+	if err != nil {
+		return views.Usage{}, fmt.Errorf("live machines: %w", err)
+	}
+	for _, m := range live {
+		if m.TenantID == tenantID && !m.CreatedAt.Before(month) {
+			secs += machineSeconds(m, now)
+		}
+	}
+	return views.Usage{Month: month, MachineSeconds: secs, PricePerHour: s.cfg.PricePerMachineHour}, nil
 }

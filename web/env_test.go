@@ -32,6 +32,7 @@ type testEnv struct {
 	srv      *Server
 	ts       *httptest.Server
 	machines *fakeMachines
+	backend  fly.Machines // when set (withMachines), used instead of machines
 	dataDir  string
 	log      *slog.Logger
 }
@@ -46,6 +47,11 @@ func withoutMachines() envOption {
 // withLog sends the server's log to w (as JSON lines).
 func withLog(w io.Writer) envOption {
 	return func(_ *Config, e *testEnv) { e.log = slog.New(slog.NewJSONHandler(w, nil)) }
+}
+
+// withMachines builds the server on a real backend instead of the fake.
+func withMachines(m fly.Machines) envOption {
+	return func(_ *Config, e *testEnv) { e.machines, e.backend = nil, m }
 }
 
 func withConfig(f func(*Config)) envOption {
@@ -77,12 +83,17 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		SecretKey:     key,
 		EndTimeout:    10 * time.Second,
 		LaunchTimeout: 10 * time.Second,
+		// Tests reconcile by calling Server.Reconcile.
+		ReconcileInterval: -1,
 	}
 	for _, o := range opts {
 		o(&cfg, e)
 	}
 	var machines fly.Machines
-	if e.machines != nil {
+	switch {
+	case e.backend != nil:
+		machines = e.backend
+	case e.machines != nil:
 		machines = e.machines
 	}
 	srv, err := New(cfg, db, hub, machines, e.log)
@@ -410,7 +421,20 @@ func (f *fakeMachines) Destroy(ctx context.Context, m fly.Machine) error {
 	return nil
 }
 
-func (f *fakeMachines) List(ctx context.Context) ([]fly.Machine, error) { return nil, nil }
+func (f *fakeMachines) List(ctx context.Context) ([]fly.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	provider := f.provider
+	if provider == "" {
+		provider = fly.ProviderLocal
+	}
+	var out []fly.Machine
+	for id, p := range f.procs {
+		out = append(out, fly.Machine{ID: id, Provider: provider, Region: p.spec.Region, State: "started", URL: p.srv.URL,
+			InterviewID: p.spec.InterviewID, TenantID: p.spec.TenantID})
+	}
+	return out, nil
+}
 
 func (f *fakeMachines) Close() error {
 	f.mu.Lock()
@@ -450,6 +474,18 @@ func (p *fakeProcessor) endCalls() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ends
+}
+
+// vanish makes the n-th launch's machine disappear behind the control
+// plane's back (a host died, someone deleted it), without a Destroy.
+func (f *fakeMachines) vanish(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("fake-%d", n)
+	if p, ok := f.procs[id]; ok {
+		p.srv.Close()
+		delete(f.procs, id)
+	}
 }
 
 // processor returns the fake processor of the n-th launch (1-based).

@@ -69,6 +69,18 @@ func (s *Server) handleStartInterview(c echo.Context) error {
 // and returns it with that machine. For an interview already running it
 // returns the current machine (start is idempotent while running).
 func (s *Server) startInterview(ctx context.Context, tenantID, id string) (store.Interview, store.Machine, error) {
+	return s.startInterviewIn(ctx, tenantID, id, "")
+}
+
+// startInterviewIn is startInterview with the region nearest the candidate
+// (the Fly-Region header of their join request; "" if unknown). The
+// machine runs in the interview's own region if it has one, else in
+// nearRegion, else in Config.DefaultRegion. A nearRegion that is not a
+// region name is ignored: anyone can send that header.
+func (s *Server) startInterviewIn(ctx context.Context, tenantID, id, nearRegion string) (store.Interview, store.Machine, error) {
+	if !regionRE.MatchString(nearRegion) {
+		nearRegion = ""
+	}
 	unlock := s.locks.lock(id)
 	defer unlock()
 
@@ -106,7 +118,7 @@ func (s *Server) startInterview(ctx context.Context, tenantID, id string) (store
 	// would leave the interview half-started) but must end with the server.
 	lctx, done := s.owned(s.cfg.LaunchTimeout)
 	defer done()
-	m, err := s.launch(lctx, iv)
+	m, err := s.launch(lctx, iv, nearRegion)
 	if err != nil {
 		s.metrics.launches.WithLabelValues("failed").Inc()
 		return store.Interview{}, store.Machine{}, s.failStart(context.WithoutCancel(ctx), iv, err)
@@ -121,8 +133,22 @@ func (s *Server) startInterview(ctx context.Context, tenantID, id string) (store
 	return iv, m, nil
 }
 
-// launch starts the interview's processor and records its machine.
-func (s *Server) launch(ctx context.Context, iv store.Interview) (store.Machine, error) {
+// regionFor is where iv's machine runs: the interview's own region, else
+// near (the candidate's edge region, or the region of the machine being
+// replaced), else the configured default.
+func (s *Server) regionFor(iv store.Interview, near string) string {
+	switch {
+	case iv.Region != "":
+		return iv.Region
+	case near != "":
+		return near
+	}
+	return s.cfg.DefaultRegion
+}
+
+// launch starts the interview's processor (in regionFor(iv, near)) and
+// records its machine.
+func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (store.Machine, error) {
 	tenant, err := s.db.Tenant(ctx, iv.TenantID)
 	if err != nil {
 		return store.Machine{}, fmt.Errorf("tenant: %w", err)
@@ -139,10 +165,7 @@ func (s *Server) launch(ctx context.Context, iv store.Interview) (store.Machine,
 	if err != nil {
 		return store.Machine{}, fmt.Errorf("encode plan: %w", err)
 	}
-	region := iv.Region
-	if region == "" {
-		region = s.cfg.DefaultRegion
-	}
+	region := s.regionFor(iv, near)
 	// The machine row is written once the launch succeeded (its provider
 	// is known only then), but its id is chosen now: the processor token
 	// is derived from it.
@@ -180,11 +203,11 @@ func (s *Server) launch(ctx context.Context, iv store.Interview) (store.Machine,
 		derr := s.machines.Destroy(context.WithoutCancel(ctx), fm)
 		return store.Machine{}, errors.Join(fmt.Errorf("record launched machine: %w", err), derr)
 	}
-	if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "machine.launched", map[string]any{
+	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "machine.launched", map[string]any{
 		"machine_id": row.ID, "provider": row.Provider, "provider_id": row.ProviderID,
-		"app": row.App, "region": row.Region, "url": row.URL,
+		"app": row.App, "region": row.Region, "url": row.URL, "processor_url": s.processorURL(row),
 	}); err != nil {
-		return row, fmt.Errorf("record machine.launched: %w", err)
+		return row, err
 	}
 	return row, nil
 }
@@ -200,7 +223,7 @@ func (s *Server) failStart(ctx context.Context, iv store.Interview, cause error)
 		msg = "no machine capacity in region " + iv.Region + "; schedule the interview in another region or retry later"
 	}
 	var errs []error
-	if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "error", map[string]string{"message": msg}); err != nil {
+	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "error", map[string]string{"message": msg}); err != nil {
 		errs = append(errs, fmt.Errorf("record launch error: %w", err))
 	}
 	failed, err := s.db.SetInterviewStatus(ctx, iv.TenantID, iv.ID, store.StatusFailed, store.StatusStarting, store.StatusRunning)
@@ -301,7 +324,7 @@ func (s *Server) endInterview(ctx context.Context, tenantID, id string) (store.I
 				// The recording of what was said is what matters most,
 				// but a processor that cannot flush must not keep the
 				// machine alive: note it and go on.
-				if _, eerr := s.db.AppendEvent(ectx, tenantID, id, "error", map[string]string{
+				if eerr := s.recordEvent(ectx, tenantID, id, "error", map[string]string{
 					"message": "the processor did not confirm its final flush: " + err.Error(),
 				}); eerr != nil {
 					return store.Interview{}, fmt.Errorf("record flush error: %w", eerr)
@@ -326,7 +349,7 @@ func (s *Server) endInterview(ctx context.Context, tenantID, id string) (store.I
 	if flushed >= 0 {
 		data["flushed_entries"] = flushed
 	}
-	if _, err := s.db.AppendEvent(ectx, tenantID, id, "interview.ended", data); err != nil {
+	if err := s.recordEvent(ectx, tenantID, id, "interview.ended", data); err != nil {
 		return store.Interview{}, fmt.Errorf("record interview.ended: %w", err)
 	}
 	s.metrics.interviewsEnded.Inc()
@@ -375,28 +398,25 @@ func machineHeaders(m store.Machine) map[string]string {
 }
 
 // destroy destroys the machine and records it destroyed with its billed
-// seconds.
+// seconds (creation to destruction).
 func (s *Server) destroy(ctx context.Context, m store.Machine) error {
 	m.State = store.MachineStopping
 	if err := s.db.UpdateMachine(ctx, m); err != nil {
 		return fmt.Errorf("mark machine stopping: %w", err)
 	}
-	fm := fly.Machine{
-		ID: m.ProviderID, Provider: m.Provider, App: m.App, Region: m.Region, State: m.State,
-		URL: m.URL, Headers: machineHeaders(m), InterviewID: m.InterviewID, TenantID: m.TenantID,
-	}
+	fm := flyMachine(m)
 	if err := s.machines.Destroy(ctx, fm); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	m.State = store.MachineDestroyed
-	m.DestroyedAt = &now
-	m.SecondsBilled = now.Sub(m.CreatedAt).Seconds()
-	if err := s.db.UpdateMachine(ctx, m); err != nil {
-		return fmt.Errorf("mark machine destroyed: %w", err)
+	return s.retire(ctx, m, store.MachineDestroyed, time.Now().UTC())
+}
+
+// flyMachine is the backend's view of machine row m.
+func flyMachine(m store.Machine) fly.Machine {
+	return fly.Machine{
+		ID: m.ProviderID, Provider: m.Provider, App: m.App, Region: m.Region, State: m.State,
+		URL: m.URL, Headers: machineHeaders(m), InterviewID: m.InterviewID, TenantID: m.TenantID,
 	}
-	s.metrics.machineSecondsOK.Add(m.SecondsBilled)
-	return nil
 }
 
 // publishStatus tells the interview's and the tenant's subscribers about a

@@ -56,6 +56,9 @@ type Config struct {
 	// HeartbeatTimeout turns on supervision: a running interview whose
 	// processor is silent this long gets a new machine. 0 disables it.
 	HeartbeatTimeout time.Duration
+	// ReconcileInterval is how often machines are reconciled (reconcile.go)
+	// after the pass at start-up; default 1 minute, negative disables.
+	ReconcileInterval time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -76,6 +79,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LaunchTimeout <= 0 {
 		c.LaunchTimeout = 3 * time.Minute
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = time.Minute
 	}
 	if len(c.SecretKey) < 16 {
 		return errors.New("web: Config.SecretKey must hold at least 16 bytes")
@@ -160,6 +166,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 	s.upgrader = realtime.NewUpgrader(func(*http.Request) bool { return true })
 	s.buildEcho()
 	s.startSupervisor()
+	s.startReconciler()
 	return s, nil
 }
 

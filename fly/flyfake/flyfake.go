@@ -9,6 +9,9 @@
 // codes (429, 503, capacity errors...) and delays. It also stands in for the
 // Fly edge proxy at /_proxy/{app}/...: a request carrying
 // fly-force-instance-id reaches that machine's /healthz if it is started.
+// With a Runner (SetRunner) it also stands in for the Fly host: a started
+// machine's process really runs, and the proxy forwards every request
+// (WebSockets included) to it.
 package flyfake
 
 import (
@@ -22,6 +25,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -67,6 +72,57 @@ type Server struct {
 	apps       map[string]*app
 	calls      []Call
 	faults     []*fault
+
+	runner    Runner
+	runs      map[string]*run // by machine id, while a Runner runs it
+	runCtx    context.Context // ends at Close; bounds Runner.Run
+	runCancel context.CancelFunc
+	runWG     sync.WaitGroup
+}
+
+// Runner runs the process of a started machine, standing in for the Fly
+// host. Run returns the base URL the process serves on once it is ready;
+// Stop ends it (and must tolerate an id whose Run failed).
+type Runner interface {
+	Run(ctx context.Context, app string, m fly.Machine, env map[string]string) (baseURL string, err error)
+	Stop(app, id string)
+}
+
+// run is one machine's process under a Runner; ready is closed when Run
+// returned.
+type run struct {
+	app   string
+	ready chan struct{}
+	url   *url.URL
+	err   error
+}
+
+// SetRunner makes started machines run for real through r. Call it before
+// the first machine starts.
+func (s *Server) SetRunner(r Runner) {
+	s.mu.Lock()
+	s.runner = r
+	s.runs = make(map[string]*run)
+	s.runCtx, s.runCancel = context.WithCancel(context.Background())
+	s.mu.Unlock()
+}
+
+// Close stops every process a Runner runs and waits for them. Stop the
+// httptest server serving the fake first.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.runCancel != nil {
+		s.runCancel()
+	}
+	runs := s.runs
+	s.runs = make(map[string]*run)
+	s.mu.Unlock()
+	s.runWG.Wait()
+	for id, rn := range runs {
+		if rn.err == nil {
+			s.runner.Stop(rn.app, id)
+		}
+	}
 }
 
 type fault struct {
@@ -279,6 +335,10 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach Hijack and Flush (the proxy
+// forwards WebSockets).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
@@ -694,7 +754,22 @@ func (s *Server) stopMachine(w http.ResponseWriter, r *http.Request) {
 	if m.Config.AutoDestroy {
 		m.setState(fly.MachineStateDestroyed)
 	}
+	s.stopRunLocked(r.PathValue("app"), m.ID)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// stopRunLocked stops the machine's process, if a Runner runs it. Callers
+// hold mu; the Runner's Stop is called without it, after Run returned.
+func (s *Server) stopRunLocked(app, id string) {
+	rn, ok := s.runs[id]
+	if !ok {
+		return
+	}
+	delete(s.runs, id)
+	s.mu.Unlock()
+	<-rn.ready
+	s.runner.Stop(app, id)
+	s.mu.Lock()
 }
 
 // deleteMachine destroys a machine. A running one needs force=true (the
@@ -719,6 +794,7 @@ func (s *Server) deleteMachine(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m.setState(fly.MachineStateDestroyed)
+	s.stopRunLocked(r.PathValue("app"), m.ID)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
@@ -912,31 +988,84 @@ func (s *Server) assignIP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ip)
 }
 
-// proxy stands in for the Fly edge: /_proxy/{app}/healthz with
+// proxy stands in for the Fly edge: /_proxy/{app}/... with
 // fly-force-instance-id reaches that machine if it is started, as
-// https://<app>.fly.dev/healthz would; otherwise it answers like the edge
-// does when it has no instance to route to.
+// https://<app>.fly.dev/... would; otherwise it answers like the edge does
+// when it has no instance to route to. Without a Runner only /healthz
+// answers (200); with one, every request goes to the machine's process.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("fly-force-instance-id")
+	app := r.PathValue("app")
 	s.mu.Lock()
 	var state string
-	if a, ok := s.apps[r.PathValue("app")]; ok {
-		if m, ok := a.machines[id]; ok {
-			m.advance()
-			state = m.State
+	var m fly.Machine
+	var env map[string]string
+	if a, ok := s.apps[app]; ok {
+		if mm, ok := a.machines[id]; ok {
+			mm.advance()
+			state, m = mm.State, mm.Machine
+			env = make(map[string]string, len(a.secrets)+len(mm.Config.Env))
+			for k, v := range a.secrets {
+				env[k] = v
+			}
+			for k, v := range mm.Config.Env {
+				env[k] = v
+			}
+		}
+	}
+	runner := s.runner
+	var rn *run
+	if runner != nil && state == fly.MachineStateStarted {
+		var started bool
+		if rn, started = s.runs[id]; !started {
+			rn = &run{app: app, ready: make(chan struct{})}
+			s.runs[id] = rn
+			// The process belongs to the machine, not to this request: it
+			// runs until the machine is stopped or destroyed, or Close.
+			ctx := s.runCtx
+			s.runWG.Go(func() {
+				defer close(rn.ready)
+				base, err := runner.Run(ctx, app, m, env)
+				if err == nil {
+					rn.url, err = url.Parse(base)
+				}
+				rn.err = err
+			})
 		}
 	}
 	s.mu.Unlock()
 	switch {
 	case state == "":
 		http.Error(w, "no such instance", http.StatusServiceUnavailable)
+		return
 	case state != fly.MachineStateStarted:
 		http.Error(w, "instance is "+state, http.StatusServiceUnavailable)
-	case "/"+r.PathValue("rest") == "/healthz":
+		return
+	case rn == nil && "/"+r.PathValue("rest") == "/healthz":
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	default:
+		return
+	case rn == nil:
 		http.NotFound(w, r)
+		return
 	}
+	select {
+	case <-rn.ready:
+	case <-r.Context().Done():
+		return
+	}
+	if rn.err != nil {
+		// The machine's process did not come up: the edge has nothing to
+		// route to.
+		http.Error(w, "instance failed to start: "+rn.err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme, pr.Out.URL.Host = rn.url.Scheme, rn.url.Host
+		pr.Out.URL.Path = "/" + r.PathValue("rest")
+		pr.Out.URL.RawPath = ""
+		pr.Out.Host = rn.url.Host
+	}}
+	rp.ServeHTTP(w, r)
 }
 
 func newID() string {

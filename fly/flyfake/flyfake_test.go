@@ -3,13 +3,18 @@ package flyfake_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	fly "github.com/superfly/fly-go"
 
 	"candor/fly/flyfake"
 )
@@ -326,5 +331,62 @@ func TestInjectedFaultsAnswerInsteadOfTheAPIAndAreRecorded(t *testing.T) {
 	}
 	if strings.Join(got[:3], "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// echoRunner runs each machine as an httptest server that answers with the
+// machine's env, standing in for the Fly host.
+type echoRunner struct {
+	mu      sync.Mutex
+	servers map[string]*httptest.Server
+	stopped []string
+}
+
+func (r *echoRunner) Run(ctx context.Context, app string, m fly.Machine, env map[string]string) (string, error) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "%s %s %s", req.URL.RequestURI(), env["SESSION"], req.Header.Get("X-Test"))
+	}))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.servers[m.ID] = srv
+	return srv.URL, nil
+}
+
+func (r *echoRunner) Stop(app, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if srv, ok := r.servers[id]; ok {
+		srv.Close()
+		delete(r.servers, id)
+	}
+	r.stopped = append(r.stopped, id)
+}
+
+func TestARunnerRunsStartedMachinesBehindTheProxy(t *testing.T) {
+	fake, srv := newServer(t)
+	runner := &echoRunner{servers: map[string]*httptest.Server{}}
+	fake.SetRunner(runner)
+	t.Cleanup(fake.Close)
+	createApp(t, srv, "candor-acme")
+	st, body := call(t, srv, "POST", "/v1/apps/candor-acme/machines",
+		`{"name":"m1","config":{"image":"candor:v1","env":{"SESSION":"iv_7"}}}`)
+	mustStatus(t, st, http.StatusOK, body)
+	id, _ := field(body, "id").(string)
+
+	st, body = call(t, srv, "GET", "/_proxy/candor-acme/p/x?y=1", "", "fly-force-instance-id", id, "X-Test", "hdr")
+	if st != 200 || body != "/p/x?y=1 iv_7 hdr" {
+		t.Errorf("through the proxy: %d %v, want the machine's own answer", st, body)
+	}
+	st, body = call(t, srv, "DELETE", "/v1/apps/candor-acme/machines/"+id+"?force=true", "")
+	mustStatus(t, st, http.StatusOK, body)
+	runner.mu.Lock()
+	stopped := slices.Clone(runner.stopped)
+	runner.mu.Unlock()
+	if !slices.Equal(stopped, []string{id}) {
+		t.Errorf("stopped %v, want the destroyed machine", stopped)
+	}
+	st, _ = call(t, srv, "GET", "/_proxy/candor-acme/healthz", "", "fly-force-instance-id", id)
+	if st != http.StatusServiceUnavailable {
+		t.Errorf("destroyed machine through the proxy: %d, want 503", st)
 	}
 }

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"encoding/binary"
+	"os"
 	"slices"
 	"testing"
 )
@@ -12,8 +14,11 @@ var shortClip = []string{"-t", "0.4"}
 // fuzzStreamDecoder checks, for any input, that decoding never panics or
 // hangs, that any cut of the input gives the same PCM and the same verdict as
 // the whole, and that the decoder's buffer stays bounded.
-func fuzzStreamDecoder(f *testing.F, mimeType string, bound func(d StreamDecoder) int, limit int) {
+func fuzzStreamDecoder(f *testing.F, mimeType string, bound func(d StreamDecoder) int, limit int, prepare func(data []byte, cut uint16) []byte) {
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		if prepare != nil {
+			data = prepare(data, cut)
+		}
 		var whole, chunked []int16
 		dw, err := NewStreamDecoder(mimeType, func(p []int16) { whole = append(whole, p...) })
 		if err != nil {
@@ -51,14 +56,19 @@ func FuzzWebMDecoder(f *testing.F) {
 	f.Add(small, uint16(7))
 	f.Add(unknownSizeClusters(f, small), uint16(50))
 	f.Add(small[:len(small)/2], uint16(1))
-	fuzzStreamDecoder(f, "audio/webm", func(d StreamDecoder) int { return len(d.(*webmDecoder).buf) }, maxWebMElement+16)
+	chromium, err := os.ReadFile(chromiumSeed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(chromium, uint16(90))
+	fuzzStreamDecoder(f, "audio/webm", func(d StreamDecoder) int { return len(d.(*webmDecoder).buf) }, maxWebMElement+16, nil)
 }
 
 func FuzzOggDecoder(f *testing.F) {
 	small := oggFixture(f, shortClip...)
 	f.Add(small, uint16(7))
 	f.Add(small[:len(small)/2], uint16(1))
-	fuzzStreamDecoder(f, "audio/ogg", func(d StreamDecoder) int { return len(d.(*oggDecoder).buf) }, 65307)
+	fuzzStreamDecoder(f, "audio/ogg", func(d StreamDecoder) int { return len(d.(*oggDecoder).buf) }, 65307, fixOggChecksums)
 }
 
 func FuzzWAVDecoder(f *testing.F) {
@@ -71,7 +81,38 @@ func FuzzWAVDecoder(f *testing.F) {
 			n += len(w.pcm.partial)
 		}
 		return n
-	}, maxWAVFmt+64)
+	}, maxWAVFmt+64, nil)
+}
+
+// fixOggChecksums recomputes the checksum of every whole page in data when
+// cut is odd, so that half of the mutated inputs get past the CRC check and
+// exercise packet reassembly and decoding.
+func fixOggChecksums(data []byte, cut uint16) []byte {
+	if cut%2 == 0 {
+		return data
+	}
+	data = slices.Clone(data)
+	for off := 0; off+oggHeaderLen <= len(data); {
+		b := data[off:]
+		if string(b[:4]) != "OggS" {
+			break
+		}
+		nseg := int(b[26])
+		if len(b) < oggHeaderLen+nseg {
+			break
+		}
+		total := oggHeaderLen + nseg
+		for _, l := range b[oggHeaderLen : oggHeaderLen+nseg] {
+			total += int(l)
+		}
+		if len(b) < total {
+			break
+		}
+		clear(b[22:26])
+		binary.LittleEndian.PutUint32(b[22:26], oggCRC(0, b[:total]))
+		off += total
+	}
+	return data
 }
 
 // FuzzReassembler drives a Reassembler (no timer: gap of an hour) with pushes

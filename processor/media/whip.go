@@ -41,9 +41,11 @@ type WebRTCConfig struct {
 
 // WHIPHandler receives one session's audio and its end. OnAudio is called
 // from one goroutine, in stream order, with 16 kHz mono PCM whose sample count
-// follows RTP time: lost packets and DTX pauses arrive as silence. OnClosed is
-// called exactly once, after the last OnAudio, whatever ended the session
-// (Delete, Close, ICE failure, or no connection within ConnectTimeout).
+// follows RTP time: lost packets and DTX pauses arrive as silence. For every
+// session Offer returned, OnClosed is called exactly once, after the last
+// OnAudio, whatever ended the session (Delete, Close, ICE failure, or no
+// connection within ConnectTimeout). Neither may block for long: OnAudio holds
+// up RTP reading, OnClosed holds up Delete and Close.
 type WHIPHandler interface {
 	OnAudio(pcm []int16)
 	OnClosed()
@@ -237,11 +239,9 @@ func (w *WHIP) Offer(ctx context.Context, offerSDP string, h WHIPHandler, rec io
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
 			s.connOnce.Do(func() { close(s.connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected,
-			webrtc.PeerConnectionStateClosed:
-			if st == webrtc.PeerConnectionStateDisconnected {
-				return // ICE may recover; pion moves to Failed after the failed timeout
-			}
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// Disconnected is left alone: ICE may recover, and pion moves
+			// to Failed once ICEFailedTimeout has passed without it.
 			w.closeAsync(s, "peer connection "+st.String())
 		}
 	})

@@ -264,7 +264,7 @@ func doWithRetry(ctx context.Context, client *http.Client, cfg Config, newReq fu
 				return nil, last
 			}
 			if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
-				wait = ra
+				wait = min(ra, maxRetryAfter)
 			}
 		}
 		if attempt >= cfg.MaxRetries {
@@ -280,6 +280,10 @@ func doWithRetry(ctx context.Context, client *http.Client, cfg Config, newReq fu
 		backoff = min(2*backoff, 8*time.Second)
 	}
 }
+
+// maxRetryAfter bounds a server-requested wait; beyond it the utterance is
+// better reported as failed than held back for minutes.
+const maxRetryAfter = 2 * time.Minute
 
 type cancelOnClose struct {
 	io.ReadCloser

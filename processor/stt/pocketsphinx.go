@@ -131,7 +131,8 @@ func (s *psStream) start() error {
 	if err := s.ctx.Err(); err != nil {
 		return fmt.Errorf("pocketsphinx: %w", err)
 	}
-	cmd := exec.Command(s.eng.path, s.eng.args...)
+	// The stream's context bounds the decoder's life; Close reaps it either way.
+	cmd := exec.CommandContext(s.ctx, s.eng.path, s.eng.args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("pocketsphinx stdin: %w", err)

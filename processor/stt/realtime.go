@@ -149,6 +149,8 @@ type rtStream struct {
 	flushErr []error // item failures since the last Flush
 }
 
+var errSessionClosed = errors.New("realtime session closed")
+
 type rtPad struct{ at, n int64 } // silence inserted at session sample at (24 kHz)
 
 type rtSession struct {
@@ -312,8 +314,10 @@ func (s *rtStream) read(ss *rtSession) {
 			ss.smu.Lock()
 			if ss.retired {
 				err = nil
+				ss.dead = errSessionClosed
+			} else {
+				ss.dead = fmt.Errorf("realtime session ended: %w", err)
 			}
-			ss.dead = fmt.Errorf("realtime session ended: %w", err)
 			for _, b := range ss.barriers {
 				b <- ss.dead
 			}

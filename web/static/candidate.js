@@ -207,6 +207,7 @@
   var gen = 0;          // connection generation; a stale callback checks it
   var conn = null;      // this generation's transports
   var ended = false;
+  var ending = false;   // the candidate clicked End; a drop now is the processor going away
   var attempt = 0;
   var retryTimer = 0;
   var seen = {};
@@ -289,12 +290,12 @@
 
   // drop tears this generation down and tries again with backoff.
   function drop(my, why) {
-    if (my !== gen || ended) return;
+    if (my !== gen || ended || ending) return;
     gen++;
     teardown();
     setStatus("reconnecting");
     hint.textContent = "The connection dropped. Reconnecting…";
-    var delay = Math.min(10000, 500 * Math.pow(2, attempt++));
+    var delay = Math.min(5000, 500 * Math.pow(2, attempt++));
     clearTimeout(retryTimer);
     retryTimer = setTimeout(function () { if (!ended) connect(); }, delay);
     if (why) console.warn("candor: reconnecting:", why);
@@ -620,12 +621,15 @@
   // ---- end ----
 
   endBtn.addEventListener("click", function () {
-    if (ended) return;
+    if (ended || ending) return;
+    ending = true;
     endBtn.disabled = true;
     endBtn.textContent = "Ending…";
     hint.textContent = "Saving your interview…";
     postJSON(base + "/end", {}).then(function () { finish(); }, function (err) {
       if (err && err.final) { finish(); return; }
+      ending = false;
+      if (!conn || !conn.live) drop(gen, "end failed");
       endBtn.disabled = false;
       endBtn.textContent = "End interview";
       hint.textContent = "The interview could not be ended: " + err.message + ". Please try again.";
@@ -643,7 +647,7 @@
     setStatus("ended");
     timing.ended = Date.now();
     show("closing");
-    if (why) {
+    if (why && !ending) {
       document.getElementById("closing-title").textContent = why.charAt(0).toUpperCase() + why.slice(1);
       $("closing-text").textContent = "If you think this is a mistake, contact the person who invited you.";
     }

@@ -93,7 +93,35 @@ type Interviews struct {
 	Candidates []store.Candidate
 	Form       InterviewForm
 	Errors     FormErrors
+	Usage      *Usage // nil hides the usage card
 }
+
+// Usage is the tenant's interview machine time this month and what it
+// costs at the configured price per machine-hour.
+type Usage struct {
+	Month          time.Time // any instant in the month shown
+	MachineSeconds float64   // billed, plus time run so far by live machines
+	PricePerHour   float64   // USD per machine-hour
+}
+
+// Cost is the estimated cost of MachineSeconds.
+func (u Usage) Cost() float64 { return u.MachineSeconds / 3600 * u.PricePerHour }
+
+// ThousandHourInterviews answers the sizing question: what 1,000
+// hour-long interviews a month cost (one machine-hour each).
+func (u Usage) ThousandHourInterviews() float64 { return 1000 * u.PricePerHour }
+
+// fmtUSD shows dollars with cents, and amounts under a dollar with enough
+// digits to not read as zero (machine time is cheap).
+func fmtUSD(v float64) string {
+	if v != 0 && v < 1 {
+		return "$" + strconv.FormatFloat(v, 'f', 4, 64)
+	}
+	return "$" + strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// fmtPrice shows a per-hour price as configured (e.g. $0.0079).
+func fmtPrice(v float64) string { return "$" + strconv.FormatFloat(v, 'f', -1, 64) }
 
 // InterviewDetail is the /interviews/{id} page.
 type InterviewDetail struct {

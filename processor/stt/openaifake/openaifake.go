@@ -19,6 +19,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+
+	"github.com/gorilla/websocket"
 	"sync"
 	"time"
 )
@@ -81,6 +83,7 @@ type Server struct {
 	transcribed []TranscriptionRequest
 	spoken      []SpeechRequest
 	sessions    []*Session
+	conns       map[*websocket.Conn]bool // open Realtime connections
 	wg          sync.WaitGroup
 }
 
@@ -92,7 +95,7 @@ func New(opts Options) *Server {
 	if opts.Transcribe == nil {
 		opts.Transcribe = DescribeTone
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, conns: map[*websocket.Conn]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/audio/transcriptions", s.transcriptions)
 	mux.HandleFunc("/v1/audio/speech", s.speech)
@@ -102,8 +105,14 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Close stops the server and waits for its session goroutines.
+// Close stops the server, ends open Realtime sessions and waits for their
+// goroutines.
 func (s *Server) Close() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 	s.wg.Wait()

@@ -62,8 +62,14 @@ func (s *Server) realtime(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	sess := &Session{ID: fmt.Sprintf("sess_%03d", len(s.sessions)+1), Config: defaultSession()}
 	s.sessions = append(s.sessions, sess)
+	s.conns[conn] = true
 	s.wg.Add(1)
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
 	c := &rtConn{srv: s, conn: conn, sess: sess, prefixMS: 300, silenceMS: 500, vadOn: true}
 	defer s.wg.Done()
 	c.serve()
