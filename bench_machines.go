@@ -385,20 +385,9 @@ func benchFly(ctx context.Context, dir string, n int, stdout io.Writer, log *slo
 		fake.Close()
 		runner.close()
 	}()
-	// fly-go reads its base URL from the environment only.
-	prev, had := os.LookupEnv("FLY_FLAPS_BASE_URL")
-	os.Setenv("FLY_FLAPS_BASE_URL", apiURL)
-	defer func() {
-		if had {
-			os.Setenv("FLY_FLAPS_BASE_URL", prev)
-		} else {
-			os.Unsetenv("FLY_FLAPS_BASE_URL")
-		}
-	}()
-
 	p, m, err := newBenchPlane(ctx, dir, func(string) (fly.Machines, error) {
 		return fly.NewFly(fly.FlyConfig{
-			Token: "bench-token", Org: "bench", Image: "registry.fly.io/candor:bench",
+			APIBaseURL: apiURL, Token: "bench-token", Org: "bench", Image: "registry.fly.io/candor:bench",
 			ProxyBaseURL: flyfake.ProxyURL(apiURL), RetryBase: 10 * time.Millisecond,
 		}, log)
 	}, log)

@@ -401,7 +401,7 @@ func startStack(t testing.TB) *stack {
 		case <-time.After(60 * time.Second):
 			t.Errorf("the control plane did not stop within 60 s of its context ending")
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("CANDOR_E2E_LOG") != "" {
 			t.Logf("control plane log (tail):\n%s", st.logTail())
 		}
 	})

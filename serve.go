@@ -106,6 +106,7 @@ func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, lo
 	switch cfg.Provisioner {
 	case "fly":
 		return fly.NewFly(fly.FlyConfig{
+			APIBaseURL:    env["FLY_FLAPS_BASE_URL"],
 			Token:         env["FLY_API_TOKEN"],
 			Org:           env["FLY_ORG"],
 			Image:         env["FLY_PROCESSOR_IMAGE"],

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,9 +24,14 @@ import (
 	"github.com/superfly/fly-go/tokens"
 )
 
-// FlyConfig configures the Fly Machines backend. The API base URL comes from
-// FLY_FLAPS_BASE_URL (read by fly-go; default https://api.machines.dev).
+// FlyConfig configures the Fly Machines backend. The API base URL is
+// APIBaseURL, else FLY_FLAPS_BASE_URL in the process environment (read by
+// fly-go), else https://api.machines.dev.
 type FlyConfig struct {
+	// APIBaseURL overrides the Machines API address (e.g. a fake in tests,
+	// given as FLY_FLAPS_BASE_URL in run()'s environment). fly-go only
+	// reads the process environment, so requests are re-aimed here.
+	APIBaseURL    string
 	Token         string // FLY_API_TOKEN
 	Org           string // FLY_ORG: org slug the tenant apps live in
 	AppPrefix     string // tenant app = <prefix>-<tenant slug>; default "candor"
@@ -132,10 +138,18 @@ func NewFly(cfg FlyConfig, log *slog.Logger) (*Fly, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var apiBase *url.URL
+	if cfg.APIBaseURL != "" {
+		u, err := url.Parse(cfg.APIBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("fly: FLY_FLAPS_BASE_URL %q is not an absolute http(s) URL", cfg.APIBaseURL)
+		}
+		apiBase = u
+	}
 	api, err := flaps.NewWithOptions(context.Background(), flaps.NewClientOpts{
 		UserAgent: "candor",
 		Tokens:    tokens.Parse(cfg.Token),
-		Transport: bodyPerAttempt{base: http.DefaultTransport.(*http.Transport).Clone()},
+		Transport: bodyPerAttempt{base: http.DefaultTransport.(*http.Transport).Clone(), to: apiBase},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fly: machines API client: %w", err)
@@ -467,7 +481,7 @@ func (f *Fly) waitReady(ctx context.Context, m Machine) error {
 		}
 		return fmt.Errorf("wait for started: %w", err)
 	}
-	return waitHealthy(ctx, f.http, m.URL, m.Headers, 250*time.Millisecond, nil)
+	return waitHealthy(ctx, f.http, m.URL, m.Headers, 250*time.Millisecond, nil, true)
 }
 
 // destroyAbandoned removes a machine a failed Launch leaves behind, with a
@@ -604,9 +618,21 @@ func (f *Fly) backoff(ctx context.Context, attempt int) error {
 // truncated ("ContentLength=870 with Body length 0", or a 400). Sitting
 // under rehttp, this reads the body before sending, so rehttp's rewind
 // touches nothing net/http still uses.
-type bodyPerAttempt struct{ base http.RoundTripper }
+//
+// It also re-aims requests at FlyConfig.APIBaseURL (to), when set.
+type bodyPerAttempt struct {
+	base http.RoundTripper
+	to   *url.URL
+}
 
 func (t bodyPerAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.to != nil {
+		req = req.Clone(req.Context())
+		req.URL.Scheme, req.URL.Host = t.to.Scheme, t.to.Host
+		req.URL.Path = strings.TrimRight(t.to.Path, "/") + req.URL.Path
+		req.URL.RawPath = ""
+		req.Host = t.to.Host
+	}
 	if req.Body == nil || req.Body == http.NoBody {
 		return t.base.RoundTrip(req)
 	}

@@ -340,7 +340,10 @@ func (l *Local) spawnOnce(ctx context.Context, id string, extra map[string]strin
 
 	readyCtx, cancel := context.WithTimeout(ctx, l.cfg.ReadyTimeout)
 	defer cancel()
-	if err := waitHealthy(readyCtx, l.client, c.url, nil, 5*time.Millisecond, c.done); err != nil {
+	// A pool processor has no interview until claimed; any other must have
+	// started its session before it counts as ready.
+	needSession := extra[envSessionID] != ""
+	if err := waitHealthy(readyCtx, l.client, c.url, nil, 5*time.Millisecond, c.done, needSession); err != nil {
 		early := c.exited()
 		l.stop(context.Background(), c)
 		if early {

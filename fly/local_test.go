@@ -297,7 +297,7 @@ func TestNewLocalKillsProcessorsLeftByACrashedRun(t *testing.T) {
 	t.Cleanup(func() { old.Process.Kill(); old.Wait() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := waitHealthy(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port), nil, 5*time.Millisecond, nil); err != nil {
+	if err := waitHealthy(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port), nil, 5*time.Millisecond, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := writePidFile(filepath.Join(procDir, "local-old.pid"), old.Process.Pid, "local-old"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,9 +102,13 @@ func randomHex(n int) string {
 }
 
 // waitHealthy polls url+"/healthz" until it answers 200, ctx ends or
-// exited (may be nil) is closed. Polling starts at 2 ms and backs off to
+// exited (may be nil) is closed. With needSession, a processor that
+// answers {"state":"idle"} is not ready yet: /healthz answers as soon as it
+// listens, but it serves an interview only once its session started
+// (resume state read from the bridge, speech engine up), and Launch's
+// caller hands its URL out at once. Polling starts at 2 ms and backs off to
 // maxStep so a local child is seen ready within a few ms of binding its port.
-func waitHealthy(ctx context.Context, client *http.Client, url string, headers map[string]string, maxStep time.Duration, exited <-chan struct{}) error {
+func waitHealthy(ctx context.Context, client *http.Client, url string, headers map[string]string, maxStep time.Duration, exited <-chan struct{}, needSession bool) error {
 	step := 2 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -119,7 +124,7 @@ func waitHealthy(ctx context.Context, client *http.Client, url string, headers m
 			return errors.New("processor exited before it was healthy")
 		case <-timer.C:
 		}
-		last = probeHealth(ctx, client, url, headers)
+		last = probeHealth(ctx, client, url, headers, needSession)
 		if last == nil {
 			return nil
 		}
@@ -130,7 +135,7 @@ func waitHealthy(ctx context.Context, client *http.Client, url string, headers m
 	}
 }
 
-func probeHealth(ctx context.Context, client *http.Client, url string, headers map[string]string) error {
+func probeHealth(ctx context.Context, client *http.Client, url string, headers map[string]string, needSession bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/healthz", nil)
@@ -144,10 +149,18 @@ func probeHealth(ctx context.Context, client *http.Client, url string, headers m
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	if needSession {
+		var h struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(body, &h) == nil && h.State == "idle" {
+			return errors.New("processor is up but has not started its interview yet")
+		}
 	}
 	return nil
 }
