@@ -37,11 +37,7 @@ import (
 func TestMain(m *testing.M) {
 	if slices.Contains(os.Args[1:], "--role=processor") {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		env := envMap(os.Environ())
-		// serve.go's processorBaseEnv passes slog's spelling ("INFO"),
-		// which the processor's config refuses; see the report.
-		env["CANDOR_LOG_LEVEL"] = strings.ToLower(env["CANDOR_LOG_LEVEL"])
-		err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
+		err := run(ctx, os.Args[1:], envMap(os.Environ()), os.Stdout, os.Stderr)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "candor:", err)
