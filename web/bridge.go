@@ -159,6 +159,7 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	iv := bridgeInterview(c)
+	defer s.entryLocks.lock(iv.ID)()
 	lastSeq, err := s.db.LastSeq(ctx, iv.TenantID, iv.ID)
 	if err != nil {
 		return fmt.Errorf("last seq: %w", err)

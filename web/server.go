@@ -122,6 +122,11 @@ type Server struct {
 	ipLogins *loginLimiter // per client address
 	upgrader *websocket.Upgrader
 	locks    interviewLocks
+	// entryLocks orders each interview's entry writes and their publishes:
+	// the hub drops a live entry whose seq is below one already sent, so two
+	// overlapping bridge requests must not publish out of order. Separate
+	// from locks, which end holds while the processor flushes entries.
+	entryLocks interviewLocks
 	// processorClient talks to processors (POST /end).
 	processorClient *http.Client
 
