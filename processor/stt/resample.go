@@ -76,7 +76,9 @@ func (r *Resampler) Process(in []int16) []int16 {
 }
 
 // Flush returns the outputs still held back for lack of look-ahead, as if
-// the input were followed by silence, up to the end of the input.
+// the input were followed by silence, up to the end of the input. Process
+// may continue afterwards: no sample is repeated or skipped, though the
+// last flushed outputs were computed without the audio that followed.
 func (r *Resampler) Flush() []int16 {
 	total := r.inCount
 	pad := make([]float64, r.half+1)
