@@ -216,7 +216,7 @@ func TestRealtimeInterviewerStopsWhenTheCandidateBargesIn(t *testing.T) {
 	long := strings.Repeat("Let me tell you about this position at some length. ", 3)
 	fake := realtimefake.New(realtimefake.Options{
 		Reply:         func(n int, _ string) string { return long },
-		SpeechPerChar: 40 * time.Millisecond, // about six seconds
+		SpeechPerChar: 40 * time.Millisecond,  // about six seconds
 		AudioPace:     100 * time.Millisecond, // generated in real time
 	})
 	defer fake.Close()
@@ -282,7 +282,9 @@ func TestRealtimeInterviewerStopsWhenTheCandidateBargesIn(t *testing.T) {
 
 func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
 	fake := realtimefake.New(realtimefake.Options{
-		Reply:         func(n int, _ string) string { return []string{"Hello there.", "Next one.", "And again.", "More please."}[min(n, 3)] },
+		Reply: func(n int, _ string) string {
+			return []string{"Hello there.", "Next one.", "And again.", "More please."}[min(n, 3)]
+		},
 		SpeechPerChar: 10 * time.Millisecond,
 	})
 	defer fake.Close()

@@ -94,6 +94,7 @@ func (srv *server) setSession(s *session) {
 	defer srv.mu.Unlock()
 	srv.sess = s
 	srv.cfg = s.cfg
+	s.markServing()
 }
 
 func (srv *server) current() (Config, *session) {

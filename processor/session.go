@@ -60,6 +60,8 @@ type session struct {
 
 	joined   chan struct{}
 	joinOnce sync.Once
+	serving  chan struct{} // closed once the server routes requests here: `ready` waits for it
+	serveOne sync.Once
 	heard    chan Utterance
 
 	recMu     sync.Mutex
@@ -121,6 +123,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 		wsAudio:  make(map[*websocket.Conn]struct{}),
 		taps:     make(map[int]func([]int16, int64)),
 		joined:   make(chan struct{}),
+		serving:  make(chan struct{}),
 		heard:    make(chan Utterance, 256),
 		recPath:  filepath.Join(cfg.DataDir, "recording-"+safeName(cfg.SessionID)+".ogg"),
 		whipIDs:  make(map[string]struct{}),
@@ -256,9 +259,18 @@ func (s *session) mediaMS() int64 {
 	return s.baseMS + s.samples.Load()*1000/stt.SampleRate
 }
 
-// heartbeats tells the bridge the processor is ready, then beats every
+// markServing tells the heartbeat worker that requests reach the session,
+// so `ready` is true when the control plane acts on it.
+func (s *session) markServing() { s.serveOne.Do(func() { close(s.serving) }) }
+
+// heartbeats tells the bridge the processor is ready (once it serves), then beats every
 // Timing.Heartbeat with the media clock until the session stops.
 func (s *session) heartbeats(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.serving:
+	}
 	if !s.event(ctx, BridgeEvent{Type: "ready", MediaMS: s.mediaMS()}) {
 		return
 	}
