@@ -69,7 +69,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		Registry:            registry,
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
 		ReconcileInterval:   cfg.ReconcileInterval,
-		ProcessorEnv:        map[string]string{"CANDOR_STT": cfg.STT, "CANDOR_INTERVIEWER": cfg.Interviewer},
+		ProcessorEnv:        processorEnv(cfg, env),
 	}, db, hub, machines, log)
 	if err != nil {
 		return err
@@ -176,4 +176,24 @@ func flyWarmPool(cfg serveConfig) map[string]int {
 		return nil
 	}
 	return map[string]int{cfg.DefaultRegion: cfg.WarmPool}
+}
+
+// processorPassThrough names the processor settings an operator sets on the
+// control plane for every interview machine (WebRTC behind NAT, the realtime
+// interviewer's model).
+var processorPassThrough = []string{
+	"CANDOR_ICE_SERVERS", "CANDOR_WEBRTC_UDP_PORT", "CANDOR_WEBRTC_TCP_PORT", "CANDOR_PUBLIC_IPS",
+	"CANDOR_REALTIME_MODEL", "CANDOR_REALTIME_VOICE", "CANDOR_REALTIME_SESSION_MAX", "CANDOR_TTS",
+}
+
+// processorEnv is what every interview's processor gets on top of what its
+// machine backend sets, whichever backend runs it.
+func processorEnv(cfg serveConfig, env map[string]string) map[string]string {
+	out := map[string]string{"CANDOR_STT": cfg.STT, "CANDOR_INTERVIEWER": cfg.Interviewer}
+	for _, name := range processorPassThrough {
+		if v := env[name]; v != "" {
+			out[name] = v
+		}
+	}
+	return out
 }

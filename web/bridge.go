@@ -261,15 +261,31 @@ type bridgeStateJSON struct {
 	LastSeq int64        `json:"last_seq"`
 	MediaMS int64        `json:"media_ms"`
 	Status  store.Status `json:"status"`
+	// InterviewerTurns and InterviewerTexts let a replacement processor's
+	// interviewer resume where its predecessor stopped: the texts tell
+	// questions from follow-ups.
+	InterviewerTurns int      `json:"interviewer_turns"`
+	InterviewerTexts []string `json:"interviewer_texts"`
 }
 
+// handleBridgeState tells a (replacement) processor where the interview
+// stands: the seq and media clock to continue from, and what the
+// interviewer has said so far.
 func (s *Server) handleBridgeState(c echo.Context) error {
 	iv := bridgeInterview(c)
-	last, err := s.db.LastSeq(c.Request().Context(), iv.TenantID, iv.ID)
+	entries, err := s.db.Entries(c.Request().Context(), iv.TenantID, iv.ID, 0)
 	if err != nil {
-		return fmt.Errorf("last seq: %w", err)
+		return fmt.Errorf("entries: %w", err)
 	}
-	return c.JSON(http.StatusOK, bridgeStateJSON{LastSeq: last, MediaMS: iv.MediaMS, Status: iv.Status})
+	st := bridgeStateJSON{MediaMS: iv.MediaMS, Status: iv.Status, InterviewerTexts: []string{}}
+	for _, e := range entries {
+		st.LastSeq = max(st.LastSeq, e.Seq)
+		if e.Speaker == store.SpeakerInterviewer {
+			st.InterviewerTexts = append(st.InterviewerTexts, e.Text)
+		}
+	}
+	st.InterviewerTurns = len(st.InterviewerTexts)
+	return c.JSON(http.StatusOK, st)
 }
 
 // handleBridgeRecording stores the interview's Ogg/Opus recording at

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -178,11 +179,17 @@ func TestBridgeEventsAndState(t *testing.T) {
 			}
 		})
 	}
-	e.postEntries(t, iv, tok, entry(1, "a"), entry(7, "b"))
+	question := entry(2, "Tell me about a system you built.")
+	question["speaker"] = "interviewer"
+	followUp := entry(4, "Could you say a little more?")
+	followUp["speaker"] = "interviewer"
+	e.postEntries(t, iv, tok, entry(1, "a"), question, entry(3, "b"), followUp, entry(7, "c"))
 	var state bridgeStateJSON
 	e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: tok}, &state)
-	if state != (bridgeStateJSON{LastSeq: 7, MediaMS: 4200, Status: store.StatusRunning}) {
-		t.Errorf("state = %+v", state)
+	want := bridgeStateJSON{LastSeq: 7, MediaMS: 4200, Status: store.StatusRunning, InterviewerTurns: 2,
+		InterviewerTexts: []string{"Tell me about a system you built.", "Could you say a little more?"}}
+	if !reflect.DeepEqual(state, want) {
+		t.Errorf("state = %+v, want %+v", state, want)
 	}
 	var evs struct{ Events []eventJSON }
 	e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + iv + "/events", Key: a.Key}, &evs)

@@ -340,6 +340,7 @@
     var msg;
     try { msg = JSON.parse(data); } catch (e) { return; }
     if (msg.type === "caption") addCaption(msg);
+    else if (msg.type === "interrupt") player.interrupt();
     else if (msg.type === "state" && msg.state === "ended") finish();
   }
 
@@ -372,6 +373,9 @@
   // player plays the interviewer's s16le 16 kHz mono PCM gaplessly.
   var player = (function () {
     var ctx = null, next = 0, speakingTimer = 0;
+    // scheduled holds the sources not yet finished, so that barge-in can
+    // silence the interviewer at once.
+    var scheduled = [];
     var who = $("interviewer");
     return {
       init: function () {
@@ -389,11 +393,21 @@
         src.buffer = ab;
         src.connect(ctx.destination);
         var at = Math.max(ctx.currentTime + 0.05, next);
+        scheduled.push(src);
+        src.onended = function () { scheduled.splice(scheduled.indexOf(src), 1); };
         src.start(at);
         next = at + ab.duration;
         who.setAttribute("data-speaking", "true");
         clearTimeout(speakingTimer);
         speakingTimer = setTimeout(function () { who.setAttribute("data-speaking", "false"); }, (next - ctx.currentTime) * 1000 + 100);
+      },
+      // interrupt drops what the interviewer has queued: the candidate
+      // started speaking over it (barge-in).
+      interrupt: function () {
+        scheduled.splice(0).forEach(function (src) { try { src.stop(); } catch (e) {} });
+        next = 0;
+        clearTimeout(speakingTimer);
+        who.setAttribute("data-speaking", "false");
       },
       stop: function () { if (ctx) ctx.close(); ctx = null; }
     };
