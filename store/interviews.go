@@ -149,7 +149,7 @@ func (db *DB) InterviewByID(ctx context.Context, id string) (Interview, error) {
 // SetInterviewStatus moves an interview to status to. When from is given and
 // the current status is not among them, nothing changes and the error is
 // ErrConflict. Entering running sets started_at, entering a terminal status
-// sets ended_at (each only once).
+// sets ended_at (each only once); leaving a terminal status clears ended_at.
 func (db *DB) SetInterviewStatus(ctx context.Context, tenantID, id string, to Status, from ...Status) (Interview, error) {
 	if !to.Valid() {
 		return Interview{}, fmt.Errorf("status %q: %w", to, ErrInvalid)
@@ -171,9 +171,13 @@ func (db *DB) SetInterviewStatus(ctx context.Context, tenantID, id string, to St
 		if to.Terminal() {
 			ended = now
 		}
+		// Leaving a terminal status (a failed launch being retried) reopens
+		// the interview: its ended_at goes, and the final status sets it anew.
+		reopen := iv.Status.Terminal() && !to.Terminal()
 		_, err = tx.ExecContext(ctx, `UPDATE interviews SET status = ?,
-				started_at = coalesce(started_at, ?), ended_at = coalesce(ended_at, ?)
-			WHERE tenant_id = ? AND id = ?`, string(to), started, ended, tenantID, id)
+				started_at = coalesce(started_at, ?),
+				ended_at = CASE WHEN ? THEN NULL ELSE coalesce(ended_at, ?) END
+			WHERE tenant_id = ? AND id = ?`, string(to), started, reopen, ended, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("store: set status of interview %s: %w", id, mapErr(err))
 		}

@@ -758,6 +758,8 @@ func TestSetInterviewStatus(t *testing.T) {
 		{"a completed interview cannot be cancelled by a guarded move", StatusCancelled, []Status{StatusScheduled, StatusRunning}, ErrConflict, StatusCompleted, true, true},
 		{"an unguarded move always applies", StatusFailed, nil, nil, StatusFailed, true, true},
 		{"an unknown status is invalid", Status("paused"), nil, ErrInvalid, StatusFailed, true, true},
+		{"leaving a terminal status clears ended_at", StatusStarting, []Status{StatusFailed}, nil, StatusStarting, true, false},
+		{"ending again sets ended_at anew", StatusCompleted, nil, nil, StatusCompleted, true, true},
 	}
 	var startedAt *time.Time
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"candor/store"
@@ -80,7 +81,10 @@ type interviewJSON struct {
 	MediaMS         int64        `json:"media_ms"`
 	LastHeartbeatAt *time.Time   `json:"last_heartbeat_at"`
 	RecordingURL    *string      `json:"recording_url"`
-	Machine         *machineJSON `json:"machine"`
+	// VideoURL is the candidate's camera recording (additive to DESIGN §5),
+	// null when the candidate had no camera on.
+	VideoURL *string      `json:"video_url"`
+	Machine  *machineJSON `json:"machine"`
 }
 
 // toInterviewJSON renders iv; m is its latest machine or nil.
@@ -96,6 +100,15 @@ func (s *Server) toInterviewJSON(iv store.Interview, m *store.Machine) interview
 	if iv.RecordingPath != "" {
 		u := s.cfg.PublicURL + "/api/v1/interviews/" + iv.ID + "/recording"
 		j.RecordingURL = &u
+	}
+	if u := s.videoURL(iv); u != "" {
+		u = s.cfg.PublicURL + u
+		j.VideoURL = &u
+	}
+	if !iv.Status.Terminal() {
+		// A relaunched interview keeps the ended_at of its failed launch
+		// in the store; it has not ended.
+		j.EndedAt = nil
 	}
 	if m != nil {
 		j.Machine = toMachineJSON(*m)
@@ -128,6 +141,9 @@ func toEntryJSON(e store.Entry) entryJSON {
 }
 
 type eventJSON struct {
+	// ID (additive to DESIGN §5) tells events apart, so that a live view
+	// that also fetches the stored ones shows each once.
+	ID   string          `json:"id"`
 	Type string          `json:"type"`
 	At   time.Time       `json:"at"`
 	Data json.RawMessage `json:"data"`
@@ -138,7 +154,7 @@ func toEventJSON(e store.Event) eventJSON {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
-	return eventJSON{Type: e.Type, At: e.At.UTC(), Data: data}
+	return eventJSON{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, At: e.At.UTC(), Data: data}
 }
 
 func utcPtr(t *time.Time) *time.Time {

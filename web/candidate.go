@@ -91,15 +91,19 @@ func (s *Server) sameOriginPost(next echo.HandlerFunc) echo.HandlerFunc {
 
 // inviteState says whether the interview of an invite can still be joined:
 // "" when it can, else why not.
+// An interview whose launch failed before it ever ran (launchRetryable) is
+// joinable like a scheduled one: joining launches it again.
 func inviteState(iv store.Interview, now time.Time) string {
 	switch {
 	case iv.Status == store.StatusRunning || iv.Status == store.StatusStarting:
 		return ""
+	case launchRetryable(iv):
 	case iv.Status == store.StatusFailed:
 		return inviteFailed
 	case iv.Status.Terminal():
 		return inviteEnded
-	case now.After(iv.ExpiresAt):
+	}
+	if now.After(iv.ExpiresAt) {
 		return inviteExpired
 	}
 	return ""
@@ -198,10 +202,10 @@ func (s *Server) handleCandidateConsent(c echo.Context) error {
 		if err := s.db.SetConsent(ctx, iv.TenantID, iv.ID, now); err != nil {
 			return fmt.Errorf("store consent: %w", err)
 		}
-		if _, err := s.db.AppendEvent(ctx, iv.TenantID, iv.ID, "candidate.consented", map[string]string{
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "candidate.consented", map[string]string{
 			"user_agent": truncate(c.Request().UserAgent(), 200),
 		}); err != nil {
-			return fmt.Errorf("record candidate.consented: %w", err)
+			return err
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]bool{"consent": true})
@@ -247,10 +251,10 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 	if iv.Status == store.StatusScheduled || m.URL == "" {
 		return errorf(CodeServiceUnavailable, "the interview is not ready yet; retry in a moment")
 	}
-	if _, err := s.db.AppendEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.joined", map[string]string{
+	if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.joined", map[string]string{
 		"machine_id": m.ID,
 	}); err != nil {
-		return fmt.Errorf("record candidate.joined: %w", err)
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, joinJSON{
@@ -271,8 +275,8 @@ func (s *Server) handleCandidateEnd(c echo.Context) error {
 	if s.machines == nil {
 		return errNoMachines
 	}
-	if _, err := s.db.AppendEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.ended", nil); err != nil {
-		return fmt.Errorf("record candidate.ended: %w", err)
+	if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.ended", nil); err != nil {
+		return err
 	}
 	iv, err := s.endInterview(c.Request().Context(), iv.TenantID, iv.ID)
 	if err != nil {
@@ -288,7 +292,7 @@ func (s *Server) handleCandidateVideo(c echo.Context) error {
 	iv := inviteInterview(c)
 	switch {
 	case iv.Status == store.StatusRunning || iv.Status == store.StatusStarting:
-	case iv.Status == store.StatusCompleted && iv.EndedAt != nil && time.Since(*iv.EndedAt) < videoUploadWindow:
+	case iv.Status == store.StatusCompleted && recentlyEnded(iv, time.Now()):
 	default:
 		return errorf(CodeConflict, "a video can be uploaded only during the interview or shortly after it ends")
 	}
@@ -309,10 +313,25 @@ func (s *Server) handleCandidateVideo(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.AppendEvent(req.Context(), iv.TenantID, iv.ID, "video.stored", map[string]int64{"bytes": n}); err != nil {
-		return fmt.Errorf("record video.stored: %w", err)
+	if err := s.recordEvent(req.Context(), iv.TenantID, iv.ID, "video.stored", map[string]int64{"bytes": n}); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]int64{"bytes": n})
+}
+
+// recentlyEnded reports whether completed interview iv ended less than
+// videoUploadWindow before now. The end is the later of ended_at and the
+// last heartbeat: the store keeps the first ended_at it sets, so for an
+// interview that ran after a failed launch (launchRetryable) ended_at is
+// the failure's time, while its last heartbeat is near the real end.
+func recentlyEnded(iv store.Interview, now time.Time) bool {
+	var end time.Time
+	for _, t := range []*time.Time{iv.EndedAt, iv.LastHeartbeatAt} {
+		if t != nil && t.After(end) {
+			end = *t
+		}
+	}
+	return !end.IsZero() && now.Sub(end) < videoUploadWindow
 }
 
 // webmMagic starts every WebM (EBML) file.

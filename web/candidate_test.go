@@ -266,6 +266,14 @@ func TestCandidateVideo(t *testing.T) {
 	if res := put(webm, "video/webm"); res.Status != http.StatusConflict {
 		t.Errorf("upload before the interview started: %d %s", res.Status, res.Body)
 	}
+	var before interviewJSON
+	e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + id, Key: acme.Key}, &before)
+	if before.VideoURL != nil {
+		t.Errorf("video_url before any upload = %q", *before.VideoURL)
+	}
+	if raw := e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + id, Key: acme.Key}, nil); !bytes.Contains(raw.Body, []byte(`"video_url":null`)) {
+		t.Errorf("the interview JSON lacks \"video_url\":null: %s", raw.Body)
+	}
 	e.must(t, 200, request{Method: "POST", Path: invite + "/consent", Body: map[string]any{"consent": true}}, nil)
 	e.must(t, 200, request{Method: "POST", Path: invite + "/join", Body: map[string]any{}}, nil)
 	e.must(t, 200, request{Method: "POST", Path: invite + "/end", Body: map[string]any{}}, nil)
@@ -299,6 +307,29 @@ func TestCandidateVideo(t *testing.T) {
 	if res := e.do(t, request{Method: "GET", Path: "/api/v1/interviews/" + id + "/video"}); res.Status != http.StatusUnauthorized {
 		t.Errorf("anonymous GET video: %d", res.Status)
 	}
+	t.Run("the API and the recruiter's page link the video", func(t *testing.T) {
+		want := e.srv.cfg.PublicURL + "/api/v1/interviews/" + id + "/video"
+		var one interviewJSON
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + id, Key: acme.Key}, &one)
+		if one.VideoURL == nil || *one.VideoURL != want {
+			t.Errorf("video_url = %v, want %s", one.VideoURL, want)
+		}
+		var list struct{ Interviews []interviewJSON }
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews", Key: acme.Key}, &list)
+		if len(list.Interviews) != 1 || list.Interviews[0].VideoURL == nil || *list.Interviews[0].VideoURL != want {
+			t.Errorf("list video_url = %+v", list.Interviews)
+		}
+		owner := e.login(t, acme, store.RoleViewer)
+		page := e.must(t, 200, request{Method: "GET", Path: "/interviews/" + id, Session: &owner, Header: browserHTML}, nil)
+		if !bytes.Contains(page.Body, []byte(`data-testid="interview-video"`)) || !bytes.Contains(page.Body, []byte(`src="/api/v1/interviews/`+id+`/video"`)) {
+			t.Errorf("the interview page has no video player")
+		}
+		// The player's source answers the signed-in user (session cookie).
+		got := e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + id + "/video", Session: &owner}, nil)
+		if !bytes.Equal(got.Body, webm) {
+			t.Errorf("video through the session: %d bytes", len(got.Body))
+		}
+	})
 	if types := e.eventTypes(t, acme.ID, id); !slices.Contains(types, "video.stored") {
 		t.Errorf("events %v lack video.stored", types)
 	}

@@ -436,3 +436,116 @@ func TestBrowserLiveTranscript(t *testing.T) {
 		t.Errorf("a completed interview renders data-live=%s", live)
 	}
 }
+
+func TestBrowserLiveTimelineAndList(t *testing.T) {
+	env := newDashEnv(t)
+	ctx := newDashChrome(t)
+	bg := context.Background()
+	hash, _ := hashPassword("correct horse battery")
+	tenant, _, err := env.db.CreateTenantWithOwner(bg, "Northwind Talent", "olive@example.com", "Olive Owner", hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, iv := env.seedInterview(tenant.ID, "Ada Lovelace", store.StatusRunning)
+	_, sched := env.seedInterview(tenant.ID, "Grace Hopper", store.StatusScheduled)
+	if err := env.srv.recordEvent(bg, tenant.ID, iv.ID, "candidate.consented", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	eventCount := `document.querySelectorAll("[data-testid=timeline-list] [data-testid=event]").length`
+	hasEvent := func(typ string) string {
+		return fmt.Sprintf(`document.querySelector('[data-testid=timeline-list] [data-type="%s"]') !== null`, typ)
+	}
+
+	chromeStep(t, ctx, "sign in and open the interview",
+		chromedp.Navigate(env.url+"/login"),
+		chromedp.WaitVisible(byCSS(`[data-testid=login-form]`)),
+		chromedp.SendKeys(byCSS(`#email`), "olive@example.com"),
+		chromedp.SendKeys(byCSS(`#password`), "correct horse battery"),
+		chromedp.Click(byCSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(byCSS(`[data-testid=interviews-table]`)),
+		chromedp.Navigate(env.url+"/interviews/"+iv.ID),
+		chromedp.WaitVisible(byCSS(`[data-testid=interview-detail]`)),
+	)
+	jsWait(t, ctx, "the live indicator", `document.querySelector("[data-testid=live-indicator]").dataset.state === "live"`)
+	if !jsEval[bool](t, ctx, `document.querySelector("[data-testid=machine-facts]").hidden`) {
+		t.Errorf("the machine facts show before any machine was launched")
+	}
+
+	// A machine is launched: the timeline and the machine card follow.
+	if err := env.srv.recordEvent(bg, tenant.ID, iv.ID, "machine.launched", map[string]any{
+		"machine_id": "mch_1", "provider": "fly", "region": "ams",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, ctx, "machine.launched on the timeline", hasEvent("machine.launched"))
+	jsWait(t, ctx, "the machine card", `!document.querySelector("[data-testid=machine-facts]").hidden && document.querySelector("[data-testid=machine-none]").hidden`)
+	if got := jsEval[string](t, ctx, `document.querySelector("[data-testid=machine-provider]").textContent + "/" + document.querySelector("[data-testid=machine-region]").textContent + "/" + document.querySelector("[data-testid=machine-state] .badge").textContent`); got != "fly/ams/running" {
+		t.Errorf("machine card = %q", got)
+	}
+	if got := jsEval[string](t, ctx, `document.querySelector('[data-type="machine.launched"] .event-data').textContent`); !strings.Contains(got, `"region":"ams"`) {
+		t.Errorf("event data = %q", got)
+	}
+
+	// An event recorded while the connection is down arrives on resume
+	// (the page refetches the stored events), and none is shown twice.
+	jsEval[bool](t, ctx, `window.Candor.live.drop(), true`)
+	jsWait(t, ctx, "the reconnecting state", `document.querySelector("[data-testid=live-indicator]").dataset.state !== "live"`)
+	if err := env.srv.recordEvent(bg, tenant.ID, iv.ID, "heartbeat.lost", map[string]any{"media_ms": 1200}); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, ctx, "heartbeat.lost after reconnect", hasEvent("heartbeat.lost"))
+	jsWait(t, ctx, "live again", `document.querySelector("[data-testid=live-indicator]").dataset.state === "live"`)
+	if err := env.srv.recordEvent(bg, tenant.ID, iv.ID, "machine.replaced", map[string]any{"new_machine_id": "mch_2"}); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, ctx, "machine.replaced", hasEvent("machine.replaced"))
+	stored, err := env.db.Events(bg, tenant.ID, iv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := jsEval[int](t, ctx, eventCount); n != len(stored) {
+		t.Errorf("timeline shows %d events, %d stored", n, len(stored))
+	}
+	var want []string
+	for _, ev := range stored {
+		want = append(want, fmt.Sprint(ev.ID))
+	}
+	if got := jsEval[string](t, ctx, `Array.from(document.querySelectorAll("[data-testid=timeline-list] [data-testid=event]")).map(e => e.dataset.eventId).join(",")`); got != strings.Join(want, ",") {
+		t.Errorf("timeline ids = %s, want %s", got, strings.Join(want, ","))
+	}
+	saveShot(t, ctx, "interview-timeline-live.png")
+
+	// The list follows status changes of every interview of the tenant.
+	chromeStep(t, ctx, "open the list",
+		chromedp.Navigate(env.url+"/interviews"),
+		chromedp.WaitVisible(byCSS(`[data-testid=interviews-table]`)),
+	)
+	jsWait(t, ctx, "the list to subscribe", `document.querySelector("[data-testid=interviews]").dataset.liveState === "live"`)
+	row := func(id string) string {
+		return fmt.Sprintf(`document.querySelector('[data-testid=interview-row][data-id="%s"]')`, id)
+	}
+	if got := jsEval[string](t, ctx, row(sched.ID)+`.querySelector("[data-testid=cancel-interview]") ? "yes" : "no"`); got != "yes" {
+		t.Fatalf("the scheduled row has no Cancel button")
+	}
+	if _, err := env.srv.cancelInterview(bg, tenant.ID, sched.ID); err != nil {
+		t.Fatal(err)
+	}
+	jsWait(t, ctx, "the cancelled badge", row(sched.ID)+`.querySelector("[data-testid=status-badge]").dataset.status === "cancelled"`)
+	if got := jsEval[int](t, ctx, row(sched.ID)+`.querySelectorAll("button[data-action]").length`); got != 0 {
+		t.Errorf("a cancelled row keeps %d lifecycle buttons", got)
+	}
+	if !jsEval[bool](t, ctx, row(sched.ID)+`.querySelector("[data-testid=copy-invite]").hidden`) {
+		t.Errorf("a cancelled row still offers its invite link")
+	}
+	done, err := env.db.SetInterviewStatus(bg, tenant.ID, iv.ID, store.StatusCompleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv.publishStatus(done)
+	jsWait(t, ctx, "the completed badge", row(iv.ID)+`.querySelector("[data-testid=status-badge]").dataset.status === "completed" && !`+row(iv.ID)+`.querySelector("[data-testid=end-interview]")`)
+	if got := jsEval[string](t, ctx, row(iv.ID)+`.querySelector("[data-testid=status-badge]").textContent`); got != "Completed" {
+		t.Errorf("badge text = %q", got)
+	}
+	saveShot(t, ctx, "interviews-live.png")
+}

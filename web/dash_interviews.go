@@ -52,7 +52,7 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	if err != nil {
 		return err
 	}
-	d := views.Interviews{Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
+	d := views.Interviews{TenantID: tenantID, Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
 	for _, iv := range ivs {
 		cand := people[iv.CandidateID]
 		d.Rows = append(d.Rows, views.InterviewRow{
@@ -61,6 +61,7 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 			CandidateEmail: cand.Email,
 			PositionTitle:  titles[iv.PositionID],
 			InviteURL:      s.inviteURL(iv.ID),
+			CanRetry:       launchRetryable(iv),
 		})
 	}
 	p, err := s.page(c, "Interviews", "interviews")
@@ -109,7 +110,7 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load interview: %w", err)
 	}
-	d := views.InterviewDetail{Interview: iv}
+	d := views.InterviewDetail{Interview: iv, CanRetry: launchRetryable(iv), VideoURL: s.videoURL(iv)}
 	if d.Candidate, err = s.db.Candidate(ctx, tenantID, iv.CandidateID); err != nil {
 		return fmt.Errorf("load candidate: %w", err)
 	}
@@ -134,7 +135,7 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	if d.Events, err = s.db.Events(ctx, tenantID, iv.ID); err != nil {
 		return fmt.Errorf("load events: %w", err)
 	}
-	if !iv.Status.Terminal() {
+	if !iv.Status.Terminal() || d.CanRetry {
 		d.InviteURL = s.inviteURL(iv.ID)
 	}
 	if iv.RecordingPath != "" {

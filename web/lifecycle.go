@@ -98,6 +98,10 @@ func (s *Server) startInterviewIn(ctx context.Context, tenantID, id, nearRegion 
 	case store.StatusScheduled:
 	case store.StatusStarting:
 		return store.Interview{}, store.Machine{}, errorf(CodeConflict, "the interview is starting already; retry in a moment")
+	case store.StatusFailed:
+		if !launchRetryable(iv) {
+			return store.Interview{}, store.Machine{}, errorf(CodeConflict, "the interview failed after it had started, so it cannot be started again; schedule a new interview")
+		}
 	default:
 		return store.Interview{}, store.Machine{}, errorf(CodeConflict, "the interview is %s; only a scheduled interview can be started", iv.Status)
 	}
@@ -105,12 +109,18 @@ func (s *Server) startInterviewIn(ctx context.Context, tenantID, id, nearRegion 
 		return store.Interview{}, store.Machine{}, errorf(CodeConflict, "the interview's invitation expired at %s; schedule a new interview", iv.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 
-	iv, err = s.db.SetInterviewStatus(ctx, tenantID, id, store.StatusStarting, store.StatusScheduled)
+	retry := iv.Status == store.StatusFailed
+	iv, err = s.db.SetInterviewStatus(ctx, tenantID, id, store.StatusStarting, iv.Status)
 	if errors.Is(err, store.ErrConflict) {
 		return store.Interview{}, store.Machine{}, errorf(CodeConflict, "the interview changed state meanwhile; reload and retry")
 	}
 	if err != nil {
 		return store.Interview{}, store.Machine{}, fmt.Errorf("mark interview starting: %w", err)
+	}
+	if retry {
+		if err := s.recordEvent(ctx, tenantID, id, "interview.retried", nil); err != nil {
+			return store.Interview{}, store.Machine{}, err
+		}
 	}
 	s.publishStatus(iv)
 
@@ -131,6 +141,19 @@ func (s *Server) startInterviewIn(ctx context.Context, tenantID, id, nearRegion 
 	}
 	s.publishStatus(iv)
 	return iv, m, nil
+}
+
+// launchRetryable reports whether failed interview iv may be started again:
+// it failed before it ever ran, i.e. no launch succeeded, which the store
+// records as started_at still unset (it is set when an interview first
+// enters running, and startInterview enters running only once its machine
+// is up). Such an interview lost nothing, so its invite stays valid and
+// start (API, dashboard Retry, the candidate's join) launches again. An
+// interview that failed after running (its processor was lost and could
+// not be replaced) stays failed: part of it happened, and a second run
+// would mix two conversations in one transcript.
+func launchRetryable(iv store.Interview) bool {
+	return iv.Status == store.StatusFailed && iv.StartedAt == nil
 }
 
 // regionFor is where iv's machine runs: the interview's own region, else
@@ -353,6 +376,55 @@ func (s *Server) endInterview(ctx context.Context, tenantID, id string) (store.I
 		return store.Interview{}, fmt.Errorf("record interview.ended: %w", err)
 	}
 	s.metrics.interviewsEnded.Inc()
+	s.publishStatus(iv)
+	return iv, nil
+}
+
+func (s *Server) handleCancelInterview(c echo.Context) error {
+	iv, err := s.cancelInterview(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	m, err := s.latestMachine(c, iv)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toInterviewJSON(iv, m))
+}
+
+// cancelInterview calls off an interview that has not started: a scheduled
+// one, or one whose launch failed before it ever ran (launchRetryable), so
+// its invite link stops working. It needs no machine provisioner: there is
+// no machine to stop. Cancelling a cancelled interview is a no-op; a
+// started one is ended instead (409).
+func (s *Server) cancelInterview(ctx context.Context, tenantID, id string) (store.Interview, error) {
+	unlock := s.locks.lock(id)
+	defer unlock()
+
+	iv, err := s.db.Interview(ctx, tenantID, id)
+	if err != nil {
+		return store.Interview{}, notFound(err, "interview")
+	}
+	switch {
+	case iv.Status == store.StatusCancelled:
+		return iv, nil
+	case iv.Status == store.StatusScheduled, launchRetryable(iv):
+	case iv.Status == store.StatusStarting || iv.Status == store.StatusRunning:
+		return store.Interview{}, errorf(CodeConflict, "the interview is %s; end it instead of cancelling it", iv.Status)
+	default:
+		return store.Interview{}, errorf(CodeConflict, "the interview is %s; only a scheduled interview can be cancelled", iv.Status)
+	}
+	from := iv.Status
+	iv, err = s.db.SetInterviewStatus(ctx, tenantID, id, store.StatusCancelled, from)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Interview{}, errorf(CodeConflict, "the interview changed state meanwhile; reload and retry")
+	}
+	if err != nil {
+		return store.Interview{}, fmt.Errorf("mark interview cancelled: %w", err)
+	}
+	if err := s.recordEvent(ctx, tenantID, id, "interview.cancelled", map[string]string{"from": string(from)}); err != nil {
+		return store.Interview{}, err
+	}
 	s.publishStatus(iv)
 	return iv, nil
 }

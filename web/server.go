@@ -241,6 +241,7 @@ func (s *Server) apiRoutes() {
 	api.GET("/interviews/:id", s.handleGetInterview)
 	api.POST("/interviews/:id/start", s.handleStartInterview, write)
 	api.POST("/interviews/:id/end", s.handleEndInterview, write)
+	api.POST("/interviews/:id/cancel", s.handleCancelInterview, write)
 	api.GET("/interviews/:id/transcript", s.handleTranscript)
 	api.GET("/interviews/:id/events", s.handleEvents)
 	api.GET("/interviews/:id/recording", s.handleGetRecording)

@@ -1,6 +1,6 @@
 // Candor dashboard: small progressive enhancements. Every page works without
-// this file; it adds clipboard buttons, inline start/end calls to the REST
-// API, confirmations, and the question-plan and rubric editors.
+// this file; it adds clipboard buttons, inline start/end/cancel calls to the
+// REST API, confirmations, and the question-plan and rubric editors.
 (function () {
   "use strict";
 
@@ -55,7 +55,7 @@
     });
   });
 
-  // --- Start / end through the REST API -----------------------------------
+  // --- Start (or retry) / end / cancel through the REST API ------------
   function showActionMessage(text, isError) {
     var box = document.querySelector("[data-testid=action-message]");
     if (!box) {
@@ -84,10 +84,12 @@
     if (!btn) return;
     var action = btn.getAttribute("data-action");
     var id = btn.getAttribute("data-interview");
+    var retry = btn.hasAttribute("data-retry");
     if (action === "end" && !window.confirm("End this interview now? The transcript is finalized and the machine destroyed.")) return;
+    if (action === "cancel" && !window.confirm("Cancel this interview? Its invite link stops working.")) return;
     btn.disabled = true;
     var label = btn.textContent;
-    btn.textContent = action === "start" ? "Starting…" : "Ending…";
+    btn.textContent = { start: retry ? "Retrying…" : "Starting…", end: "Ending…", cancel: "Cancelling…" }[action] || "Working…";
     fetch("/api/v1/interviews/" + encodeURIComponent(id) + "/" + action, {
       method: "POST",
       credentials: "same-origin",
@@ -95,7 +97,7 @@
     }).then(function (res) {
       return res.json().catch(function () { return null; }).then(function (body) {
         if (res.ok) {
-          showActionMessage(action === "start" ? "Interview started." : "Interview ended.", false);
+          showActionMessage({ start: "Interview started.", end: "Interview ended.", cancel: "Interview cancelled." }[action] || "Done.", false);
           setTimeout(function () { window.location.reload(); }, 600);
           return;
         }

@@ -78,6 +78,9 @@ type InterviewRow struct {
 	CandidateEmail string
 	PositionTitle  string
 	InviteURL      string
+	// CanRetry is set for a failed interview that never ran: it can be
+	// started again (and its invite link still works).
+	CanRetry bool
 }
 
 // InterviewForm is the create-interview form's input.
@@ -87,6 +90,9 @@ type InterviewForm struct {
 
 // Interviews is the /interviews page.
 type Interviews struct {
+	// TenantID names the realtime topic (tenant:<id>) whose status changes
+	// update the list live.
+	TenantID   string
 	Rows       []InterviewRow
 	Filter     store.Status
 	Positions  []store.Position
@@ -135,6 +141,10 @@ type InterviewDetail struct {
 	Events         []store.Event
 	InviteURL      string
 	RecordingURL   string // "" when there is no recording
+	VideoURL       string // the candidate's camera recording, "" when none
+	// CanRetry is set for a failed interview that never ran: it can be
+	// started again.
+	CanRetry bool
 }
 
 // LastSeq is the highest transcript seq rendered; the live view resumes after it.

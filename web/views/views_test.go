@@ -232,7 +232,50 @@ func TestInterviewsPage(t *testing.T) {
 	t.Run("a viewer sees no write controls", func(t *testing.T) {
 		d := renderDoc(t, InterviewsPage(pageAs(viewer), sampleInterviews()))
 		d.mustHave("interviews-table", "readonly-note")
-		d.mustNotHave("create-interview", "start-interview", "end-interview")
+		d.mustNotHave("create-interview", "start-interview", "end-interview", "cancel-interview")
+		if _, ok := attr(d.byTestID("interviews")[0], "data-can-write"); ok {
+			t.Errorf("a viewer's list is marked data-can-write")
+		}
+	})
+	t.Run("the list names its tenant topic and offers retry and cancel where they fit", func(t *testing.T) {
+		data := sampleInterviews()
+		data.TenantID = "ten_1"
+		data.Rows = append(data.Rows,
+			InterviewRow{Interview: store.Interview{ID: "iv_4", Status: store.StatusFailed, CreatedAt: when}, CandidateName: "Di", InviteURL: "http://x/i/ghi", CanRetry: true},
+			InterviewRow{Interview: store.Interview{ID: "iv_5", Status: store.StatusFailed, CreatedAt: when}, CandidateName: "Ed", InviteURL: "http://x/i/jkl"},
+		)
+		d := renderDoc(t, InterviewsPage(pageAs(recruiter), data))
+		sec := d.byTestID("interviews")[0]
+		if v, _ := attr(sec, "data-tenant"); v != "ten_1" {
+			t.Errorf("data-tenant = %q", v)
+		}
+		if _, ok := attr(sec, "data-can-write"); !ok {
+			t.Errorf("a recruiter's list is not marked data-can-write")
+		}
+		if !strings.Contains(d.raw, "/static/live.js?v=v1") {
+			t.Errorf("the list does not load live.js")
+		}
+		actions := map[string][]string{}
+		for _, row := range d.byTestID("interview-row") {
+			id, _ := attr(row, "data-id")
+			for n := range row.Descendants() {
+				if tid, _ := attr(n, "data-testid"); n.Type == html.ElementNode && n.Data == "button" {
+					actions[id] = append(actions[id], tid)
+				}
+			}
+		}
+		want := map[string]string{
+			"iv_1": "copy-invite,start-interview,cancel-interview",
+			"iv_2": "copy-invite,end-interview",
+			"iv_3": "",
+			"iv_4": "copy-invite,retry-interview,cancel-interview",
+			"iv_5": "",
+		}
+		for id, w := range want {
+			if got := strings.Join(actions[id], ","); got != w {
+				t.Errorf("%s buttons = %q, want %q", id, got, w)
+			}
+		}
 	})
 	t.Run("without positions or candidates the page says what to do first", func(t *testing.T) {
 		d := renderDoc(t, InterviewsPage(pageAs(owner), Interviews{}))
@@ -329,11 +372,74 @@ func TestInterviewPage(t *testing.T) {
 		data := sampleDetail(store.StatusScheduled)
 		data.Entries, data.Machine, data.Events = nil, nil, nil
 		d := renderDoc(t, InterviewPage(pageAs(owner), data))
-		d.mustHave("transcript-empty", "start-interview")
-		d.mustNotHave("transcript-entry", "machine-provider", "event")
-		if _, hidden := attr(d.byTestID("transcript-empty")[0], "hidden"); hidden {
-			t.Errorf("empty transcript note is hidden")
+		d.mustHave("transcript-empty", "start-interview", "cancel-interview", "machine-none", "timeline-empty")
+		d.mustNotHave("transcript-entry", "event", "retry-interview")
+		for id, wantHidden := range map[string]bool{
+			"transcript-empty": false, "machine-none": false, "timeline-empty": false,
+			// Rendered hidden so the live view can fill them in.
+			"machine-facts": true, "timeline-list": true,
+		} {
+			if _, hidden := attr(d.byTestID(id)[0], "hidden"); hidden != wantHidden {
+				t.Errorf("%s hidden = %v, want %v", id, hidden, wantHidden)
+			}
 		}
+	})
+	t.Run("timeline events carry their id for the live view to skip", func(t *testing.T) {
+		data := sampleDetail(store.StatusRunning)
+		data.Events = []store.Event{{ID: 41, Type: "machine.launched", At: when}, {ID: 42, Type: "processor.ready", At: when}}
+		d := renderDoc(t, InterviewPage(pageAs(owner), data))
+		var ids []string
+		for _, n := range d.byTestID("event") {
+			id, _ := attr(n, "data-event-id")
+			ids = append(ids, id)
+		}
+		if strings.Join(ids, ",") != "41,42" {
+			t.Errorf("event ids = %v", ids)
+		}
+	})
+	t.Run("the candidate's video plays beside the audio recording", func(t *testing.T) {
+		data := sampleDetail(store.StatusCompleted)
+		data.RecordingURL = "/api/v1/interviews/iv_9/recording"
+		data.VideoURL = "/api/v1/interviews/iv_9/video"
+		d := renderDoc(t, InterviewPage(pageAs(viewer), data))
+		d.mustHave("video", "interview-video", "recording-player")
+		v := d.byTestID("interview-video")[0]
+		if v.Data != "video" {
+			t.Errorf("interview-video is a <%s>, want <video>", v.Data)
+		}
+		if src, _ := attr(v, "src"); src != "/api/v1/interviews/iv_9/video" {
+			t.Errorf("video src = %q", src)
+		}
+		if _, ok := attr(v, "controls"); !ok {
+			t.Errorf("the video has no controls")
+		}
+	})
+	t.Run("without a video there is no video card", func(t *testing.T) {
+		data := sampleDetail(store.StatusCompleted)
+		data.RecordingURL = "/api/v1/interviews/iv_9/recording"
+		d := renderDoc(t, InterviewPage(pageAs(viewer), data))
+		d.mustHave("recording-player")
+		d.mustNotHave("video", "interview-video")
+	})
+	t.Run("a failed interview that never ran offers Retry and Cancel", func(t *testing.T) {
+		data := sampleDetail(store.StatusFailed)
+		data.Interview.StartedAt = nil
+		data.CanRetry = true
+		d := renderDoc(t, InterviewPage(pageAs(recruiter), data))
+		d.mustHave("retry-interview", "cancel-interview", "copy-invite")
+		d.mustNotHave("start-interview", "end-interview")
+		btn := d.byTestID("retry-interview")[0]
+		if a, _ := attr(btn, "data-action"); a != "start" {
+			t.Errorf("retry posts %q, want start", a)
+		}
+		d = renderDoc(t, InterviewPage(pageAs(viewer), data))
+		d.mustNotHave("retry-interview", "cancel-interview")
+	})
+	t.Run("a failed interview that ran offers nothing", func(t *testing.T) {
+		data := sampleDetail(store.StatusFailed)
+		data.InviteURL = ""
+		d := renderDoc(t, InterviewPage(pageAs(owner), data))
+		d.mustNotHave("retry-interview", "cancel-interview", "start-interview", "end-interview", "copy-invite")
 	})
 }
 
