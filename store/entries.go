@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 )
 
 const insertEntrySQL = `INSERT INTO transcript_entries
@@ -25,49 +27,153 @@ func validEntry(e Entry) error {
 	return nil
 }
 
-// AppendEntries stores transcript entries of the tenant's interview in one
-// transaction. It is idempotent on (interview, seq): entries whose seq is
-// stored already (or repeats within es) are skipped, so a retried delivery
-// inserts nothing. It returns only the entries it inserted, in the order
-// given, with InterviewID and CreatedAt set. The whole batch is refused
-// (ErrInvalid) if any entry is malformed.
+// MaxSeqJump bounds how far past the interview's last stored seq an
+// appended entry may reach, so a corrupt seq cannot push the sequence out of
+// range.
+const MaxSeqJump = 10000
+
+// AppendEntries stores transcript entries of the tenant's interview. It is
+// idempotent on (interview, seq): entries whose seq is stored already (or
+// repeats within es) are skipped, so a retried delivery inserts nothing. It
+// returns only the entries it inserted, in the order given, with InterviewID
+// and CreatedAt set. The whole batch is refused (ErrInvalid) if any entry is
+// malformed or reaches more than MaxSeqJump past the last stored seq.
+//
+// Concurrent calls are committed together (group commit): a batch is its own
+// savepoint inside a transaction shared with the batches that arrived while
+// the previous commit ran, so one bad batch never fails another, and SQLite
+// commits once for all of them.
 func (db *DB) AppendEntries(ctx context.Context, tenantID, interviewID string, es []Entry) (inserted []Entry, err error) {
 	for _, e := range es {
 		if err := validEntry(e); err != nil {
 			return nil, err
 		}
 	}
+	req := &appendReq{ctx: ctx, tenantID: tenantID, interviewID: interviewID, es: es, done: make(chan struct{})}
+	select {
+	case db.appends <- req:
+	case <-db.closed:
+		return nil, fmt.Errorf("store: append entries: %w", errClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued the request is always answered: the appender owns it.
+	<-req.done
+	return req.inserted, req.err
+}
+
+type appendReq struct {
+	ctx                   context.Context
+	tenantID, interviewID string
+	es                    []Entry
+
+	done     chan struct{}
+	inserted []Entry
+	err      error
+}
+
+// maxGroup caps how many batches share one commit, so one commit never
+// grows without bound under load.
+const maxGroup = 256
+
+// appendLoop is the one goroutine that writes entries; it runs from Open
+// until Close.
+func (db *DB) appendLoop() {
+	defer close(db.appenderDone)
+	group := make([]*appendReq, 0, maxGroup)
+	for {
+		select {
+		case req := <-db.appends:
+			group = append(group[:0], req)
+		case <-db.closed:
+			return
+		}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case req := <-db.appends:
+				group = append(group, req)
+			default:
+				break gather
+			}
+		}
+		db.commitAppends(group)
+		for _, req := range group {
+			close(req.done)
+		}
+	}
+}
+
+// commitAppends writes every request of group in one transaction, each in
+// its own savepoint. If the commit itself fails, every request fails.
+func (db *DB) commitAppends(group []*appendReq) {
 	now := db.nowUTC()
-	created := fmtTime(now)
-	inserted = make([]Entry, 0, len(es))
-	err = db.inWrite(ctx, func(tx *sql.Tx) error {
-		if err := ensureExists(ctx, tx, "interviews", tenantID, interviewID, "interview"); err != nil {
-			return err
-		}
-		if len(es) == 0 {
-			return nil
-		}
-		stmt := tx.StmtContext(ctx, db.insertEntry)
-		for _, e := range es {
-			res, err := stmt.ExecContext(ctx, interviewID, e.Seq, tenantID, e.Speaker, e.Text,
-				e.StartMS, e.EndMS, e.Confidence, created)
-			if err != nil {
-				return fmt.Errorf("store: append entry %d to interview %s: %w", e.Seq, interviewID, mapErr(err))
+	err := db.inWrite(context.Background(), func(tx *sql.Tx) error {
+		insert, head := tx.Stmt(db.insertEntry), tx.Stmt(db.entryHead)
+		savepoint, rollbackTo, release := tx.Stmt(db.savepoint), tx.Stmt(db.rollbackTo), tx.Stmt(db.release)
+		for _, req := range group {
+			if req.ctx.Err() != nil {
+				req.err = req.ctx.Err()
+				continue
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("store: append entry %d: %w", e.Seq, err)
+			if _, err := savepoint.Exec(); err != nil {
+				return fmt.Errorf("store: savepoint: %w", err)
 			}
-			if n == 1 {
-				e.InterviewID = interviewID
-				e.CreatedAt = now
-				inserted = append(inserted, e)
+			req.inserted, req.err = appendEntriesTx(head, insert, req, now)
+			if req.err != nil {
+				req.inserted = nil
+				if _, err := rollbackTo.Exec(); err != nil {
+					return fmt.Errorf("store: rollback to savepoint: %w", err)
+				}
+			}
+			if _, err := release.Exec(); err != nil {
+				return fmt.Errorf("store: release savepoint: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		for _, req := range group {
+			req.inserted, req.err = nil, err
+		}
+	}
+}
+
+// entryHeadSQL finds the tenant's interview and its last stored seq.
+const entryHeadSQL = `SELECT coalesce((SELECT max(seq) FROM transcript_entries WHERE interview_id = i.id), 0)
+	FROM interviews i WHERE i.tenant_id = ? AND i.id = ?`
+
+func appendEntriesTx(head, stmt *sql.Stmt, req *appendReq, now time.Time) ([]Entry, error) {
+	var last int64
+	err := head.QueryRow(req.tenantID, req.interviewID).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("interview %s: %w", req.interviewID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: last seq of interview %s: %w", req.interviewID, err)
+	}
+	for _, e := range req.es {
+		if e.Seq > last+MaxSeqJump {
+			return nil, fmt.Errorf("entry seq %d is more than %d past the last stored seq %d: %w", e.Seq, MaxSeqJump, last, ErrInvalid)
+		}
+	}
+	created := fmtTime(now)
+	inserted := make([]Entry, 0, len(req.es))
+	for _, e := range req.es {
+		res, err := stmt.Exec(req.interviewID, e.Seq, req.tenantID, e.Speaker, e.Text,
+			e.StartMS, e.EndMS, e.Confidence, created)
+		if err != nil {
+			return nil, fmt.Errorf("store: append entry %d to interview %s: %w", e.Seq, req.interviewID, mapErr(err))
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("store: append entry %d: %w", e.Seq, err)
+		}
+		if n == 1 {
+			e.InterviewID = req.interviewID
+			e.CreatedAt = now
+			inserted = append(inserted, e)
+		}
 	}
 	return inserted, nil
 }

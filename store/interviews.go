@@ -212,27 +212,34 @@ func (db *DB) SetProcessorTokenHash(ctx context.Context, tenantID, interviewID, 
 	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?`, hash)
 }
 
-// ProcessorTokenHash returns the interview's tenant and processor token
-// hash. ErrNotFound when the interview is unknown or has no token yet.
-func (db *DB) ProcessorTokenHash(ctx context.Context, interviewID string) (tenantID, hash string, err error) {
-	err = db.inRead(ctx, func(tx *sql.Tx) error {
-		var h sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT tenant_id, processor_token_hash FROM interviews WHERE id = ?`, interviewID).
-			Scan(&tenantID, &h)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (!h.Valid || h.String == "") {
-			return fmt.Errorf("processor token of interview %s: %w", interviewID, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("store: processor token of interview %s: %w", interviewID, err)
-		}
-		hash = h.String
-		return nil
-	})
-	if err != nil {
-		return "", "", err
+// InterviewForProcessor returns the interview id, whatever its tenant, with
+// the hash of its current processor token ("" when none is set): what the
+// bridge needs to authenticate a processor, in one read. ErrNotFound if
+// there is no such interview.
+//
+// It is the bridge's hot path: one prepared statement, and no transaction
+// since a single SELECT reads one snapshot anyway.
+func (db *DB) InterviewForProcessor(ctx context.Context, id string) (iv Interview, tokenHash string, err error) {
+	var h sql.NullString
+	iv, err = scanInterview(scanWith{db.interviewForProcessor.QueryRowContext(ctx, id), &h})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Interview{}, "", fmt.Errorf("interview %s: %w", id, ErrNotFound)
 	}
-	return tenantID, hash, nil
+	if err != nil {
+		return Interview{}, "", fmt.Errorf("store: interview %s: %w", id, err)
+	}
+	return iv, h.String, nil
 }
+
+const interviewForProcessorSQL = `SELECT ` + interviewCols + `, processor_token_hash FROM interviews WHERE id = ?`
+
+// scanWith scans the columns scanInterview knows, then extra ones.
+type scanWith struct {
+	s     scanner
+	extra any
+}
+
+func (w scanWith) Scan(dest ...any) error { return w.s.Scan(append(dest, w.extra)...) }
 
 // RecordHeartbeat notes that the interview's processor is alive at media
 // position mediaMS. The media clock only moves forward: a late heartbeat

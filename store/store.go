@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -45,8 +46,24 @@ type DB struct {
 	secretKey []byte
 	now       func() time.Time // replaced in tests
 
-	insertEntry *sql.Stmt // hot path of AppendEntries, prepared once on the writer
+	// Statements of the bridge's hot path, prepared once: preparing costs
+	// more than running them.
+	insertEntry, entryHead, savepoint, rollbackTo, release *sql.Stmt // writer
+	interviewForProcessor                                  *sql.Stmt // read pool
+
+	// appends feeds appendLoop, which commits concurrent AppendEntries
+	// together; closed stops it and appenderDone tells it has.
+	appends      chan *appendReq
+	closed       chan struct{}
+	closeOnce    sync.Once
+	appenderDone chan struct{}
+
+	// checkpointer is a connection of its own for checkpointLoop.
+	checkpointer     *sql.DB
+	checkpointerDone chan struct{}
 }
+
+var errClosed = errors.New("database closed")
 
 // Pragmas common to every connection. busy_timeout matters even with a
 // single writer: another process (candor admin) may hold the write lock.
@@ -66,7 +83,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock up front, so a write transaction
 	// never fails half-way with SQLITE_BUSY when it upgrades from reading.
-	write, err := sql.Open("sqlite", path+"?"+basePragmas+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	// The writer never checkpoints itself: checkpointLoop does it beside
+	// it, so copying the WAL back into the database (and its fsync) stays
+	// off the path of every commit.
+	write, err := sql.Open("sqlite", path+"?"+basePragmas+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -101,19 +121,78 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
 	}
 
-	db.insertEntry, err = write.PrepareContext(ctx, insertEntrySQL)
+	for _, p := range []struct {
+		on   *sql.DB
+		dst  **sql.Stmt
+		text string
+	}{
+		{write, &db.insertEntry, insertEntrySQL},
+		{write, &db.entryHead, entryHeadSQL},
+		{write, &db.savepoint, `SAVEPOINT append_entries`},
+		{write, &db.rollbackTo, `ROLLBACK TO append_entries`},
+		{write, &db.release, `RELEASE append_entries`},
+		{read, &db.interviewForProcessor, interviewForProcessorSQL},
+	} {
+		if *p.dst, err = p.on.PrepareContext(ctx, p.text); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: prepare %q: %w", p.text, err)
+		}
+	}
+	db.appends = make(chan *appendReq)
+	db.closed = make(chan struct{})
+	db.appenderDone = make(chan struct{})
+	go db.appendLoop()
+
+	db.checkpointer, err = sql.Open("sqlite", path+"?"+basePragmas)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: prepare entry insert: %w", err)
+		return nil, fmt.Errorf("store: open %s for checkpoints: %w", path, err)
 	}
+	db.checkpointer.SetMaxOpenConns(1)
+	db.checkpointerDone = make(chan struct{})
+	go db.checkpointLoop()
 	return db, nil
+}
+
+// checkpointInterval is how often the WAL is copied back into the database.
+// A passive checkpoint never blocks the writer or readers; between two, the
+// WAL grows by what was committed meanwhile.
+const checkpointInterval = 500 * time.Millisecond
+
+// checkpointLoop is the one goroutine that checkpoints the WAL; it runs from
+// Open until Close, which does a last, truncating checkpoint.
+func (db *DB) checkpointLoop() {
+	defer close(db.checkpointerDone)
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			// A failed passive checkpoint is retried on the next tick.
+			db.checkpointer.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		case <-db.closed:
+			db.checkpointer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			return
+		}
+	}
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.appenderDone != nil {
+		db.closeOnce.Do(func() { close(db.closed) })
+		<-db.appenderDone
+	}
+	if db.checkpointerDone != nil {
+		<-db.checkpointerDone
+		db.checkpointer.Close()
+		db.checkpointerDone = nil
+	}
 	var errs []error
-	if db.insertEntry != nil {
-		errs = append(errs, db.insertEntry.Close())
+	for _, st := range []*sql.Stmt{db.insertEntry, db.entryHead, db.savepoint, db.rollbackTo, db.release, db.interviewForProcessor} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())

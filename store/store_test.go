@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -841,15 +842,18 @@ func TestInterviews(t *testing.T) {
 		}
 	})
 	t.Run("a processor token hash is stored and looked up by interview", func(t *testing.T) {
-		if _, _, err := db.ProcessorTokenHash(ctx, f.interview.ID); !errors.Is(err, ErrNotFound) {
-			t.Errorf("before set: %v, want ErrNotFound", err)
+		if _, h, err := db.InterviewForProcessor(ctx, f.interview.ID); err != nil || h != "" {
+			t.Errorf("before set: %q, %v, want no hash", h, err)
+		}
+		if _, _, err := db.InterviewForProcessor(ctx, "iv_missing"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown interview: %v, want ErrNotFound", err)
 		}
 		if err := db.SetProcessorTokenHash(ctx, tid, f.interview.ID, "h1"); err != nil {
 			t.Fatal(err)
 		}
-		gotTenant, h, err := db.ProcessorTokenHash(ctx, f.interview.ID)
-		if err != nil || gotTenant != tid || h != "h1" {
-			t.Errorf("ProcessorTokenHash = %q, %q, %v", gotTenant, h, err)
+		iv, h, err := db.InterviewForProcessor(ctx, f.interview.ID)
+		if err != nil || iv.TenantID != tid || iv.ID != f.interview.ID || h != "h1" {
+			t.Errorf("InterviewForProcessor = %q/%q, %q, %v", iv.TenantID, iv.ID, h, err)
 		}
 	})
 	t.Run("heartbeats move the media clock forward only and stale interviews are listed", func(t *testing.T) {
@@ -1138,5 +1142,71 @@ func TestConcurrentDeliveriesStoreEachEntryOnce(t *testing.T) {
 	}
 	if total != perWorker+1 || len(all) != perWorker+1 {
 		t.Errorf("inserted %d, stored %d; want %d each", total, len(all), perWorker+1)
+	}
+}
+
+func TestConcurrentAppendsCommitTogetherAndABadBatchFailsAlone(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	a := newFixture(t, db, "Acme")
+	b := newFixture(t, db, "Globex")
+	entry := func(seq int64) Entry {
+		return Entry{Seq: seq, Speaker: SpeakerCandidate, Text: "word", StartMS: seq * 100, EndMS: seq*100 + 50}
+	}
+	const writers, perWriter = 16, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*perWriter*2)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := a
+			if w%2 == 1 {
+				f = b
+			}
+			for i := range perWriter {
+				seq := int64(w/2*perWriter + i + 1)
+				if _, err := db.AppendEntries(ctx, f.tenant.ID, f.interview.ID, []Entry{entry(seq)}); err != nil {
+					errs <- err
+				}
+				// Interleaved with the good batches: another tenant's
+				// interview, and a seq far past the end.
+				if _, err := db.AppendEntries(ctx, b.tenant.ID, a.interview.ID, []Entry{entry(seq)}); !errors.Is(err, ErrNotFound) {
+					errs <- fmt.Errorf("cross-tenant append: %v, want ErrNotFound", err)
+				}
+				if _, err := db.AppendEntries(ctx, f.tenant.ID, f.interview.ID, []Entry{entry(seq + 2*MaxSeqJump)}); !errors.Is(err, ErrInvalid) {
+					errs <- fmt.Errorf("far seq: %v, want ErrInvalid", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, f := range []fixture{a, b} {
+		es, err := db.Entries(ctx, f.tenant.ID, f.interview.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != writers/2*perWriter {
+			t.Fatalf("%s has %d entries, want %d", f.tenant.Name, len(es), writers/2*perWriter)
+		}
+		for i, e := range es {
+			if e.Seq != int64(i+1) {
+				t.Fatalf("%s entry %d has seq %d", f.tenant.Name, i, e.Seq)
+			}
+		}
+	}
+}
+
+func TestAppendAfterCloseFailsClearly(t *testing.T) {
+	db, _ := openTestDB(t)
+	f := newFixture(t, db, "Acme")
+	db.Close()
+	_, err := db.AppendEntries(context.Background(), f.tenant.ID, f.interview.ID, []Entry{{Seq: 1, Speaker: SpeakerCandidate, Text: "x"}})
+	if err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("err = %v, want database closed", err)
 	}
 }

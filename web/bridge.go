@@ -28,9 +28,6 @@ import (
 
 const (
 	maxBridgeEntries = 500
-	// maxSeqJump bounds how far past the last stored seq a batch may
-	// reach, so a corrupt seq cannot push the sequence out of range.
-	maxSeqJump       = 10000
 	bridgeBodyLimit  = 8 << 20
 	maxEntryTextLen  = 20000
 	maxEventMessage  = 4000
@@ -55,23 +52,20 @@ func (s *Server) bridgeAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := c.Request().Context()
 		id := c.Param("id")
-		tenantID, hash, err := s.db.ProcessorTokenHash(ctx, id)
+		iv, hash, err := s.db.InterviewForProcessor(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return errBadProcessorToken
 		}
 		if err != nil {
-			return fmt.Errorf("processor token of %s: %w", id, err)
+			return fmt.Errorf("interview %s of a processor token: %w", id, err)
 		}
 		if hash == "" || subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(hash)) != 1 {
 			return errBadProcessorToken
 		}
-		iv, err := s.db.Interview(ctx, tenantID, id)
-		if err != nil {
-			return fmt.Errorf("interview %s of a valid processor token: %w", id, err)
-		}
 		if iv.Status != store.StatusStarting && iv.Status != store.StatusRunning {
 			return errorf(CodeConflict, "the interview is %s; the bridge accepts nothing more for it", iv.Status)
 		}
+		tenantID := iv.TenantID
 		c.Set(bridgeTenantKey, tenantID)
 		c.Set(bridgeIVKey, iv)
 		return next(c)
@@ -95,10 +89,11 @@ type bridgeEntriesInput struct {
 	Entries []bridgeEntry `json:"entries"`
 }
 
-// validateEntries checks every entry against lastSeq and returns them as
-// store entries; any invalid entry rejects the batch with a message naming
-// it.
-func validateEntries(in []bridgeEntry, interviewID string, lastSeq int64) ([]store.Entry, error) {
+// validateEntries checks every entry and returns them as store entries;
+// any invalid entry rejects the batch with a message naming it. How far a
+// seq may reach past the last stored one is the store's to check, in the
+// same transaction that appends.
+func validateEntries(in []bridgeEntry, interviewID string) ([]store.Entry, error) {
 	if in == nil {
 		return nil, invalid("entries", "is required")
 	}
@@ -114,8 +109,6 @@ func validateEntries(in []bridgeEntry, interviewID string, lastSeq int64) ([]sto
 			return nil, invalid(field("seq"), "is required")
 		case *e.Seq < 1:
 			return nil, invalid(field("seq"), "must be at least 1, not %d", *e.Seq)
-		case *e.Seq > lastSeq+maxSeqJump:
-			return nil, invalid(field("seq"), "%d is more than %d past the last stored seq %d", *e.Seq, maxSeqJump, lastSeq)
 		case e.Speaker != store.SpeakerCandidate && e.Speaker != store.SpeakerInterviewer:
 			return nil, invalid(field("speaker"), "must be \"candidate\" or \"interviewer\", not %q", e.Speaker)
 		case strings.TrimSpace(e.Text) == "":
@@ -159,16 +152,16 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	iv := bridgeInterview(c)
-	defer s.entryLocks.lock(iv.ID)()
-	lastSeq, err := s.db.LastSeq(ctx, iv.TenantID, iv.ID)
-	if err != nil {
-		return fmt.Errorf("last seq: %w", err)
-	}
-	es, err := validateEntries(in.Entries, iv.ID, lastSeq)
+	es, err := validateEntries(in.Entries, iv.ID)
 	if err != nil {
 		return err
 	}
+	defer s.entryLocks.lock(iv.ID)()
 	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.ID, es)
+	if errors.Is(err, store.ErrInvalid) {
+		// The store refuses a seq too far past the last stored one.
+		return errorf(CodeBadRequest, "entries: %s", strings.TrimSuffix(err.Error(), ": "+store.ErrInvalid.Error()))
+	}
 	if err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
@@ -177,10 +170,7 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	for _, e := range inserted {
 		s.hub.Publish("interview:"+iv.ID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
 	}
-	for _, e := range es {
-		lastSeq = max(lastSeq, e.Seq)
-	}
-	return c.JSON(http.StatusOK, map[string]int64{"received": int64(len(es)), "inserted": int64(len(inserted)), "last_seq": lastSeq})
+	return c.JSON(http.StatusOK, map[string]int64{"received": int64(len(es)), "inserted": int64(len(inserted))})
 }
 
 type bridgeEventInput struct {

@@ -57,7 +57,7 @@ func TestBridgeEntries(t *testing.T) {
 		{"an end before the start rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["end_ms"] = 10 })}, "entries[1].end_ms"},
 		{"a zero seq rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["seq"] = 0 })}, "entries[1].seq"},
 		{"a missing seq rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { delete(m, "seq") })}, "entries[1].seq"},
-		{"a seq too far ahead rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["seq"] = 3 + 10001 })}, "entries[1].seq"},
+		{"a seq too far ahead rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["seq"] = 3 + 10001 })}, "seq 10004"},
 		{"a seq twice in a batch rejects it", []map[string]any{entry(4, "ok"), entry(4, "again")}, "entries[1].seq"},
 		{"a confidence above 1 rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["confidence"] = 1.5 })}, "entries[1].confidence"},
 		{"an unknown field rejects the batch", []map[string]any{entry(4, "ok"), bad(func(m map[string]any) { m["mood"] = "happy" })}, "mood"},
