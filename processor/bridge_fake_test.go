@@ -15,7 +15,7 @@ import (
 // protocol): entries stored idempotently on seq, events appended, the
 // recording kept. Failure modes let tests simulate outages.
 type fakeControl struct {
-	t           *testing.T
+	t           testing.TB
 	interviewID string
 	token       string
 	srv         *httptest.Server
@@ -37,7 +37,7 @@ type fakeControl struct {
 	changed          chan struct{}
 }
 
-func newFakeControl(t *testing.T, interviewID, token string) *fakeControl {
+func newFakeControl(t testing.TB, interviewID, token string) *fakeControl {
 	t.Helper()
 	f := &fakeControl{
 		t: t, interviewID: interviewID, token: token,

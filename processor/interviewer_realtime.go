@@ -2,13 +2,9 @@ package processor
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +12,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"candor/processor/internal/oairt"
+	"candor/processor/media"
 	"candor/processor/stt"
 )
 
@@ -68,10 +66,9 @@ var _ Interviewer = (*Realtime)(nil)
 
 const (
 	defaultRealtimeSessionMax = 55 * time.Minute
-	rtRate                    = 24000 // the only PCM rate of the Realtime API
+	rtRate                    = oairt.Rate
 	rtAckTimeout              = 15 * time.Second
 	rtDrainTimeout            = 8 * time.Second // bounded: Close waits for Run
-	rtWriteTimeout            = 10 * time.Second
 	rtRedialInterval          = 5 * time.Second
 	rtBacklogMax              = 2 * 60 * rtRate // 24 kHz samples held while no session takes audio
 	rtSummaryMax              = 24000           // bytes of transcript carried into a new session
@@ -96,26 +93,6 @@ func (c RealtimeConfig) withDefaults() RealtimeConfig {
 	return c
 }
 
-func (c RealtimeConfig) url() (string, error) {
-	base := strings.TrimSuffix(strings.TrimRight(c.BaseURL, "/"), "/v1")
-	if base == "" {
-		base = "https://api.openai.com"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("OPENAI_BASE_URL: %w", err)
-	}
-	switch u.Scheme {
-	case "https":
-		u.Scheme = "wss"
-	case "http":
-		u.Scheme = "ws"
-	}
-	u.Path = strings.TrimRight(u.Path, "/") + "/v1/realtime"
-	u.RawQuery = url.Values{"model": {c.Model}}.Encode()
-	return u.String(), nil
-}
-
 // Run conducts the interview until ctx ends; then it records what is still
 // pending (bounded by rtDrainTimeout) and closes its sessions.
 func (r *Realtime) Run(ctx context.Context, room Room) error {
@@ -136,7 +113,7 @@ func (r *Realtime) Run(ctx context.Context, room Room) error {
 		iv: r, cfg: r.Config.withDefaults(), room: sr, log: log,
 		dialer: &websocket.Dialer{HandshakeTimeout: 15 * time.Second},
 		wake:   make(chan struct{}, 1),
-		rs:     stt.NewResampler(stt.SampleRate, rtRate),
+		rs:     media.NewResampler(stt.SampleRate, rtRate),
 		vad:    stt.NewSegmenter(0, stt.SegmenterConfig{}, func(stt.Utterance) {}),
 	}
 	return c.run(ctx)
@@ -158,7 +135,7 @@ type rtCall struct {
 	wake    chan struct{}
 
 	// Owned by the writer (Run's goroutine).
-	rs        *stt.Resampler
+	rs        *media.Resampler
 	vad       *stt.Segmenter // local view of candidate speech: switch sessions in silence
 	backlog   []int16        // 24 kHz audio not yet appended to a session
 	backlogAt int64          // media ms of backlog[0]
@@ -174,11 +151,9 @@ type rtCall struct {
 }
 
 type rtSession struct {
-	ws     *websocket.Conn
-	wmu    sync.Mutex
+	conn   *oairt.Conn
 	opened time.Time
 	done   chan struct{}
-	nEv    int // client event ids (guarded by wmu)
 
 	// Guarded by rtCall.mu.
 	startMS  int64 // media ms of the session's first sample; -1 before any
@@ -189,7 +164,6 @@ type rtSession struct {
 	response string // id of the response in progress, "" when none
 	dead     error
 	retired  bool
-	acks     map[string]chan error // session.update event id → session.updated
 	changed  chan struct{}
 }
 
@@ -203,7 +177,7 @@ type rtTurn struct {
 	listed         bool
 
 	// interviewer turns
-	rs          *stt.Resampler
+	rs          *media.Resampler
 	responseID  string
 	started     bool
 	relayed     int64 // 16 kHz samples relayed
@@ -379,10 +353,7 @@ func (c *rtCall) retire(ctx context.Context, ss *rtSession) {
 			t.complete = true
 		}
 		c.mu.Unlock()
-		ss.wmu.Lock()
-		ss.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		ss.wmu.Unlock()
-		ss.ws.Close()
+		ss.conn.Close()
 		<-ss.done
 		c.release()
 	}()
@@ -441,22 +412,12 @@ func (c *rtCall) dialWithRetry(ctx context.Context, instructions string) (*rtSes
 // dial opens a session and configures it; it returns once the server has
 // acknowledged the configuration.
 func (c *rtCall) dial(ctx context.Context, instructions string) (*rtSession, error) {
-	u, err := c.cfg.url()
+	conn, err := oairt.Dial(ctx, c.dialer, c.cfg.BaseURL, url.Values{"model": {c.cfg.Model}}, c.cfg.APIKey)
 	if err != nil {
 		return nil, err
 	}
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	ws, resp, err := c.dialer.DialContext(ctx, u, h)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("realtime connect: %w (HTTP %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("realtime connect: %w", err)
-	}
-	ws.SetReadLimit(16 << 20)
-	ss := &rtSession{ws: ws, opened: time.Now(), done: make(chan struct{}), startMS: -1,
-		byID: map[string]*rtTurn{}, acks: map[string]chan error{}, changed: make(chan struct{})}
+	ss := &rtSession{conn: conn, opened: time.Now(), done: make(chan struct{}), startMS: -1,
+		byID: map[string]*rtTurn{}, changed: make(chan struct{})}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -466,10 +427,7 @@ func (c *rtCall) dial(ctx context.Context, instructions string) (*rtSession, err
 		c.mu.Lock()
 		ss.retired = true // abandoned on purpose: no warning from its reader
 		c.mu.Unlock()
-		ss.wmu.Lock()
-		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		ss.wmu.Unlock()
-		ws.Close()
+		conn.Close()
 		<-ss.done
 		return nil, fmt.Errorf("realtime session.update: %w", err)
 	}
@@ -502,83 +460,14 @@ func (c *rtCall) sessionConfig(instructions string) map[string]any {
 	}
 }
 
-// update sends session.update and waits for its session.updated (or the
-// error naming its event id).
+// update sends session.update and waits for the server's answer.
 func (c *rtCall) update(ctx context.Context, ss *rtSession, session map[string]any) error {
-	ack := make(chan error, 1)
-	ss.wmu.Lock()
-	ss.nEv++
-	id := fmt.Sprintf("candor_update_%06d", ss.nEv)
-	ss.wmu.Unlock()
-	c.mu.Lock()
-	if ss.dead != nil {
-		c.mu.Unlock()
-		return ss.dead
-	}
-	ss.acks[id] = ack
-	c.mu.Unlock()
-	if err := ss.send(map[string]any{"type": "session.update", "event_id": id, "session": session}); err != nil {
-		return err
-	}
-	t := time.NewTimer(rtAckTimeout)
-	defer t.Stop()
-	select {
-	case err := <-ack:
-		return err
-	case <-t.C:
-		return errors.New("no session.updated in time")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return ss.conn.Update(ctx, session)
 }
 
-func (ss *rtSession) send(ev map[string]any) error {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	ss.wmu.Lock()
-	defer ss.wmu.Unlock()
-	ss.ws.SetWriteDeadline(time.Now().Add(rtWriteTimeout))
-	return ss.ws.WriteMessage(websocket.TextMessage, b)
-}
+func (ss *rtSession) send(ev map[string]any) error { return ss.conn.Send(ev) }
 
-func (ss *rtSession) appendAudio(pcm []int16) error {
-	raw := make([]byte, 2*len(pcm))
-	for i, v := range pcm {
-		binary.LittleEndian.PutUint16(raw[2*i:], uint16(v))
-	}
-	return ss.send(map[string]any{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(raw)})
-}
-
-// rtEvent holds the fields of the server events the interviewer consumes.
-type rtEvent struct {
-	Type           string `json:"type"`
-	ItemID         string `json:"item_id"`
-	PreviousItemID string `json:"previous_item_id"`
-	ResponseID     string `json:"response_id"`
-	AudioStartMS   int64  `json:"audio_start_ms"`
-	AudioEndMS     int64  `json:"audio_end_ms"`
-	Transcript     string `json:"transcript"`
-	Delta          string `json:"delta"`
-	Item           *struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-		Role string `json:"role"`
-	} `json:"item"`
-	Response *struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-		Output []struct {
-			ID string `json:"id"`
-		} `json:"output"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		EventID string `json:"event_id"`
-	} `json:"error"`
-}
+func (ss *rtSession) appendAudio(pcm []int16) error { return ss.conn.AppendAudio(pcm) }
 
 // effects are what handling an event asks for outside c.mu, in order.
 type rtEffects struct {
@@ -591,14 +480,10 @@ type rtEffects struct {
 func (c *rtCall) read(ss *rtSession) {
 	defer close(ss.done)
 	for {
-		_, msg, err := ss.ws.ReadMessage()
+		ev, err := ss.conn.Read()
 		if err != nil {
 			c.mu.Lock()
-			ss.dead = fmt.Errorf("realtime session ended: %w", err)
-			for id, ack := range ss.acks {
-				ack <- ss.dead
-				delete(ss.acks, id)
-			}
+			ss.dead = err
 			// Nothing more will arrive for this session's items.
 			for _, t := range ss.turns {
 				t.complete = true
@@ -607,15 +492,11 @@ func (c *rtCall) read(ss *rtSession) {
 			retired := ss.retired
 			c.notify(ss)
 			c.mu.Unlock()
-			if !retired && !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+			if !retired && !oairt.IsNormalClose(err) {
 				c.log.Warn("realtime interviewer: session ended", "err", err)
 			}
 			c.release()
 			return
-		}
-		var ev rtEvent
-		if err := json.Unmarshal(msg, &ev); err != nil {
-			continue
 		}
 		c.mu.Lock()
 		fx := c.handle(ss, ev)
@@ -647,7 +528,7 @@ func (ss *rtSession) turn(id, speaker string) *rtTurn {
 	if t == nil {
 		t = &rtTurn{id: id, speaker: speaker, startMS: -1, endMS: -1}
 		if speaker == "interviewer" {
-			t.rs = stt.NewResampler(rtRate, stt.SampleRate)
+			t.rs = media.NewResampler(rtRate, stt.SampleRate)
 		}
 		ss.byID[id] = t
 	}
@@ -679,30 +560,10 @@ func (ss *rtSession) media(ms int64) int64 { return max(ss.startMS, 0) + ms }
 func samplesMS(n int64, rate int) int64 { return n * 1000 / int64(rate) }
 
 // handle applies one server event. c.mu is held.
-func (c *rtCall) handle(ss *rtSession, ev rtEvent) (fx rtEffects) {
+func (c *rtCall) handle(ss *rtSession, ev oairt.Event) (fx rtEffects) {
 	switch ev.Type {
-	case "session.updated", "error":
-		var id string
-		if ev.Type == "error" && ev.Error != nil {
-			id = ev.Error.EventID
-		}
-		if ev.Type == "session.updated" {
-			for k := range ss.acks { // the oldest pending update
-				if id == "" || k < id {
-					id = k
-				}
-			}
-		}
-		if ack, ok := ss.acks[id]; ok && id != "" {
-			delete(ss.acks, id)
-			if ev.Type == "error" {
-				ack <- fmt.Errorf("%s: %s", ev.Error.Code, ev.Error.Message)
-			} else {
-				ack <- nil
-			}
-			return
-		}
-		if ev.Type == "error" && ev.Error != nil {
+	case "error": // errors answering a session.update went to its caller
+		if ev.Error != nil {
 			switch ev.Error.Code {
 			case "response_cancel_not_active", "input_audio_buffer_commit_empty":
 				// A cancel that raced the server's own interruption, or a
@@ -758,18 +619,14 @@ func (c *rtCall) handle(ss *rtSession, ev rtEvent) (fx rtEffects) {
 			ss.list(t, ev.PreviousItemID)
 		}
 	case "response.output_audio.delta", "response.audio.delta":
-		raw, err := base64.StdEncoding.DecodeString(ev.Delta)
-		if err != nil || len(raw)%2 != 0 {
+		pcm, ok := oairt.DecodeAudio(ev.Delta)
+		if !ok {
 			return
 		}
 		t := ss.turn(ev.ItemID, "interviewer")
 		ss.list(t, "")
 		if t.interrupted {
 			return
-		}
-		pcm := make([]int16, len(raw)/2)
-		for i := range pcm {
-			pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		fx.relay = c.relayed(t, t.rs.Process(pcm))
 	case "response.output_audio.done", "response.audio.done":

@@ -13,8 +13,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"candor/processor/realtimefake"
+	"candor/processor/media"
 	"candor/processor/stt"
+	"candor/processor/stt/openaifake"
 )
 
 const realtimePlan = `{"position":{"title":"Librarian","description":"Runs the reading room."},
@@ -24,7 +25,7 @@ const realtimePlan = `{"position":{"title":"Librarian","description":"Runs the r
 
 // startRealtime runs a processor whose interviewer is openai-realtime
 // against fake; the candidate is transcribed by the interviewer's session.
-func startRealtime(t *testing.T, fake *realtimefake.Server, id string, adjust ...func(*Config)) *testProcessor {
+func startRealtime(t *testing.T, fake *openaifake.Server, id string, adjust ...func(*Config)) *testProcessor {
 	t.Helper()
 	control := newFakeControl(t, id, "proc-token")
 	dir := t.TempDir()
@@ -140,7 +141,7 @@ func speakersAndTexts(es []Entry) (speakers, texts []string) {
 
 func TestRealtimeInterviewerHoldsThePlannedConversation(t *testing.T) {
 	replies := []string{"Welcome. What is your favourite novel?", "Thanks. Who is your favourite author?", "Goodbye."}
-	fake := realtimefake.New(realtimefake.Options{
+	fake := openaifake.New(openaifake.Options{
 		Reply:         func(n int, _ string) string { return replies[min(n, len(replies)-1)] },
 		SpeechPerChar: 10 * time.Millisecond,
 		// The first answer's transcript arrives after the model has answered
@@ -214,7 +215,7 @@ func TestRealtimeInterviewerHoldsThePlannedConversation(t *testing.T) {
 
 func TestRealtimeInterviewerStopsWhenTheCandidateBargesIn(t *testing.T) {
 	long := strings.Repeat("Let me tell you about this position at some length. ", 3)
-	fake := realtimefake.New(realtimefake.Options{
+	fake := openaifake.New(openaifake.Options{
 		Reply:         func(n int, _ string) string { return long },
 		SpeechPerChar: 40 * time.Millisecond,  // about six seconds
 		AudioPace:     100 * time.Millisecond, // generated in real time
@@ -281,7 +282,7 @@ func TestRealtimeInterviewerStopsWhenTheCandidateBargesIn(t *testing.T) {
 }
 
 func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
-	fake := realtimefake.New(realtimefake.Options{
+	fake := openaifake.New(openaifake.Options{
 		Reply: func(n int, _ string) string {
 			return []string{"Hello there.", "Next one.", "And again.", "More please."}[min(n, 3)]
 		},
@@ -319,7 +320,7 @@ func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
 			t.Errorf("session %d expired", i+1)
 		}
 	}
-	if want := len(stt.Resample(sent, stt.SampleRate, realtimefake.Rate)); appended != want {
+	if want := len(media.Resample(sent, stt.SampleRate, openaifake.Rate)); appended != want {
 		t.Errorf("%d samples appended across %d sessions, want %d (the 24 kHz form of all audio sent)", appended, len(sessions), want)
 	}
 	carried := sessions[1].Instructions()

@@ -44,7 +44,7 @@ func interviewEnv(control *fakeControl, dataDir string) map[string]string {
 
 // startProcessor runs Run with env; it returns once the listener is up (not
 // necessarily ready). The processor is stopped at cleanup.
-func startProcessor(t *testing.T, control *fakeControl, env map[string]string, adjust ...func(*Config)) *testProcessor {
+func startProcessor(t testing.TB, control *fakeControl, env map[string]string, adjust ...func(*Config)) *testProcessor {
 	t.Helper()
 	cfg, err := ConfigFromEnv(env)
 	if err != nil {
@@ -695,5 +695,43 @@ func TestAReplacementProcessorSendsTheSpoolFirstAndContinuesSeq(t *testing.T) {
 	checkDenseSeqs(t, es, 1)
 	if es[2].StartMS < 1234 {
 		t.Errorf("replacement entry %+v is not on the continued media clock", es[2])
+	}
+}
+
+func TestAClaimedWarmProcessorKeepsTheResumedSeqAndMediaClock(t *testing.T) {
+	control := newFakeControl(t, "iv_warm", "proc-token")
+	control.entries[1] = Entry{Seq: 1, Speaker: "interviewer", Text: "from the predecessor"}
+	control.mediaMS = 7000
+	dir := t.TempDir()
+	p := startProcessor(t, control, map[string]string{"CANDOR_POOL_TOKEN": "pool-token", "CANDOR_DATA": dir, "CANDOR_STT": "pocketsphinx"})
+	waitWarm(t, p)
+	env := interviewEnv(control, dir)
+	claim, _ := json.Marshal(map[string]any{"env": env, "plan": nil})
+	if code, b, _ := p.do(t, http.MethodPost, "/claim", "pool-token", "application/json", claim); code != 200 {
+		t.Fatalf("claim = %d %s", code, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, warmSpoolName)); !os.IsNotExist(err) {
+		t.Errorf("the warm spool was not taken over by the interview (%v)", err)
+	}
+
+	const name = "sense_and_sensibility_01_austen_64kb-0870"
+	p.sendPCM(t, 0, append(readWAVPCM(t, librivox+name+".wav"), silence(1)...))
+	n := p.end(t)
+	es := control.Entries()
+	checkDenseSeqs(t, es, 1)
+	if n != int64(len(es)) || n < 2 {
+		t.Fatalf("/end = %d, bridge has %d entries", n, len(es))
+	}
+	heard := false
+	for _, e := range es[1:] {
+		if e.Speaker == "candidate" {
+			heard = true
+			if e.StartMS < 7000 || e.EndMS < e.StartMS {
+				t.Errorf("candidate entry %+v is not on the resumed media clock (base 7000 ms)", e)
+			}
+		}
+	}
+	if !heard {
+		t.Fatalf("no candidate entry in %+v", es)
 	}
 }

@@ -37,6 +37,8 @@ type server struct {
 	cfg   Config
 	sess  *session
 	start sync.Mutex // one claim at a time
+	warm  *warm      // what an idle processor prepared for its claim (guarded by start)
+	taken bool       // warm was handed to a claim (guarded by start)
 }
 
 // Run serves the processor until ctx is cancelled, then shuts down: HTTP
@@ -51,6 +53,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	srv := &server{log: log, runCtx: ctx, cfg: cfg}
+	if cfg.Idle() {
+		srv.warm = prepareWarm(ctx, cfg, log) // before serving: a claim may come at once
+	}
 	hs := &http.Server{
 		Handler:           srv.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -63,7 +68,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var err error
 	if !cfg.Idle() {
 		var s *session
-		if s, err = startSession(ctx, cfg, log); err == nil {
+		if s, err = startSession(ctx, cfg, log, nil); err == nil {
 			srv.setSession(s)
 		}
 	}
@@ -86,6 +91,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if s != nil {
 		s.Close()
 	}
+	srv.start.Lock()
+	if w := srv.warm; w != nil {
+		if !srv.taken {
+			w.discard(false) // never claimed
+		}
+		<-w.done
+	}
+	srv.start.Unlock()
 	return err
 }
 
@@ -240,7 +253,11 @@ func (srv *server) handleClaim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sess, err := startSession(srv.runCtx, next, srv.log)
+	var prepared *warm
+	if srv.warm != nil && !srv.taken {
+		prepared, srv.taken = srv.warm.take(), true
+	}
+	sess, err := startSession(srv.runCtx, next, srv.log, prepared)
 	if err != nil {
 		srv.log.Error("claim: start interview", "interview", next.SessionID, "err", err)
 		writeError(w, http.StatusBadGateway, "start_failed", err.Error())

@@ -77,9 +77,36 @@ type session struct {
 
 // startSession prepares everything the interview needs (plan, spool, the
 // bridge's resume state, the speech stream, voice, WHIP) and starts its
-// workers; the heartbeat worker tells the bridge `ready` first thing.
-func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session, err error) {
+// workers; the heartbeat worker tells the bridge `ready` first thing. w,
+// when not nil, is what an idle processor prepared before its claim: the
+// session adopts what fits its config. The bridge state is read while the
+// rest is prepared; nothing that depends on it (seq, the media clock) is set
+// before it has arrived.
+func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_ *session, err error) {
 	log = log.With("interview", cfg.SessionID)
+	adopted := false
+	if w != nil {
+		defer func() { w.discard(adopted) }()
+	}
+	br := newBridge(cfg.ControlURL, cfg.SessionID, cfg.ProcessorToken)
+	stateCtx, stopState := context.WithCancel(ctx)
+	type stateAnswer struct {
+		st  BridgeState
+		err error
+	}
+	stateCh := make(chan stateAnswer, 1)
+	go func() {
+		st, err := resumeState(stateCtx, br, cfg.Timing, log)
+		stateCh <- stateAnswer{st, err}
+	}()
+	stateRead := false
+	defer func() {
+		if !stateRead { // an earlier step failed: stop the fetch and wait for it
+			stopState()
+			<-stateCh
+		}
+	}()
+
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir CANDOR_DATA=%s: %w", cfg.DataDir, err)
 	}
@@ -87,7 +114,11 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 	if err != nil {
 		return nil, err
 	}
-	sp, err := openSpool(ctx, filepath.Join(cfg.DataDir, "spool-"+safeName(cfg.SessionID)+".db"))
+	spoolPath := filepath.Join(cfg.DataDir, "spool-"+safeName(cfg.SessionID)+".db")
+	if w != nil {
+		w.claimSpool(spoolPath)
+	}
+	sp, err := openSpool(ctx, spoolPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,17 +127,26 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 			sp.Close()
 		}
 	}()
-	br := newBridge(cfg.ControlURL, cfg.SessionID, cfg.ProcessorToken)
-	state, err := resumeState(ctx, br, cfg.Timing, log)
-	if err != nil {
-		return nil, err
-	}
 	spooled, err := sp.MaxSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ans := <-stateCh
+	stateRead = true
+	stopState()
+	if ans.err != nil {
+		return nil, ans.err
+	}
+	state := ans.st
 
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var warmStream stt.Stream
+	if w != nil {
+		if warmStream = w.streamFor(cfg); warmStream != nil {
+			stopWork()
+			work, stopWork = w.work, w.stopWork
+		}
+	}
 	s := &session{
 		cfg:      cfg,
 		log:      log,
@@ -138,6 +178,16 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger) (_ *session
 	iv, engineName, err := s.newInterviewer(resume)
 	if err != nil {
 		return nil, err
+	}
+	if s.stream == nil && warmStream != nil {
+		// The decoder started at base 0 before the resume point was known.
+		onResult := func(r stt.Result) {
+			r.StartMS += s.baseMS
+			r.EndMS += s.baseMS
+			s.onResult(r)
+		}
+		w.onResult.Store(&onResult)
+		s.stream, engineName, adopted = warmStream, w.engine, true
 	}
 	if s.stream == nil {
 		engine, err := stt.New(cfg.STT, stt.Config{

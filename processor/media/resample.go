@@ -9,35 +9,38 @@ const (
 	maxRate     = 192000
 	maxChannels = 8
 
-	// sincZeroCrossings is the half-width of the resampling kernel in input
-	// samples (at the cut-off); 16 keeps the aliasing of a 44.1 kHz source
-	// well below speech-recognition relevance.
+	// sincZeroCrossings is the half-width of the resampling kernel in
+	// zero crossings at the cut-off; 16 keeps the aliasing of a 44.1 kHz
+	// source well below speech-recognition relevance.
 	sincZeroCrossings = 16
 	sincTableRes      = 256 // kernel samples per zero crossing
 )
 
-// resampler converts a stream of mono samples from one rate to 16 kHz with a
-// windowed-sinc low-pass interpolator, keeping the history it needs between
-// calls so chunk boundaries are inaudible. At 16 kHz input it is a copy.
-type resampler struct {
-	inRate int
-	step   float64 // input samples per output sample
-	scale  float64 // cut-off relative to the input Nyquist (≤1)
-	width  int     // kernel half-width in input samples
-	table  []float64
+// Resampler converts a stream of mono samples from one rate to another with
+// a windowed-sinc low-pass interpolator whose cut-off sits below the lower
+// Nyquist frequency (downsampling does not alias). It keeps the history it
+// needs between calls, so chunk boundaries are inaudible, and works for any
+// pair of rates in constant memory (a tabulated kernel, not one filter per
+// phase). Between equal rates it is a copy. It is not safe for concurrent use.
+type Resampler struct {
+	inRate, outRate int
+	scale           float64 // cut-off relative to the input Nyquist (≤1)
+	width           int     // kernel half-width in input samples
+	table           []float64
 
 	hist []float64 // input samples from index base on
 	base int64     // stream index of hist[0]
-	pos  float64   // stream position (in input samples) of the next output sample
+	next int64     // index of the next output sample
+	in   int64     // input samples received
 }
 
-func newResampler(inRate int) *resampler {
-	r := &resampler{inRate: inRate}
-	if inRate == SampleRate {
+// NewResampler returns a resampler from inRate to outRate (both > 0).
+func NewResampler(inRate, outRate int) *Resampler {
+	r := &Resampler{inRate: inRate, outRate: outRate}
+	if inRate == outRate {
 		return r
 	}
-	r.step = float64(inRate) / SampleRate
-	r.scale = math.Min(1, 1/r.step) * 0.95
+	r.scale = math.Min(1, float64(outRate)/float64(inRate)) * 0.95
 	r.width = int(math.Ceil(sincZeroCrossings / r.scale))
 	r.table = make([]float64, sincZeroCrossings*sincTableRes+1)
 	for i := range r.table {
@@ -52,8 +55,24 @@ func newResampler(inRate int) *resampler {
 	return r
 }
 
+// Resample converts a whole buffer from inRate to outRate.
+func Resample(in []int16, inRate, outRate int) []int16 {
+	r := NewResampler(inRate, outRate)
+	out := r.Process(in)
+	return append(out, r.Flush()...)
+}
+
+// Process consumes in and returns the output samples it makes possible so far.
+func (r *Resampler) Process(in []int16) []int16 {
+	f := make([]float64, len(in))
+	for i, v := range in {
+		f[i] = float64(v)
+	}
+	return r.process(f)
+}
+
 // kernel is the low-pass kernel at distance d input samples.
-func (r *resampler) kernel(d float64) float64 {
+func (r *Resampler) kernel(d float64) float64 {
 	x := math.Abs(d) * r.scale * sincTableRes
 	i := int(x)
 	if i >= len(r.table)-1 {
@@ -64,8 +83,9 @@ func (r *resampler) kernel(d float64) float64 {
 }
 
 // process resamples in and returns the output it makes possible so far.
-func (r *resampler) process(in []float64) []int16 {
-	if r.inRate == SampleRate {
+func (r *Resampler) process(in []float64) []int16 {
+	r.in += int64(len(in))
+	if r.inRate == r.outRate {
 		out := make([]int16, len(in))
 		for i, v := range in {
 			out[i] = clamp16(v)
@@ -73,10 +93,22 @@ func (r *resampler) process(in []float64) []int16 {
 		return out
 	}
 	r.hist = append(r.hist, in...)
-	end := r.base + int64(len(r.hist)) // first index not yet received
+	return r.drain(r.base+int64(len(r.hist)), -1)
+}
+
+// pos is the stream position, in input samples, of output sample n; exact
+// integer arithmetic keeps lengths exact over hours.
+func (r *Resampler) pos(n int64) float64 {
+	return float64(n*int64(r.inRate)) / float64(r.outRate)
+}
+
+// drain computes the outputs whose kernel lies before input index end and,
+// when limit >= 0, whose position is before input index limit.
+func (r *Resampler) drain(end, limit int64) []int16 {
 	var out []int16
-	for {
-		center := int64(math.Floor(r.pos))
+	for limit < 0 || r.next*int64(r.inRate) < limit*int64(r.outRate) {
+		pos := r.pos(r.next)
+		center := int64(math.Floor(pos))
 		if center+int64(r.width) >= end {
 			break
 		}
@@ -85,13 +117,13 @@ func (r *resampler) process(in []float64) []int16 {
 			if k < r.base {
 				continue // before the stream start: silence
 			}
-			acc += r.hist[k-r.base] * r.kernel(r.pos-float64(k))
+			acc += r.hist[k-r.base] * r.kernel(pos-float64(k))
 		}
 		out = append(out, clamp16(acc*r.scale))
-		r.pos += r.step
+		r.next++
 	}
 	// Keep only what future outputs still need.
-	keepFrom := int64(math.Floor(r.pos)) - int64(r.width) + 1
+	keepFrom := int64(math.Floor(r.pos(r.next))) - int64(r.width) + 1
 	if drop := keepFrom - r.base; drop > 0 {
 		drop = min(drop, int64(len(r.hist)))
 		r.hist = r.hist[:copy(r.hist, r.hist[drop:])]
@@ -100,21 +132,17 @@ func (r *resampler) process(in []float64) []int16 {
 	return out
 }
 
-// flush pads the stream end with silence so the last input samples come out.
-func (r *resampler) flush() []int16 {
-	if r.inRate == SampleRate {
+// Flush returns the outputs still held back for lack of look-ahead, as if
+// the input were followed by silence, up to the end of the input. Process
+// may continue afterwards: no sample is repeated or skipped, though the last
+// flushed outputs were computed without the audio that followed.
+func (r *Resampler) Flush() []int16 {
+	if r.inRate == r.outRate {
 		return nil
 	}
-	total := r.base + int64(len(r.hist))
-	want := int64(math.Ceil(float64(total) / r.step)) // outputs the input covers
-	done := int64(math.Ceil(r.pos / r.step))
-	if want <= done {
-		return nil
-	}
-	out := r.process(make([]float64, r.width+1))
-	if n := want - done; int64(len(out)) > n {
-		out = out[:n]
-	}
+	r.hist = append(r.hist, make([]float64, r.width+1)...)
+	out := r.drain(r.base+int64(len(r.hist)), r.in)
+	r.hist = r.hist[:r.in-r.base] // the silence was only look-ahead
 	return out
 }
 

@@ -176,14 +176,14 @@ func matchPrefix(b []byte, s string) bool {
 type pcmDecoder struct {
 	out      PCMFunc
 	channels int
-	rs       *resampler
+	rs       *Resampler
 	partial  []byte
 	frame    []float64
 	closed   bool
 }
 
 func newPCMDecoder(rate, channels int, out PCMFunc) *pcmDecoder {
-	return &pcmDecoder{out: out, channels: channels, rs: newResampler(rate)}
+	return &pcmDecoder{out: out, channels: channels, rs: NewResampler(rate, SampleRate)}
 }
 
 func (d *pcmDecoder) Write(chunk []byte) error {
@@ -233,9 +233,23 @@ func (d *pcmDecoder) Close() error {
 		return errors.New("media: pcm: decoder closed")
 	}
 	d.closed = true
-	d.emit(d.rs.flush())
+	d.emit(d.rs.Flush())
 	if len(d.partial) > 0 {
 		return fmt.Errorf("media: pcm: %w (%d stray bytes)", errTruncated, len(d.partial))
 	}
 	return nil
+}
+
+// DecodeWAV decodes a whole RIFF/WAVE file of 16-bit PCM to 16 kHz mono, as
+// NewStreamDecoder("audio/wav", …) does, and reports the file's own rate and
+// channel count.
+func DecodeWAV(file []byte) (pcm []int16, rate, channels int, err error) {
+	d := newWAVDecoder(func(s []int16) { pcm = append(pcm, s...) })
+	if err := d.Write(file); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := d.Close(); err != nil {
+		return nil, 0, 0, err
+	}
+	return pcm, d.rate, d.channels, nil
 }

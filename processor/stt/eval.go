@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"candor/processor/media"
 )
 
 // Report is the outcome of Evaluate. WER is a fraction (0.1 = 10 %); RTF is
@@ -118,13 +120,17 @@ func ReadCorpusWAV(path string) ([]int16, error) {
 		return nil, fmt.Errorf("corpus file: %w", err)
 	}
 	defer f.Close()
-	pcm, format, err := DecodeWAV(f)
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("corpus file: %w", err)
+	}
+	pcm, rate, channels, err := media.DecodeWAV(raw)
 	fix := fmt.Sprintf("convert it with: ffmpeg -i %q -ar 16000 -ac 1 -c:a pcm_s16le OUT.wav", path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; %s", path, err, fix)
 	}
-	if format.Rate != SampleRate || format.Channels != 1 {
-		return nil, fmt.Errorf("%s is %d Hz with %d channels, want 16000 Hz mono; %s", path, format.Rate, format.Channels, fix)
+	if rate != SampleRate || channels != 1 {
+		return nil, fmt.Errorf("%s is %d Hz with %d channels, want 16000 Hz mono; %s", path, rate, channels, fix)
 	}
 	return pcm, nil
 }

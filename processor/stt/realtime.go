@@ -2,22 +2,22 @@ package stt
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"candor/processor/internal/oairt"
+	"candor/processor/media"
 )
 
 // Realtime streams audio to OpenAI Realtime transcription sessions
-// ({base}/v1/realtime?intent=transcription) with server VAD. The service caps
+// ({base}/v1/realtime?intent=transcription, configured with a GA
+// session.update of session.type "transcription") with server VAD. The service caps
 // a session at 60 minutes, so before that the stream opens the next session,
 // moves the audio over at a silent moment (or hard, if none comes), pads the
 // old session with silence so its VAD closes any open turn, and keeps it
@@ -32,12 +32,10 @@ type Realtime struct {
 var _ Engine = (*Realtime)(nil)
 
 const (
-	realtimeRate      = 24000 // the only PCM rate the Realtime API accepts
-	rtSilenceMS       = 500   // server VAD silence that ends a turn
+	realtimeRate      = oairt.Rate
+	rtSilenceMS       = 500 // server VAD silence that ends a turn
 	rtPadMS           = rtSilenceMS + 700
-	rtBarrierTimeout  = 15 * time.Second
 	rtRedialInterval  = 10 * time.Second
-	rtWriteTimeout    = 10 * time.Second
 	rtDefaultModel    = "gpt-4o-transcribe"
 	rtDefaultMax      = 55 * time.Minute
 	rtDefaultHard     = 2 * time.Minute
@@ -60,51 +58,35 @@ func NewRealtime(cfg Config) *Realtime {
 
 func (r *Realtime) Name() string { return "openai-realtime" }
 
-func (r *Realtime) url() (string, error) {
-	u, err := url.Parse(r.cfg.baseURL())
-	if err != nil {
-		return "", fmt.Errorf("OPENAI_BASE_URL: %w", err)
-	}
-	switch u.Scheme {
-	case "https":
-		u.Scheme = "wss"
-	case "http":
-		u.Scheme = "ws"
-	}
-	u.Path = strings.TrimRight(u.Path, "/") + "/v1/realtime"
-	u.RawQuery = "intent=transcription"
-	return u.String(), nil
-}
-
-// sessionUpdate is the transcription_session.update the stream sends first
-// and again as a barrier: the server answers every one with
-// transcription_session.updated after handling the events before it.
-func (r *Realtime) sessionUpdate() []byte {
+// session is the transcription session configuration the stream sends
+// first and again as a barrier (see oairt.Conn.Update).
+func (r *Realtime) session() map[string]any {
 	tr := map[string]any{"model": r.cfg.Model}
 	if r.cfg.Language != "" {
 		tr["language"] = r.cfg.Language
 	}
-	b, _ := json.Marshal(map[string]any{
-		"type": "transcription_session.update",
-		"session": map[string]any{
-			"input_audio_format":        "pcm16",
-			"input_audio_transcription": tr,
-			"turn_detection": map[string]any{
-				"type":                "server_vad",
-				"threshold":           0.5,
-				"prefix_padding_ms":   300,
-				"silence_duration_ms": rtSilenceMS,
+	return map[string]any{
+		"type": "transcription",
+		"audio": map[string]any{
+			"input": map[string]any{
+				"format":        map[string]any{"type": "audio/pcm", "rate": realtimeRate},
+				"transcription": tr,
+				"turn_detection": map[string]any{
+					"type":                "server_vad",
+					"threshold":           0.5,
+					"prefix_padding_ms":   300,
+					"silence_duration_ms": rtSilenceMS,
+				},
 			},
 		},
-	})
-	return b
+	}
 }
 
 func (r *Realtime) NewStream(ctx context.Context, baseMS int64, onResult func(Result)) (Stream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &rtStream{
 		eng: r, ctx: ctx, cancel: cancel, baseMS: baseMS, onResult: onResult,
-		rs:       NewResampler(SampleRate, realtimeRate),
+		rs:       media.NewResampler(SampleRate, realtimeRate),
 		vad:      NewSegmenter(0, SegmenterConfig{}, func(Utterance) {}),
 		progress: make(chan struct{}, 1),
 	}
@@ -131,7 +113,7 @@ type rtStream struct {
 	// mu guards the sending side.
 	mu         sync.Mutex
 	closed     bool
-	rs         *Resampler
+	rs         *media.Resampler
 	vad        *Segmenter // local view of speech, to switch sessions in silence
 	out24      int64      // 24 kHz samples produced so far
 	cur        *rtSession
@@ -154,8 +136,7 @@ var errSessionClosed = errors.New("realtime session closed")
 type rtPad struct{ at, n int64 } // silence inserted at session sample at (24 kHz)
 
 type rtSession struct {
-	conn   *websocket.Conn
-	wmu    sync.Mutex // one writer at a time
+	conn   *oairt.Conn
 	opened time.Time
 	offset int64 // stream sample (16 kHz) of the session's first sample
 	done   chan struct{}
@@ -168,7 +149,6 @@ type rtSession struct {
 	inSpeech bool
 	dead     error         // set when the connection ended
 	retired  bool          // drained and closed on purpose
-	barriers []chan error  // waiting for transcription_session.updated, FIFO
 	changed  chan struct{} // an event arrived
 }
 
@@ -182,19 +162,9 @@ type rtItem struct {
 }
 
 func (s *rtStream) dial(ctx context.Context, offset int64) (*rtSession, error) {
-	u, err := s.eng.url()
+	conn, err := oairt.Dial(ctx, s.eng.dialer, s.eng.cfg.OpenAIBaseURL, url.Values{"intent": {"transcription"}}, s.eng.cfg.OpenAIKey)
 	if err != nil {
 		return nil, err
-	}
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+s.eng.cfg.OpenAIKey)
-	h.Set("OpenAI-Beta", "realtime=v1")
-	conn, resp, err := s.eng.dialer.DialContext(ctx, u, h)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("realtime connect: %w (HTTP %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("realtime connect: %w", err)
 	}
 	sess := &rtSession{conn: conn, opened: time.Now(), offset: offset, done: make(chan struct{}),
 		byID: map[string]*rtItem{}, changed: make(chan struct{}, 1)}
@@ -203,48 +173,14 @@ func (s *rtStream) dial(ctx context.Context, offset int64) (*rtSession, error) {
 		defer s.wg.Done()
 		s.read(sess)
 	}()
-	ack := sess.barrier()
-	if err := sess.send(s.eng.sessionUpdate()); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("realtime session update: %w", err)
-	}
-	if err := waitAck(ctx, ack); err != nil {
+	if err := conn.Update(ctx, s.eng.session()); err != nil {
+		sess.smu.Lock()
+		sess.retired = true // abandoned on purpose
+		sess.smu.Unlock()
 		conn.Close()
 		return nil, fmt.Errorf("realtime session update: %w", err)
 	}
 	return sess, nil
-}
-
-func waitAck(ctx context.Context, ack chan error) error {
-	t := time.NewTimer(rtBarrierTimeout)
-	defer t.Stop()
-	select {
-	case err := <-ack:
-		return err
-	case <-t.C:
-		return errors.New("no transcription_session.updated in time")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (ss *rtSession) barrier() chan error {
-	ch := make(chan error, 1)
-	ss.smu.Lock()
-	if ss.dead != nil {
-		ch <- ss.dead
-	} else {
-		ss.barriers = append(ss.barriers, ch)
-	}
-	ss.smu.Unlock()
-	return ch
-}
-
-func (ss *rtSession) send(msg []byte) error {
-	ss.wmu.Lock()
-	defer ss.wmu.Unlock()
-	ss.conn.SetWriteDeadline(time.Now().Add(rtWriteTimeout))
-	return ss.conn.WriteMessage(websocket.TextMessage, msg)
 }
 
 // appendAudio sends 24 kHz samples; pad marks them as inserted silence.
@@ -252,18 +188,13 @@ func (ss *rtSession) appendAudio(pcm []int16, pad bool) error {
 	if len(pcm) == 0 {
 		return nil
 	}
-	raw := make([]byte, 2*len(pcm))
-	for i, v := range pcm {
-		binary.LittleEndian.PutUint16(raw[2*i:], uint16(v))
-	}
-	msg, _ := json.Marshal(map[string]string{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(raw)})
 	ss.smu.Lock()
 	if pad {
 		ss.pads = append(ss.pads, rtPad{at: ss.sent, n: int64(len(pcm))})
 	}
 	ss.sent += int64(len(pcm))
 	ss.smu.Unlock()
-	return ss.send(msg)
+	return ss.conn.AppendAudio(pcm)
 }
 
 func (ss *rtSession) padSilence() error {
@@ -282,20 +213,6 @@ func (s *rtStream) streamMS(ss *rtSession, ms int64) int64 {
 	return s.baseMS + samplesToMS(ss.offset+adj*SampleRate/realtimeRate)
 }
 
-type rtEvent struct {
-	Type           string `json:"type"`
-	ItemID         string `json:"item_id"`
-	PreviousItemID string `json:"previous_item_id"`
-	AudioStartMS   int64  `json:"audio_start_ms"`
-	AudioEndMS     int64  `json:"audio_end_ms"`
-	Transcript     string `json:"transcript"`
-	Error          *struct {
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func (ss *rtSession) item(id string) *rtItem {
 	it := ss.byID[id]
 	if it == nil {
@@ -309,19 +226,15 @@ func (ss *rtSession) item(id string) *rtItem {
 func (s *rtStream) read(ss *rtSession) {
 	defer close(ss.done)
 	for {
-		_, msg, err := ss.conn.ReadMessage()
+		ev, err := ss.conn.Read()
 		if err != nil {
 			ss.smu.Lock()
 			if ss.retired {
 				err = nil
 				ss.dead = errSessionClosed
 			} else {
-				ss.dead = fmt.Errorf("realtime session ended: %w", err)
+				ss.dead = err
 			}
-			for _, b := range ss.barriers {
-				b <- ss.dead
-			}
-			ss.barriers = nil
 			ss.smu.Unlock()
 			if err != nil && s.ctx.Err() == nil {
 				s.eng.cfg.reportError(ss.dead)
@@ -330,10 +243,6 @@ func (s *rtStream) read(ss *rtSession) {
 			notify(s.progress)
 			return
 		}
-		var ev rtEvent
-		if err := json.Unmarshal(msg, &ev); err != nil {
-			continue
-		}
 		s.handle(ss, ev)
 		notify(ss.changed)
 		s.release()
@@ -341,15 +250,10 @@ func (s *rtStream) read(ss *rtSession) {
 	}
 }
 
-func (s *rtStream) handle(ss *rtSession, ev rtEvent) {
+func (s *rtStream) handle(ss *rtSession, ev oairt.Event) {
 	ss.smu.Lock()
 	defer ss.smu.Unlock()
 	switch ev.Type {
-	case "transcription_session.updated":
-		if len(ss.barriers) > 0 {
-			ss.barriers[0] <- nil
-			ss.barriers = ss.barriers[1:]
-		}
 	case "input_audio_buffer.speech_started":
 		ss.inSpeech = true
 		ss.item(ev.ItemID).startMS = ev.AudioStartMS
@@ -521,6 +425,9 @@ func (s *rtStream) maybeRollover() {
 					return
 				}
 				if s.closed {
+					sess.smu.Lock()
+					sess.retired = true
+					sess.smu.Unlock()
 					sess.conn.Close()
 					return
 				}
@@ -568,9 +475,6 @@ func (s *rtStream) retire(ss *rtSession) {
 			}
 		}
 		ss.smu.Unlock()
-		ss.wmu.Lock()
-		ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		ss.wmu.Unlock()
 		ss.conn.Close()
 		<-ss.done
 		s.release()
@@ -589,15 +493,16 @@ func (s *rtStream) drain(ctx context.Context, ss *rtSession, limit time.Duration
 	if err := ss.padSilence(); err != nil {
 		return err
 	}
-	if err := waitAck(ctx, ss.barrierSent(s.eng.sessionUpdate())); err != nil {
+	// The answer to an unchanged configuration means the server's VAD has
+	// been through every append before it.
+	if err := ss.conn.Update(ctx, s.eng.session()); err != nil {
 		return err
 	}
 	ss.smu.Lock()
 	speaking := ss.inSpeech
 	ss.smu.Unlock()
 	if speaking {
-		msg, _ := json.Marshal(map[string]string{"type": "input_audio_buffer.commit"})
-		if err := ss.send(msg); err != nil {
+		if err := ss.conn.Send(map[string]string{"type": "input_audio_buffer.commit"}); err != nil {
 			return err
 		}
 	}
@@ -623,19 +528,6 @@ func (s *rtStream) drain(ctx context.Context, ss *rtSession, limit time.Duration
 			return fmt.Errorf("waiting for transcriptions: %w", ctx.Err())
 		}
 	}
-}
-
-// barrierSent sends update (an unchanged session configuration) and
-// returns its acknowledgement: the server handles events in order, so the
-// answer means every earlier append has been through its VAD.
-func (ss *rtSession) barrierSent(update []byte) chan error {
-	ack := ss.barrier()
-	if err := ss.send(update); err != nil {
-		ch := make(chan error, 1)
-		ch <- err
-		return ch
-	}
-	return ack
 }
 
 // Flush pads the current session with silence so the server ends any open
@@ -700,7 +592,7 @@ func (s *rtStream) Close() error {
 		ss.smu.Lock()
 		ss.retired = true
 		ss.smu.Unlock()
-		ss.conn.Close()
+		ss.conn.Abort()
 	}
 	s.wg.Wait()
 	return nil

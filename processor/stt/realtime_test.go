@@ -42,7 +42,7 @@ func energy(pcm []int16) float64 {
 
 func TestRealtimeReleasesResultsInItemOrderWhenCompletionsArriveOutOfOrder(t *testing.T) {
 	// Later items complete first: item n waits (5-n) * 60 ms.
-	fake := openaifake.New(openaifake.Options{CompletionDelay: func(n int) time.Duration { return time.Duration(5-n) * 60 * time.Millisecond }})
+	fake := openaifake.New(openaifake.Options{TranscriptionDelay: func(n int) time.Duration { return time.Duration(5-n) * 60 * time.Millisecond }})
 	defer fake.Close()
 	eng, errs := newRealtime(t, fake, stt.Config{})
 	pcm, want := toneTrack(300, 450, 600, 750, 900)
@@ -70,7 +70,7 @@ func TestRealtimeReleasesResultsInItemOrderWhenCompletionsArriveOutOfOrder(t *te
 		}
 	}
 	sessions := fake.Sessions()
-	if len(sessions) != 1 || sessions[0].Config["input_audio_format"] != "pcm16" {
+	if len(sessions) != 1 || sessions[0].Type != "transcription" || sessions[0].Updates < 1 {
 		t.Fatalf("sessions %+v", sessions)
 	}
 	if len(*errs) != 0 {
@@ -102,8 +102,8 @@ func TestRealtimeRollsOverSessionsWithoutLosingOrDuplicatingAudio(t *testing.T) 
 			// The fake ends any session that receives more than 6 s of audio,
 			// as the service does at 60 minutes.
 			fake := openaifake.New(openaifake.Options{
-				MaxSessionAudio: 6 * time.Second,
-				CompletionDelay: func(n int) time.Duration { return time.Duration(n%3) * 40 * time.Millisecond },
+				MaxSessionAudio:    6 * time.Second,
+				TranscriptionDelay: func(n int) time.Duration { return time.Duration(n%3) * 40 * time.Millisecond },
 			})
 			defer fake.Close()
 			eng, errs := newRealtime(t, fake, tt.cfg)
@@ -183,7 +183,7 @@ func TestRealtimeRollsOverSessionsWithoutLosingOrDuplicatingAudio(t *testing.T) 
 }
 
 func TestRealtimeFlushWaitsForSpeechStillInProgress(t *testing.T) {
-	fake := openaifake.New(openaifake.Options{CompletionDelay: func(int) time.Duration { return 100 * time.Millisecond }})
+	fake := openaifake.New(openaifake.Options{TranscriptionDelay: func(int) time.Duration { return 100 * time.Millisecond }})
 	defer fake.Close()
 	eng, _ := newRealtime(t, fake, stt.Config{})
 	var c collector

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"candor/processor/media"
 	"candor/processor/stt"
 )
 
@@ -72,11 +73,11 @@ func (e *Espeak) Speak(ctx context.Context, text string) ([]int16, error) {
 	if err != nil {
 		return nil, fmt.Errorf("espeak-ng: %w (%s)", err, strings.TrimSpace(stderr.String()))
 	}
-	pcm, format, err := stt.DecodeWAV(bytes.NewReader(out))
+	pcm, _, _, err := media.DecodeWAV(out)
 	if err != nil {
 		return nil, fmt.Errorf("espeak-ng output: %w", err)
 	}
-	return stt.Resample(stt.Mono(pcm, format.Channels), format.Rate, SampleRate), nil
+	return pcm, nil
 }
 
 // OpenAIConfig configures NewOpenAI; zero values select defaults.
@@ -139,7 +140,7 @@ func (o *OpenAI) Speak(ctx context.Context, text string) ([]int16, error) {
 	for attempt := 0; ; attempt++ {
 		pcm, retry, wait, err := o.post(ctx, raw)
 		if err == nil {
-			return stt.Resample(pcm, openAIRate, SampleRate), nil
+			return media.Resample(pcm, openAIRate, SampleRate), nil
 		}
 		if !retry || attempt >= o.cfg.MaxRetries {
 			return nil, fmt.Errorf("openai speech: %w", err)

@@ -1,28 +1,33 @@
 // Package openaifake is a local stand-in for the parts of the OpenAI API
-// Candor's speech code uses: POST /v1/audio/transcriptions (multipart, as
-// documented), POST /v1/audio/speech, and the Realtime API's transcription
-// sessions over WebSocket (/v1/realtime?intent=transcription) with server
-// VAD. It validates requests the way the service does, so tests against it
-// catch malformed calls, and it can be told to fail, to answer out of order
-// and to cap session length.
+// Candor uses: POST /v1/audio/transcriptions (multipart, as documented), POST
+// /v1/audio/speech, and the Realtime API over WebSocket (GA interface), both
+// its conversations (the openai-realtime interviewer) and its transcription
+// sessions (the openai-realtime speech engine), with server VAD. It
+// validates requests the way the service does, so tests against it catch
+// malformed calls, and it can be told to fail, to answer late or out of
+// order, and to cap session length.
 package openaifake
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-
-	"github.com/gorilla/websocket"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
+
+	"candor/processor/media"
+	"candor/processor/stt"
 )
 
 // Options configure a Server. Zero values give a well-behaved service.
@@ -34,42 +39,37 @@ type Options struct {
 	// Fail, if set, is asked before each HTTP request n (from 0); a non-zero
 	// status is returned as an OpenAI error with the given Retry-After.
 	Fail func(n int) (status int, retryAfter string)
-	// CompletionDelay delays the Realtime transcription of a session's item n
-	// (from 0), so completions can arrive out of order.
-	CompletionDelay func(n int) time.Duration
+	// TranscriptionDelay delays the Realtime transcription of user turn n
+	// (from 0) of a session, so completions can arrive out of order or
+	// after the model's answer.
+	TranscriptionDelay func(n int) time.Duration
 	// MaxSessionAudio ends a Realtime session with a session_expired error
-	// once it has received more audio than this (0: no cap).
+	// once it has received more audio than this (0: no cap). The service's
+	// cap is 60 minutes of session time.
 	MaxSessionAudio time.Duration
+
+	// Reply is what the conversation "model" says in its response n (from
+	// 0) of a session (default "Reply n."); instructions are the session's
+	// at that time.
+	Reply func(n int, instructions string) string
+	// SpeechPerChar is the length of model speech per character of its
+	// text (default 40 ms).
+	SpeechPerChar time.Duration
+	// AudioPace is the pause between two 100 ms audio deltas of a response
+	// (default 0: as fast as the socket takes them, like the service).
+	AudioPace time.Duration
 }
 
 // TranscriptionRequest is one accepted /v1/audio/transcriptions call.
 type TranscriptionRequest struct {
 	Model, Filename, ResponseFormat, Language string
-	PCM                                       []int16
-	Rate                                      int
+	PCM                                       []int16 // decoded to 16 kHz mono
+	Rate                                      int     // the file's own rate
 }
 
 // SpeechRequest is one accepted /v1/audio/speech call.
 type SpeechRequest struct {
 	Model, Input, Voice, ResponseFormat string
-}
-
-// Session describes one Realtime session as the server saw it.
-type Session struct {
-	ID          string
-	Audio       []int16 // all audio appended, 24 kHz
-	Items       []Item  // committed, in order
-	Expired     bool
-	Updates     int
-	Config      map[string]any
-	ClosedClean bool
-}
-
-// Item is one committed Realtime item.
-type Item struct {
-	ID, PreviousID string
-	StartMS, EndMS int64
-	Transcript     string
 }
 
 // Server is the fake; its URL is the base URL (no /v1).
@@ -94,6 +94,12 @@ func New(opts Options) *Server {
 	}
 	if opts.Transcribe == nil {
 		opts.Transcribe = DescribeTone
+	}
+	if opts.Reply == nil {
+		opts.Reply = func(n int, _ string) string { return fmt.Sprintf("Reply %d.", n) }
+	}
+	if opts.SpeechPerChar <= 0 {
+		opts.SpeechPerChar = 40 * time.Millisecond
 	}
 	s := &Server{opts: opts, conns: map[*websocket.Conn]bool{}}
 	mux := http.NewServeMux()
@@ -138,9 +144,12 @@ func (s *Server) Sessions() []Session {
 	defer s.mu.Unlock()
 	out := make([]Session, len(s.sessions))
 	for i, ss := range s.sessions {
-		out[i] = *ss
-		out[i].Audio = append([]int16(nil), ss.Audio...)
-		out[i].Items = append([]Item(nil), ss.Items...)
+		c := *ss
+		c.Config = maps.Clone(ss.Config)
+		c.Audio = slices.Clone(ss.Audio)
+		c.Items = slices.Clone(ss.Items)
+		c.Truncations = slices.Clone(ss.Truncations)
+		out[i] = c
 	}
 	return out
 }
@@ -239,13 +248,16 @@ func (s *Server) transcriptions(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "model", "you must provide a model parameter")
 		return
 	}
-	pcm, rate, err := decodeWAV(file)
+	pcm, rate, channels, err := media.DecodeWAV(file)
+	if err == nil && channels != 1 {
+		err = fmt.Errorf("%d channels, expected mono (what the client sends)", channels)
+	}
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "file", "Invalid file format: "+err.Error())
 		return
 	}
 	req.PCM, req.Rate = pcm, rate
-	text := s.opts.Transcribe(pcm, rate)
+	text := s.opts.Transcribe(pcm, media.SampleRate)
 	switch req.ResponseFormat {
 	case "json":
 		w.Header().Set("Content-Type", "application/json")
@@ -264,27 +276,6 @@ func (s *Server) transcriptions(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.transcribed = append(s.transcribed, req)
 	s.mu.Unlock()
-}
-
-// decodeWAV accepts 16-bit PCM mono WAV, the format the client sends.
-func decodeWAV(b []byte) ([]int16, int, error) {
-	if len(b) < 44 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" || string(b[12:16]) != "fmt " {
-		return nil, 0, fmt.Errorf("not a WAV file")
-	}
-	if binary.LittleEndian.Uint16(b[20:]) != 1 || binary.LittleEndian.Uint16(b[22:]) != 1 || binary.LittleEndian.Uint16(b[34:]) != 16 {
-		return nil, 0, fmt.Errorf("expected 16-bit mono PCM")
-	}
-	rate := int(binary.LittleEndian.Uint32(b[24:]))
-	if string(b[36:40]) != "data" {
-		return nil, 0, fmt.Errorf("no data chunk after fmt")
-	}
-	size := int(binary.LittleEndian.Uint32(b[40:]))
-	if 44+size != len(b) {
-		return nil, 0, fmt.Errorf("data size %d does not match file length %d", size, len(b)-44)
-	}
-	pcm := make([]int16, size/2)
-	binary.Decode(b[44:], binary.LittleEndian, pcm)
-	return pcm, rate, nil
 }
 
 // DescribeTone "transcribes" synthetic test audio: it names the dominant
@@ -361,8 +352,7 @@ func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
 		w.Write(raw.Bytes())
 	case "wav":
 		w.Header().Set("Content-Type", "audio/wav")
-		w.Write(wavHeader(raw.Len(), rate))
-		w.Write(raw.Bytes())
+		w.Write(stt.EncodeWAV(pcm, rate))
 	default:
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "response_format", "the fake only produces pcm and wav")
 		return
@@ -370,24 +360,4 @@ func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.spoken = append(s.spoken, SpeechRequest{Model: req.Model, Input: req.Input, Voice: req.Voice, ResponseFormat: req.ResponseFormat})
 	s.mu.Unlock()
-}
-
-func wavHeader(dataLen, rate int) []byte {
-	b := new(bytes.Buffer)
-	b.WriteString("RIFF")
-	binary.Write(b, binary.LittleEndian, uint32(36+dataLen))
-	b.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
-		binary.Write(b, binary.LittleEndian, v)
-	}
-	b.WriteString("data")
-	binary.Write(b, binary.LittleEndian, uint32(dataLen))
-	return b.Bytes()
-}
-
-// base64Audio is used by tests that speak the Realtime protocol directly.
-func base64Audio(pcm []int16) string {
-	raw := new(bytes.Buffer)
-	binary.Write(raw, binary.LittleEndian, pcm)
-	return base64.StdEncoding.EncodeToString(raw.Bytes())
 }

@@ -2,16 +2,14 @@ package openaifake
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"math"
 	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gorilla/websocket"
+	"candor/processor/stt"
 )
 
 func sine(hz float64, ms, rate int) []int16 {
@@ -22,11 +20,7 @@ func sine(hz float64, ms, rate int) []int16 {
 	return out
 }
 
-func wav(pcm []int16, rate int) []byte {
-	var b bytes.Buffer
-	binary.Write(&b, binary.LittleEndian, pcm)
-	return append(wavHeader(b.Len(), rate), b.Bytes()...)
-}
+func wav(pcm []int16, rate int) []byte { return stt.EncodeWAV(pcm, rate) }
 
 type field struct{ name, filename, value string }
 
@@ -175,178 +169,4 @@ func TestSpeechAnswersPCMAt24kHzAndRefusesBadBodies(t *testing.T) {
 			}
 		})
 	}
-}
-
-// rtClient speaks the Realtime protocol directly.
-type rtClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
-
-func dialRealtime(t *testing.T, s *Server) *rtClient {
-	t.Helper()
-	h := http.Header{"Authorization": {"Bearer test-key"}}
-	conn, _, err := websocket.DefaultDialer.Dial(strings.Replace(s.URL, "http", "ws", 1)+"/v1/realtime?intent=transcription", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &rtClient{t: t, conn: conn}
-	if ev := c.next(); ev["type"] != "transcription_session.created" {
-		t.Fatalf("first event %v", ev)
-	}
-	return c
-}
-
-func (c *rtClient) send(ev map[string]any) {
-	c.t.Helper()
-	if err := c.conn.WriteJSON(ev); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *rtClient) next() map[string]any {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var ev map[string]any
-	if err := c.conn.ReadJSON(&ev); err != nil {
-		c.t.Fatalf("read event: %v", err)
-	}
-	return ev
-}
-
-// until reads events up to and including one of type typ.
-func (c *rtClient) until(typ string) (map[string]any, []map[string]any) {
-	c.t.Helper()
-	var seen []map[string]any
-	for {
-		ev := c.next()
-		seen = append(seen, ev)
-		if ev["type"] == typ {
-			return ev, seen
-		}
-	}
-}
-
-func (c *rtClient) appendAudio(pcm []int16) {
-	c.send(map[string]any{"type": "input_audio_buffer.append", "audio": base64Audio(pcm)})
-}
-
-func TestRealtimeRefusesWrongKeyAndIntent(t *testing.T) {
-	s := New(Options{})
-	defer s.Close()
-	ws := strings.Replace(s.URL, "http", "ws", 1)
-	tests := []struct {
-		name string
-		url  string
-		key  string
-	}{
-		{"a wrong key is refused", ws + "/v1/realtime?intent=transcription", "Bearer nope"},
-		{"a conversation session is not served", ws + "/v1/realtime?model=gpt-4o-realtime-preview", "Bearer test-key"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, resp, err := websocket.DefaultDialer.Dial(tt.url, http.Header{"Authorization": {tt.key}})
-			if err == nil || resp == nil || resp.StatusCode/100 != 4 {
-				t.Errorf("dial err %v resp %v, want a 4xx refusal", err, resp)
-			}
-		})
-	}
-}
-
-func TestRealtimeSessionRunsServerVADAndTranscribesEachTurn(t *testing.T) {
-	// The second item completes before the first.
-	s := New(Options{CompletionDelay: func(n int) time.Duration { return time.Duration(1-n) * 150 * time.Millisecond }})
-	defer s.Close()
-	c := dialRealtime(t, s)
-	c.send(map[string]any{"type": "transcription_session.update", "session": map[string]any{
-		"input_audio_format":        "pcm16",
-		"input_audio_transcription": map[string]any{"model": "gpt-4o-transcribe"},
-		"turn_detection":            map[string]any{"type": "server_vad", "prefix_padding_ms": 300, "silence_duration_ms": 500},
-	}})
-	if ev, _ := c.until("transcription_session.updated"); ev["session"].(map[string]any)["input_audio_format"] != "pcm16" {
-		t.Errorf("updated %v", ev)
-	}
-	// 1 s silence, 400 Hz for 600 ms, 1 s silence, 800 Hz for 600 ms, 1 s silence.
-	const r = 24000
-	for _, part := range [][]int16{make([]int16, r), sine(400, 600, r), make([]int16, r), sine(800, 600, r), make([]int16, r)} {
-		c.appendAudio(part)
-	}
-	var started, stopped, committed []map[string]any
-	transcripts := map[string]string{}
-	var completionOrder []string
-	for len(transcripts) < 2 {
-		ev := c.next()
-		switch ev["type"] {
-		case "input_audio_buffer.speech_started":
-			started = append(started, ev)
-		case "input_audio_buffer.speech_stopped":
-			stopped = append(stopped, ev)
-		case "input_audio_buffer.committed":
-			committed = append(committed, ev)
-		case "conversation.item.input_audio_transcription.completed":
-			transcripts[ev["item_id"].(string)] = ev["transcript"].(string)
-			completionOrder = append(completionOrder, ev["item_id"].(string))
-		}
-	}
-	if len(started) != 2 || len(stopped) != 2 || len(committed) != 2 {
-		t.Fatalf("started %d stopped %d committed %d", len(started), len(stopped), len(committed))
-	}
-	// audio_start_ms includes the 300 ms prefix padding; audio_end_ms is the end of speech.
-	if started[0]["audio_start_ms"].(float64) != 700 || stopped[0]["audio_end_ms"].(float64) != 1600 {
-		t.Errorf("first turn %v-%v ms, want 700-1600", started[0]["audio_start_ms"], stopped[0]["audio_end_ms"])
-	}
-	if started[1]["audio_start_ms"].(float64) != 2300 || stopped[1]["audio_end_ms"].(float64) != 3200 {
-		t.Errorf("second turn %v-%v ms, want 2300-3200", started[1]["audio_start_ms"], stopped[1]["audio_end_ms"])
-	}
-	first, second := committed[0]["item_id"].(string), committed[1]["item_id"].(string)
-	if committed[0]["previous_item_id"] != nil || committed[1]["previous_item_id"] != first {
-		t.Errorf("chain: %v then %v", committed[0], committed[1])
-	}
-	if transcripts[first] != "tone 400" || transcripts[second] != "tone 800" {
-		t.Errorf("transcripts %v", transcripts)
-	}
-	if completionOrder[0] != second {
-		t.Errorf("completions arrived in order %v; the delay should have reversed them", completionOrder)
-	}
-}
-
-func TestRealtimeCommitNeedsAudioAndSessionsExpire(t *testing.T) {
-	s := New(Options{MaxSessionAudio: time.Second})
-	defer s.Close()
-	c := dialRealtime(t, s)
-	c.appendAudio(make([]int16, 1200)) // 50 ms
-	c.send(map[string]any{"type": "input_audio_buffer.commit"})
-	if ev, _ := c.until("error"); ev["error"].(map[string]any)["code"] != "input_audio_buffer_commit_empty" {
-		t.Errorf("error %v", ev)
-	}
-	c.appendAudio(sine(500, 300, 24000))
-	c.send(map[string]any{"type": "input_audio_buffer.commit"})
-	ev, _ := c.until("conversation.item.input_audio_transcription.completed")
-	if ev["transcript"] != "tone 500" {
-		t.Errorf("manual commit transcript %v", ev)
-	}
-	c.appendAudio(make([]int16, 24000))
-	if ev, _ := c.until("error"); ev["error"].(map[string]any)["code"] != "session_expired" {
-		t.Errorf("error %v", ev)
-	}
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := c.conn.ReadMessage(); err == nil {
-		t.Error("connection still open after expiry")
-	}
-	if ss := s.Sessions(); len(ss) != 1 || !ss[0].Expired {
-		t.Errorf("sessions %+v", ss)
-	}
-}
-
-func TestRealtimeRefusesAnUnsupportedAudioFormat(t *testing.T) {
-	s := New(Options{})
-	defer s.Close()
-	c := dialRealtime(t, s)
-	c.send(map[string]any{"type": "transcription_session.update", "session": map[string]any{"input_audio_format": "opus"}})
-	ev := c.next()
-	if ev["type"] != "error" {
-		t.Errorf("got %v, want an error", ev)
-	}
-
 }

@@ -1,17 +1,4 @@
-// Package realtimefake is a local stand-in for the OpenAI Realtime API's
-// speech-to-speech conversations, as the generally available (GA) interface
-// documents them: a WebSocket at /v1/realtime?model=…, session.update with
-// session.type "realtime" and audio.input/audio.output formats, server VAD
-// turn detection with create_response and interrupt_response, input audio
-// transcription, responses streamed as response.output_audio.delta and
-// response.output_audio_transcript.done, response.cancel and
-// conversation.item.truncate. It refuses the beta shapes (flat
-// input_audio_format, modalities, the OpenAI-Beta header) the way the GA
-// service does, so tests against it catch clients that speak the old dialect.
-//
-// The "model" answers every user turn (and every response.create) with the
-// text of Options.Reply, spoken as a tone whose length follows the text.
-package realtimefake
+package openaifake
 
 import (
 	"encoding/base64"
@@ -20,16 +7,29 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"candor/processor/stt/openaifake"
 )
+
+// The Realtime API (GA interface) over WebSocket at /v1/realtime, both
+// session types:
+//   - conversations (?model=…, session.type "realtime"): audio.input and
+//     audio.output formats, server VAD with create_response and
+//     interrupt_response, input transcription, responses streamed as
+//     response.output_audio.delta and response.output_audio_transcript.done,
+//     response.cancel and conversation.item.truncate. The "model" answers
+//     every user turn (and response.create) with Options.Reply, spoken as a
+//     tone whose length follows the text.
+//   - transcription (?intent=transcription, session.type "transcription"):
+//     audio.input only; every turn the VAD (or a commit) ends is transcribed.
+//
+// It refuses the beta shapes (transcription_session.update, flat
+// input_audio_format, modalities, the OpenAI-Beta header) the way the GA
+// service does, so tests against it catch clients that speak the old dialect.
 
 // Rate is the only PCM rate the Realtime API speaks, in and out.
 const Rate = 24000
@@ -42,33 +42,11 @@ const (
 	toneAmp    = 3000
 )
 
-// Options configure a Server; zero values give a well-behaved service.
-type Options struct {
-	APIKey string // required bearer token (default "test-key")
-	// Reply is what the model says in its response n (from 0) of a session
-	// (default "Reply n."). ins are the session's instructions at that time.
-	Reply func(n int, instructions string) string
-	// Transcribe turns a user turn's 24 kHz audio into text (default
-	// openaifake.DescribeTone).
-	Transcribe func(pcm []int16, rate int) string
-	// TranscriptionDelay delays the transcription of user turn n (from 0) of
-	// a session, so it can arrive after the model's answer.
-	TranscriptionDelay func(n int) time.Duration
-	// SpeechPerChar is the length of model speech per character of its text
-	// (default 40 ms).
-	SpeechPerChar time.Duration
-	// AudioPace is the pause between two 100 ms audio deltas of a response
-	// (default 0: as fast as the socket takes them, like the service).
-	AudioPace time.Duration
-	// MaxSessionAudio ends a session with session_expired once it has
-	// received more input audio than this (0: no cap). The service's cap is
-	// 60 minutes of session time.
-	MaxSessionAudio time.Duration
-}
-
 // Session is one Realtime connection as the server saw it.
 type Session struct {
 	ID, Model       string
+	Type            string         // "realtime" (a conversation) | "transcription"
+	Updates         int            // session.update events accepted
 	Config          map[string]any // effective session configuration
 	Audio           []int16        // all input audio appended, 24 kHz
 	Items           []Item         // conversation items in conversation order
@@ -101,71 +79,6 @@ type Truncation struct {
 	AudioEndMS   int64
 }
 
-// Server is the fake; URL is its base URL (no /v1).
-type Server struct {
-	URL  string
-	opts Options
-	srv  *httptest.Server
-
-	mu       sync.Mutex
-	sessions []*Session
-	conns    map[*websocket.Conn]bool
-	wg       sync.WaitGroup
-}
-
-// New starts a fake on 127.0.0.1.
-func New(opts Options) *Server {
-	if opts.APIKey == "" {
-		opts.APIKey = "test-key"
-	}
-	if opts.Reply == nil {
-		opts.Reply = func(n int, _ string) string { return fmt.Sprintf("Reply %d.", n) }
-	}
-	if opts.Transcribe == nil {
-		opts.Transcribe = openaifake.DescribeTone
-	}
-	if opts.SpeechPerChar <= 0 {
-		opts.SpeechPerChar = 40 * time.Millisecond
-	}
-	s := &Server{opts: opts, conns: map[*websocket.Conn]bool{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/realtime", s.realtime)
-	s.srv = httptest.NewServer(mux)
-	s.URL = s.srv.URL
-	return s
-}
-
-// Close ends every session and waits for the fake's goroutines.
-func (s *Server) Close() {
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
-	s.wg.Wait()
-}
-
-// Sessions returns copies of the sessions seen so far, oldest first.
-func (s *Server) Sessions() []Session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Session, len(s.sessions))
-	for i, ss := range s.sessions {
-		c := *ss
-		c.Config = make(map[string]any, len(ss.Config))
-		for k, v := range ss.Config {
-			c.Config[k] = v
-		}
-		c.Audio = slices.Clone(ss.Audio)
-		c.Items = slices.Clone(ss.Items)
-		c.Truncations = slices.Clone(ss.Truncations)
-		out[i] = c
-	}
-	return out
-}
-
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
 func httpError(w http.ResponseWriter, status int, code, msg string) {
@@ -183,9 +96,22 @@ func (s *Server) realtime(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "beta_not_supported", "the fake serves only the GA Realtime interface: drop the OpenAI-Beta header")
 		return
 	}
-	model := r.URL.Query().Get("model")
-	if model == "" {
-		httpError(w, http.StatusBadRequest, "missing_model", "Missing required parameter: 'model'.")
+	q := r.URL.Query()
+	model, kind := q.Get("model"), "realtime"
+	switch intent := q.Get("intent"); intent {
+	case "transcription":
+		if model != "" {
+			httpError(w, http.StatusBadRequest, "invalid_request", "a transcription session takes no 'model' in the URL: name the transcription model in session.audio.input.transcription")
+			return
+		}
+		kind = "transcription"
+	case "", "realtime":
+		if model == "" {
+			httpError(w, http.StatusBadRequest, "missing_model", "Missing required parameter: 'model'.")
+			return
+		}
+	default:
+		httpError(w, http.StatusBadRequest, "invalid_value", "Invalid value for 'intent': "+intent+".")
 		return
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
@@ -193,7 +119,7 @@ func (s *Server) realtime(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	sess := &Session{ID: fmt.Sprintf("sess_%03d", len(s.sessions)+1), Model: model, Config: defaultConfig(model)}
+	sess := &Session{ID: fmt.Sprintf("sess_%03d", len(s.sessions)+1), Model: model, Type: kind, Config: defaultConfig(kind, model)}
 	s.sessions = append(s.sessions, sess)
 	s.conns[conn] = true
 	s.wg.Add(1)
@@ -206,7 +132,21 @@ func (s *Server) realtime(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-func defaultConfig(model string) map[string]any {
+func defaultConfig(kind, model string) map[string]any {
+	pcm := map[string]any{"type": "audio/pcm", "rate": float64(Rate)}
+	if kind == "transcription" {
+		return map[string]any{
+			"type":   "transcription",
+			"object": "realtime.session",
+			"audio": map[string]any{
+				"input": map[string]any{
+					"format":         pcm,
+					"transcription":  map[string]any{"model": "gpt-4o-transcribe"},
+					"turn_detection": map[string]any{"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": float64(300), "silence_duration_ms": float64(500)},
+				},
+			},
+		}
+	}
 	return map[string]any{
 		"type":              "realtime",
 		"object":            "realtime.session",
@@ -338,22 +278,12 @@ func (c *sessionConn) serve() {
 		case "input_audio_buffer.clear":
 			c.bufStart, c.inSpeech, c.partial = int64(len(c.sess.Audio)), false, nil
 			c.send(map[string]any{"type": "input_audio_buffer.cleared"})
-		case "response.create":
-			c.sess.ResponseCreates++
-			if c.active != nil {
-				c.sendError("conversation_already_has_active_response", "Conversation already has an active response in progress: "+c.active.id+". Wait until the response is finished before creating a new one.", ev.EventID)
+		case "response.create", "response.cancel", "conversation.item.truncate":
+			if c.sess.Type != "realtime" {
+				c.sendError("invalid_value", fmt.Sprintf("Invalid value: '%s'. A transcription session has no responses.", ev.Type), ev.EventID)
 				break
 			}
-			c.startResponse()
-		case "response.cancel":
-			c.sess.Cancels++
-			if c.active == nil || (ev.ResponseID != "" && ev.ResponseID != c.active.id) {
-				c.sendError("response_cancel_not_active", "Cancellation failed: no active response found", ev.EventID)
-				break
-			}
-			c.stopResponse()
-		case "conversation.item.truncate":
-			c.truncate(ev.ItemID, ev.ContentIndex, ev.AudioEndMS, ev.EventID)
+			c.conversationEvent(ev.Type, ev.ResponseID, ev.ItemID, ev.ContentIndex, ev.AudioEndMS, ev.EventID)
 		default:
 			c.sendError("invalid_value", fmt.Sprintf("Invalid value: '%s'. The fake does not support this event type.", ev.Type), ev.EventID)
 		}
@@ -364,9 +294,35 @@ func (c *sessionConn) serve() {
 	}
 }
 
-// sessionFields are the GA session fields; anything else is refused as the
-// service refuses unknown parameters (this is what catches beta clients).
-var sessionFields = []string{"type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice", "max_output_tokens", "tracing", "truncation", "prompt", "include"}
+// conversationEvent handles the events only a conversation has. srv.mu is held.
+func (c *sessionConn) conversationEvent(typ, responseID, itemID string, contentIndex int, audioEndMS *int64, eventID string) {
+	switch typ {
+	case "response.create":
+		c.sess.ResponseCreates++
+		if c.active != nil {
+			c.sendError("conversation_already_has_active_response", "Conversation already has an active response in progress: "+c.active.id+". Wait until the response is finished before creating a new one.", eventID)
+			return
+		}
+		c.startResponse()
+	case "response.cancel":
+		c.sess.Cancels++
+		if c.active == nil || (responseID != "" && responseID != c.active.id) {
+			c.sendError("response_cancel_not_active", "Cancellation failed: no active response found", eventID)
+			return
+		}
+		c.stopResponse()
+	case "conversation.item.truncate":
+		c.truncate(itemID, contentIndex, audioEndMS, eventID)
+	}
+}
+
+// sessionFields are the GA session fields of each session type; anything
+// else is refused as the service refuses unknown parameters (this is what
+// catches beta clients).
+var sessionFields = map[string][]string{
+	"realtime":      {"type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice", "max_output_tokens", "tracing", "truncation", "prompt", "include"},
+	"transcription": {"type", "audio", "include"},
+}
 
 func (c *sessionConn) update(raw json.RawMessage, eventID string) {
 	var upd map[string]any
@@ -374,14 +330,15 @@ func (c *sessionConn) update(raw json.RawMessage, eventID string) {
 		c.sendError("invalid_value", "Invalid type for 'session': expected an object.", eventID)
 		return
 	}
+	kind := c.sess.Type
 	for k := range upd {
-		if !slices.Contains(sessionFields, k) {
+		if !slices.Contains(sessionFields[kind], k) {
 			c.sendError("unknown_parameter", fmt.Sprintf("Unknown parameter: 'session.%s'.", k), eventID)
 			return
 		}
 	}
-	if upd["type"] != "realtime" {
-		c.sendError("missing_required_parameter", "Missing required parameter: 'session.type' (must be 'realtime').", eventID)
+	if upd["type"] != kind {
+		c.sendError("invalid_value", fmt.Sprintf("session.type must be '%s' in a %s session.", kind, kind), eventID)
 		return
 	}
 	if m, ok := upd["output_modalities"]; ok {
@@ -396,6 +353,12 @@ func (c *sessionConn) update(raw json.RawMessage, eventID string) {
 		if audio == nil {
 			c.sendError("invalid_value", "Invalid type for 'session.audio': expected an object.", eventID)
 			return
+		}
+		for dir := range audio {
+			if dir != "input" && (dir != "output" || kind != "realtime") {
+				c.sendError("unknown_parameter", fmt.Sprintf("Unknown parameter: 'session.audio.%s'.", dir), eventID)
+				return
+			}
 		}
 		for _, dir := range []string{"input", "output"} {
 			d, ok := audio[dir]
@@ -423,6 +386,12 @@ func (c *sessionConn) update(raw json.RawMessage, eventID string) {
 					m, _ := td.(map[string]any)
 					if m == nil || (m["type"] != "server_vad" && m["type"] != "semantic_vad") {
 						c.sendError("invalid_value", "session.audio.input.turn_detection.type must be server_vad or semantic_vad", eventID)
+						return
+					}
+					_, cr := m["create_response"]
+					_, ir := m["interrupt_response"]
+					if kind == "transcription" && (cr || ir) {
+						c.sendError("unknown_parameter", "a transcription session has no responses: drop create_response and interrupt_response", eventID)
 						return
 					}
 				}
@@ -458,6 +427,7 @@ func (c *sessionConn) update(raw json.RawMessage, eventID string) {
 		}
 		c.sess.Config[k] = v
 	}
+	c.sess.Updates++
 	c.send(map[string]any{"type": "session.updated", "session": c.sessionObject()})
 }
 
@@ -521,7 +491,7 @@ func (c *sessionConn) appendAudio(b64, eventID string) bool {
 			c.lastLoud = end
 			c.itemID = c.newItemID()
 			c.send(map[string]any{"type": "input_audio_buffer.speech_started", "audio_start_ms": ms(c.speechStart), "item_id": c.itemID})
-			if c.active != nil && flag(td, "interrupt_response") {
+			if c.active != nil && c.sess.Type == "realtime" && flag(td, "interrupt_response") {
 				c.stopResponse()
 			}
 		case loud:
@@ -530,7 +500,7 @@ func (c *sessionConn) appendAudio(b64, eventID string) bool {
 			c.inSpeech = false
 			c.send(map[string]any{"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms(c.lastLoud), "item_id": c.itemID})
 			c.commit(c.itemID, c.speechStart, c.lastLoud, end)
-			if flag(td, "create_response") && c.active == nil {
+			if c.sess.Type == "realtime" && flag(td, "create_response") && c.active == nil {
 				c.startResponse()
 			}
 		}
