@@ -290,6 +290,11 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("ip", c.RealIP()),
 		}
 		level := slog.LevelInfo
+		if strings.HasPrefix(route, "/api/v1/bridge/") && res.Status < 400 {
+			// Processors report every second per interview; their
+			// successful calls are routine.
+			level = slog.LevelDebug
+		}
 		if res.Status >= 500 {
 			level = slog.LevelError
 			if err != nil {
