@@ -134,7 +134,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 		vals[s.flag] = fs.String(s.flag, s.def, s.help+" (env "+s.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: candor [serve] [flags]\n       candor admin bootstrap --tenant NAME --email E --password P [--data DIR]\n       candor eval-stt --corpus DIR [--engine NAME]\n       candor bench realtime|machines\n       candor version\n\nflags:")
+		fmt.Fprintln(stderr, "usage: candor [serve] [flags]\n       candor admin bootstrap --tenant NAME --email E --password P [--data DIR]\n       candor eval-stt --corpus DIR [--engine NAME] [--transport wav|webm|ogg|whip]\n       candor bench realtime|machines\n       candor version\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
