@@ -300,6 +300,12 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				attrs = append(attrs, slog.String("err", err.Error()))
 			}
+			if req.Context().Err() != nil {
+				// The client hung up (a processor that ended, a closed
+				// tab): its request failing is expected, not an error.
+				level = slog.LevelInfo
+				attrs = append(attrs, slog.Bool("client_gone", true))
+			}
 		}
 		s.log.LogAttrs(req.Context(), level, "http request", attrs...)
 		return nil
