@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -13,39 +12,18 @@ import (
 	"time"
 )
 
-const evalLibrivox = "/usr/share/pocketsphinx/test/data/librivox"
-
 // evalCorpus builds a corpus of real LibriVox recordings in a temporary
-// folder: the WAVs copied, refs.txt written from the recordings'
-// `transcription` file ("<s> words </s> (id)" per line).
+// folder: the WAVs copied, refs.txt written from their references.
 func evalCorpus(t *testing.T, ids ...string) string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(evalLibrivox, "transcription"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	refs := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		open, end := strings.LastIndexByte(line, '('), strings.LastIndexByte(line, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		words := strings.Fields(strings.NewReplacer("<s>", " ", "</s>", " ").Replace(line[:open]))
-		refs[line[open+1:end]] = strings.Join(words, " ")
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	refs := librivoxRefs(t)
 	dir := t.TempDir()
 	var list strings.Builder
 	for _, id := range ids {
 		if refs[id] == "" {
 			t.Fatalf("no reference for %s", id)
 		}
-		wav, err := os.ReadFile(filepath.Join(evalLibrivox, id+".wav"))
+		wav, err := os.ReadFile(filepath.Join(librivoxDir, id+".wav"))
 		if err != nil {
 			t.Fatal(err)
 		}

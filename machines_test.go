@@ -327,36 +327,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// processorsRunning lists "pid cmdline" of this process's live children
-// that run as processors, from /proc.
-func processorsRunning() []string {
-	self := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var out []string
-	for _, d := range dirs {
-		stat, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 3 || f[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid != self {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join(d, "cmdline"))
-		if bytes.Contains(cmd, []byte("--role=processor")) {
-			out = append(out, filepath.Base(d)+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
-		}
-	}
-	return out
-}
-
 // processorPID reads the pid file the local backend keeps for machine id.
 func processorPID(t *testing.T, dataDir, id string) int {
 	t.Helper()
@@ -419,8 +389,8 @@ func TestMachinesLocalStartAndEndThroughTheAPI(t *testing.T) {
 	if m == nil || m.Provider != "local" || m.State != "running" {
 		t.Fatalf("machine %+v", m)
 	}
-	if len(processorsRunning()) != 1 {
-		t.Errorf("processes running: %v, want the interview's processor", processorsRunning())
+	if len(processorChildren()) != 1 {
+		t.Errorf("processes running: %v, want the interview's processor", processorChildren())
 	}
 
 	p.sendAudio(t, st.Processor.URL, st.Processor.Token, speechPCM(t, "0880", "0890"), 0)
@@ -450,7 +420,7 @@ func TestMachinesLocalStartAndEndThroughTheAPI(t *testing.T) {
 		}
 	})
 	t.Run("no processor process is left", func(t *testing.T) {
-		waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorsRunning()) == 0 })
+		waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
 		if pids, _ := filepath.Glob(filepath.Join(p.dir, "processors", "*.pid")); len(pids) > 0 {
 			t.Errorf("pid files left: %v", pids)
 		}
@@ -527,7 +497,7 @@ func TestMachinesLocalKilledProcessorIsReplacedWithAnUnbrokenTranscript(t *testi
 			t.Errorf("entry %d starts at %d ms, before the killed processor's last entry ended (%d ms): the media clock went back", e.Seq, e.StartMS, lastBefore)
 		}
 	}
-	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorsRunning()) == 0 })
+	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
 }
 
 func mustGlob(t *testing.T, pattern string) []string {
@@ -762,5 +732,5 @@ func TestMachinesFlyBackendThroughTheControlPlane(t *testing.T) {
 			t.Errorf("machine is %s after end", ms[0].State)
 		}
 	})
-	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorsRunning()) == 0 })
+	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
 }

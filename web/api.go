@@ -130,11 +130,7 @@ func (s *Server) handleListPositions(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list positions: %w", err)
 	}
-	out := make([]positionJSON, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, toPositionJSON(p))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"positions": out})
+	return listJSON(c, "positions", ps, toPositionJSON)
 }
 
 func (s *Server) handleGetPosition(c echo.Context) error {
@@ -192,11 +188,7 @@ func (s *Server) handleListCandidates(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list candidates: %w", err)
 	}
-	out := make([]candidateJSON, 0, len(cs))
-	for _, cand := range cs {
-		out = append(out, toCandidateJSON(cand))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"candidates": out})
+	return listJSON(c, "candidates", cs, toCandidateJSON)
 }
 
 func (s *Server) handleGetCandidate(c echo.Context) error {
@@ -334,39 +326,29 @@ func (s *Server) latestMachine(c echo.Context, iv store.Interview) (*store.Machi
 }
 
 func (s *Server) handleTranscript(c echo.Context) error {
-	ctx := c.Request().Context()
-	tenantID := principalOf(c).TenantID
-	id := c.Param("id")
-	if _, err := s.db.Interview(ctx, tenantID, id); err != nil {
-		return notFound(err, "interview")
-	}
-	es, err := s.db.Entries(ctx, tenantID, id, 0)
+	es, err := s.db.Entries(c.Request().Context(), principalOf(c).TenantID, c.Param("id"), 0)
 	if err != nil {
 		return notFound(err, "interview")
 	}
-	out := make([]entryJSON, 0, len(es))
-	for _, e := range es {
-		out = append(out, toEntryJSON(e))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": out})
+	return listJSON(c, "entries", es, toEntryJSON)
 }
 
 func (s *Server) handleEvents(c echo.Context) error {
-	ctx := c.Request().Context()
-	tenantID := principalOf(c).TenantID
-	id := c.Param("id")
-	if _, err := s.db.Interview(ctx, tenantID, id); err != nil {
-		return notFound(err, "interview")
-	}
-	evs, err := s.db.Events(ctx, tenantID, id)
+	evs, err := s.db.Events(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
 	if err != nil {
 		return notFound(err, "interview")
 	}
-	out := make([]eventJSON, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, toEventJSON(e))
+	return listJSON(c, "events", evs, toEventJSON)
+}
+
+// listJSON answers {key: [conv(item)…]}, with [] rather than null when
+// there are no items.
+func listJSON[T, J any](c echo.Context, key string, items []T, conv func(T) J) error {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": out})
+	return c.JSON(http.StatusOK, map[string]any{key: out})
 }
 
 // notFound turns store.ErrNotFound into a 404 that names what was missing
