@@ -8,22 +8,25 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
 // bridge is the processor's client of the control plane's bridge API
 // (DESIGN §5 + CONTRACTS): entries, events, state, recording.
 type bridge struct {
-	base  string // {control}/api/v1/bridge/interviews/{id}
-	token string
-	http  *http.Client
+	base    string // {control}/api/v1/bridge/interviews/{id}
+	token   string
+	http    *http.Client
+	uploads *http.Client // no overall timeout: the caller's ctx bounds an upload
 }
 
 func newBridge(controlURL, interviewID, token string) *bridge {
 	return &bridge{
-		base:  controlURL + "/api/v1/bridge/interviews/" + url.PathEscape(interviewID),
-		token: token,
-		http:  &http.Client{Timeout: 30 * time.Second},
+		base:    controlURL + "/api/v1/bridge/interviews/" + url.PathEscape(interviewID),
+		token:   token,
+		http:    &http.Client{Timeout: 30 * time.Second},
+		uploads: &http.Client{},
 	}
 }
 
@@ -83,15 +86,35 @@ func (b *bridge) PostEvent(ctx context.Context, ev BridgeEvent) error {
 	return b.do(ctx, http.MethodPost, "/events", "application/json", bytes.NewReader(body), nil)
 }
 
-// PutRecording uploads the Ogg/Opus recording. body must be re-readable from
-// the start by the caller for a retry; here it is sent once.
-func (b *bridge) PutRecording(ctx context.Context, body io.Reader, size int64) error {
-	req, err := b.request(ctx, http.MethodPut, "/recording", "audio/ogg", body)
+// RecordingSegment names one processor's part of the interview recording.
+// The control plane keeps one file per segment ID: a re-upload with the same
+// ID replaces that segment (the same processor's file, grown), another ID
+// adds a segment. StartMS is where the segment starts on the media clock.
+type RecordingSegment struct {
+	ID          string
+	StartMS     int64
+	ContentType string // audio/ogg, audio/webm or audio/wav
+}
+
+// Headers of PUT …/recording that carry a RecordingSegment.
+const (
+	recordingSegmentHeader = "Candor-Recording-Segment"
+	recordingStartHeader   = "Candor-Recording-Start-Ms"
+)
+
+// PutRecording uploads one segment of the recording. body must be
+// re-readable from the start by the caller for a retry; here it is sent once.
+func (b *bridge) PutRecording(ctx context.Context, body io.Reader, size int64, seg RecordingSegment) error {
+	req, err := b.request(ctx, http.MethodPut, "/recording", seg.ContentType, body)
 	if err != nil {
 		return err
 	}
 	req.ContentLength = size
-	return b.send(req, "/recording", nil)
+	req.Header.Set(recordingSegmentHeader, seg.ID)
+	req.Header.Set(recordingStartHeader, strconv.FormatInt(seg.StartMS, 10))
+	// A WAV grows ~115 MB an hour: ctx, not the client's 30 s, bounds it.
+	resp, err := b.uploads.Do(req)
+	return b.answer(req, resp, err, "/recording", nil)
 }
 
 func (b *bridge) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
@@ -116,6 +139,10 @@ func (b *bridge) request(ctx context.Context, method, path, contentType string, 
 
 func (b *bridge) send(req *http.Request, path string, out any) error {
 	resp, err := b.http.Do(req)
+	return b.answer(req, resp, err, path, out)
+}
+
+func (b *bridge) answer(req *http.Request, resp *http.Response, err error, path string, out any) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s %s: %w", req.Method, path, err)
 	}

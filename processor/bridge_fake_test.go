@@ -25,8 +25,12 @@ type fakeControl struct {
 	inserts   map[int64]int // how many times each seq was newly inserted
 	posts     int           // POST /entries requests received
 	events    []BridgeEvent
-	recording []byte
-	mediaMS   int64
+	recording []byte // the latest upload
+	// recordingType and recordingSegment are its Content-Type and segment
+	// header; recordings keeps the latest upload of every segment.
+	recordingType, recordingSegment string
+	recordings                      map[string][]byte
+	mediaMS                         int64
 	// down answers 503 without storing; loseAcks stores, then answers 503 as
 	// if the control plane restarted before the ack left it.
 	down, loseAcks int
@@ -147,6 +151,12 @@ func (f *fakeControl) putRecording(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.recording = b
+	f.recordingType = r.Header.Get("Content-Type")
+	f.recordingSegment = r.Header.Get(recordingSegmentHeader)
+	if f.recordings == nil {
+		f.recordings = map[string][]byte{}
+	}
+	f.recordings[f.recordingSegment] = b
 	f.notify()
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)

@@ -38,11 +38,12 @@ type chunkStream struct {
 
 func (s *session) newChunkStream(mimeType string) (*chunkStream, error) {
 	cs := &chunkStream{mime: mimeType}
-	dec, err := media.NewStreamDecoder(mimeType, s.writePCM)
+	dec, err := media.NewStreamDecoder(mimeType, func(pcm []int16) { s.writePCM(cs, pcm) })
 	if err != nil {
 		return nil, err
 	}
 	cs.dec = dec
+	ext, container := chunkContainer(mimeType)
 	cs.reasm = media.NewReassembler(s.cfg.Timing.ReassemblyGap, func(seq int64, chunk []byte) {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
@@ -51,12 +52,39 @@ func (s *session) newChunkStream(mimeType string) (*chunkStream, error) {
 		}
 		if err := cs.dec.Write(chunk); err != nil {
 			cs.decErr = err
+			s.rec.spoil(cs)
 			s.log.Warn("process-audio stream cannot be decoded; later chunks are dropped", "seq", seq, "mime_type", mimeType, "err", err)
+			return
+		}
+		if container != "" {
+			if err := s.rec.writeOriginal(cs, ext, container, chunk); err != nil {
+				s.log.Warn("recording: the original WebM/Ogg is not kept; the WAV will be uploaded", "err", err)
+			}
 		}
 	}, func(seq int64) {
+		// The bytes after a missing chunk do not continue a valid file (a
+		// MediaRecorder chunk ends anywhere, even inside a block), and the
+		// decoder drops what it cannot parse: the WAV of what was decoded
+		// is the recording.
+		s.rec.spoil(cs)
 		s.log.Warn("process-audio chunk never arrived; skipped", "seq", seq)
 	})
 	return cs, nil
+}
+
+// chunkContainer is the file extension and content type under which a
+// /process-audio stream's bytes, concatenated in order, form a playable
+// file; "" for raw PCM and WAV chunks (those are recorded as the WAV of the
+// decoded samples).
+func chunkContainer(mimeType string) (ext, contentType string) {
+	typ, _, _ := mime.ParseMediaType(mimeType)
+	switch typ {
+	case "audio/webm", "video/webm", "audio/x-matroska", "video/x-matroska":
+		return ".webm", "audio/webm"
+	case "audio/ogg", "application/ogg", "audio/opus":
+		return ".ogg", "audio/ogg"
+	}
+	return "", ""
 }
 
 // close delivers what the reassembler holds, flushes the decoder and stops.
@@ -222,7 +250,7 @@ func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 		for i := range pcm {
 			pcm[i] = int16(binary.LittleEndian.Uint16(data[2*i:]))
 		}
-		s.writePCM(pcm)
+		s.writePCM(conn, pcm)
 	}
 }
 
@@ -234,7 +262,7 @@ type whipHandler struct {
 	closed bool
 }
 
-func (h *whipHandler) OnAudio(pcm []int16) { h.s.writePCM(pcm) }
+func (h *whipHandler) OnAudio(pcm []int16) { h.s.writePCM(h, pcm) }
 func (h *whipHandler) OnClosed() {
 	h.s.recMu.Lock()
 	defer h.s.recMu.Unlock()
@@ -276,7 +304,7 @@ func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := &whipHandler{s: s}
-	answer, id, err := s.whip.Offer(r.Context(), offer, h, recording{s})
+	answer, id, err := s.whip.Offer(r.Context(), offer, h, whipRecording{s.rec, h})
 	if errors.Is(err, media.ErrBadOffer) {
 		writeError(w, http.StatusBadRequest, "invalid_sdp", "the SDP offer cannot be answered: "+err.Error())
 		return

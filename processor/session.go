@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -64,10 +63,8 @@ type session struct {
 	serveOne sync.Once
 	heard    chan Utterance
 
-	recMu     sync.Mutex
-	recPath   string
-	rec       *os.File
-	recDirty  bool
+	rec       *recorder
+	recMu     sync.Mutex // guards whipIDs
 	whipIDs   map[string]struct{}
 	endMu     sync.Mutex
 	endedSent bool        // guarded by endMu
@@ -165,7 +162,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		joined:   make(chan struct{}),
 		serving:  make(chan struct{}),
 		heard:    make(chan Utterance, 256),
-		recPath:  filepath.Join(cfg.DataDir, "recording-"+safeName(cfg.SessionID)+".ogg"),
+		rec:      newRecorder(cfg.DataDir, cfg.SessionID, state.MediaMS, log),
 		whipIDs:  make(map[string]struct{}),
 	}
 	defer func() {
@@ -521,21 +518,23 @@ func (s *session) sendWHIP(text, binary []byte) {
 	}
 }
 
-// writePCM feeds candidate audio, from any ingest path, to the stream and
-// advances the media clock.
-func (s *session) writePCM(pcm []int16) {
+// writePCM feeds candidate audio from src (the ingest path that decoded
+// it) to the recording and the stream, and advances the media clock.
+func (s *session) writePCM(src any, pcm []int16) {
 	if len(pcm) == 0 {
 		return
 	}
 	s.audioMu.Lock()
 	defer s.audioMu.Unlock()
-	s.writePCMLocked(pcm)
+	s.writePCMLocked(src, pcm)
 }
 
-func (s *session) writePCMLocked(pcm []int16) {
+func (s *session) writePCMLocked(src any, pcm []int16) {
 	if s.ended.Load() {
 		return
 	}
+	// Recorded even if the speech stream fails: the recruiter hears it.
+	s.rec.heard(src, pcm)
 	if len(s.taps) > 0 {
 		at := s.mediaMS()
 		for _, fn := range s.taps {
@@ -579,7 +578,6 @@ func (s *session) End(ctx context.Context) (EndResult, error) {
 			return EndResult{}, fmt.Errorf("send ended event: not delivered (%v)", ctx.Err())
 		}
 		s.endedSent = true
-		s.over.Store(true)
 		s.over.Store(true)
 		s.events.State("ended")
 	}
@@ -650,67 +648,9 @@ func (s *session) Close() {
 		if err := s.stream.Close(); err != nil {
 			s.log.Debug("close speech stream", "err", err)
 		}
-		s.recMu.Lock()
-		if s.rec != nil {
-			s.rec.Close()
-			s.rec = nil
-		}
-		s.recMu.Unlock()
+		s.rec.close()
 		s.spool.Close()
 	})
-}
-
-// recording is the io.Writer given to WHIP for the Ogg/Opus recording.
-type recording struct{ s *session }
-
-func (r recording) Write(p []byte) (int, error) {
-	s := r.s
-	s.recMu.Lock()
-	defer s.recMu.Unlock()
-	if s.rec == nil {
-		f, err := os.OpenFile(s.recPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return 0, fmt.Errorf("open recording: %w", err)
-		}
-		s.rec = f
-	}
-	s.recDirty = true
-	return s.rec.Write(p)
-}
-
-// uploadRecording PUTs the recording when it changed since the last upload.
-func (s *session) uploadRecording(ctx context.Context) error {
-	s.recMu.Lock()
-	dirty := s.recDirty
-	if s.rec != nil {
-		if err := s.rec.Sync(); err != nil {
-			s.recMu.Unlock()
-			return fmt.Errorf("sync recording: %w", err)
-		}
-	}
-	s.recMu.Unlock()
-	if !dirty {
-		return nil
-	}
-	f, err := os.Open(s.recPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open recording: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat recording: %w", err)
-	}
-	if err := s.bridge.PutRecording(ctx, f, fi.Size()); err != nil {
-		return err
-	}
-	s.recMu.Lock()
-	s.recDirty = false
-	s.recMu.Unlock()
-	return nil
 }
 
 // safeName keeps ids usable as file names.

@@ -172,10 +172,10 @@ func TestSpeechOverWHIPIsTranscribedAndTheRecordingUploaded(t *testing.T) {
 		t.Fatalf("transcript %q overlaps the reference by %.2f", hyp, got)
 	}
 	control.mu.Lock()
-	rec := control.recording
+	rec, typ := control.recording, control.recordingType
 	control.mu.Unlock()
-	if len(rec) < 1000 || !bytes.HasPrefix(rec, []byte("OggS")) {
-		t.Fatalf("uploaded recording: %d bytes, prefix %q", len(rec), rec[:min(4, len(rec))])
+	if len(rec) < 1000 || !bytes.HasPrefix(rec, []byte("OggS")) || typ != "audio/ogg" {
+		t.Fatalf("uploaded recording: %d bytes, prefix %q, type %q", len(rec), rec[:min(4, len(rec))], typ)
 	}
 	mu.Lock()
 	defer mu.Unlock()

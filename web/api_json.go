@@ -81,6 +81,9 @@ type interviewJSON struct {
 	MediaMS         int64        `json:"media_ms"`
 	LastHeartbeatAt *time.Time   `json:"last_heartbeat_at"`
 	RecordingURL    *string      `json:"recording_url"`
+	// RecordingParts lists every processor's segment of the recording in
+	// media order (additive to DESIGN §5); recording_url is the first.
+	RecordingParts []recordingPartJSON `json:"recording_parts,omitempty"`
 	// VideoURL is the candidate's camera recording (additive to DESIGN §5),
 	// null when the candidate had no camera on.
 	VideoURL *string      `json:"video_url"`
@@ -98,8 +101,16 @@ func (s *Server) toInterviewJSON(iv store.Interview, m *store.Machine) interview
 		LastHeartbeatAt: utcPtr(iv.LastHeartbeatAt),
 	}
 	if iv.RecordingPath != "" {
-		u := s.cfg.PublicURL + "/api/v1/interviews/" + iv.ID + "/recording"
+		u := s.cfg.PublicURL + recordingPartURL(iv.ID, 1)
 		j.RecordingURL = &u
+		// A listing error leaves the parts out; the URL still answers.
+		parts, _ := s.recordingParts(iv)
+		for i, p := range parts {
+			j.RecordingParts = append(j.RecordingParts, recordingPartJSON{
+				URL: s.cfg.PublicURL + recordingPartURL(iv.ID, i+1), ContentType: p.format.contentType,
+				StartMS: p.startMS, Bytes: p.size,
+			})
+		}
 	}
 	if u := s.videoURL(iv); u != "" {
 		u = s.cfg.PublicURL + u

@@ -5,12 +5,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"mime"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +30,6 @@ const (
 	bridgeTenantKey  = "candor.bridge.tenant"
 	bridgeIVKey      = "candor.bridge.interview"
 	recordingsDir    = "recordings"
-	recordingFileExt = ".ogg"
 )
 
 var (
@@ -276,112 +271,4 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 	}
 	st.InterviewerTurns = len(st.InterviewerTexts)
 	return c.JSON(http.StatusOK, st)
-}
-
-// handleBridgeRecording stores the interview's Ogg/Opus recording at
-// <DataDir>/recordings/<tenant>/<interview>.ogg. The body is streamed to a
-// temporary file and renamed into place, so a reader never sees half a
-// file and a failed upload leaves the previous one.
-func (s *Server) handleBridgeRecording(c echo.Context) error {
-	req := c.Request()
-	mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-	switch mt {
-	case "audio/ogg", "application/ogg", "audio/opus", echo.MIMEOctetStream:
-	default:
-		return errorf(CodeUnsupportedMedia, "the recording must be sent as Content-Type: audio/ogg")
-	}
-	limit := s.cfg.RecordingLimit
-	if req.ContentLength > limit {
-		return errorf(CodePayloadTooLarge, "the recording exceeds %d bytes", limit)
-	}
-	iv := bridgeInterview(c)
-	rel := filepath.Join(recordingsDir, iv.TenantID, iv.ID+recordingFileExt)
-	dst := filepath.Join(s.cfg.DataDir, rel)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return fmt.Errorf("recordings dir: %w", err)
-	}
-	n, err := writeFileAtomic(dst, http.MaxBytesReader(c.Response(), req.Body, limit))
-	if err != nil {
-		return err
-	}
-	ctx := req.Context()
-	if err := s.db.SetRecording(ctx, iv.TenantID, iv.ID, filepath.ToSlash(rel)); err != nil {
-		return fmt.Errorf("record recording path: %w", err)
-	}
-	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "recording.stored", map[string]int64{"bytes": n}); err != nil {
-		return fmt.Errorf("record recording.stored: %w", err)
-	}
-	return c.JSON(http.StatusOK, map[string]int64{"bytes": n})
-}
-
-// writeFileAtomic streams r to a temporary file beside dst, checks it is
-// Ogg, syncs it and renames it to dst.
-func writeFileAtomic(dst string, r io.Reader) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), ".upload-*")
-	if err != nil {
-		return 0, fmt.Errorf("temporary recording file: %w", err)
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	defer f.Close()
-
-	var magic [4]byte
-	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return 0, err
-		}
-		return 0, errorf(CodeBadRequest, "the recording is empty or shorter than an Ogg page header")
-	}
-	if string(magic[:]) != "OggS" {
-		return 0, errorf(CodeBadRequest, "the recording is not an Ogg stream (it must start with \"OggS\")")
-	}
-	if _, err := f.Write(magic[:]); err != nil {
-		return 0, fmt.Errorf("write recording: %w", err)
-	}
-	n, err := io.Copy(f, r)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return 0, err
-		}
-		return 0, fmt.Errorf("receive recording: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync recording: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("close recording: %w", err)
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return 0, fmt.Errorf("store recording: %w", err)
-	}
-	return n + int64(len(magic)), nil
-}
-
-// handleGetRecording serves an interview's recording to its tenant, with
-// Range support.
-func (s *Server) handleGetRecording(c echo.Context) error {
-	iv, err := s.db.Interview(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
-	if err != nil {
-		return notFound(err, "interview")
-	}
-	if iv.RecordingPath == "" {
-		return errorf(CodeNotFound, "this interview has no recording")
-	}
-	f, err := os.Open(filepath.Join(s.cfg.DataDir, filepath.FromSlash(iv.RecordingPath)))
-	if errors.Is(err, os.ErrNotExist) {
-		return errorf(CodeNotFound, "the recording file is missing from the data directory")
-	}
-	if err != nil {
-		return fmt.Errorf("open recording: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat recording: %w", err)
-	}
-	c.Response().Header().Set(echo.HeaderContentType, "audio/ogg")
-	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", iv.ID+recordingFileExt))
-	http.ServeContent(c.Response(), c.Request(), iv.ID+recordingFileExt, st.ModTime(), f)
-	return nil
 }

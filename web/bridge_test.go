@@ -230,11 +230,15 @@ func TestBridgeRecording(t *testing.T) {
 
 	rec := oggBytes(5000)
 	e.must(t, 200, request{Method: "PUT", Path: path, Key: tok, ContentType: "audio/ogg", Body: rec}, nil)
-	onDisk, err := os.ReadFile(filepath.Join(e.dataDir, "recordings", a.ID, iv+".ogg"))
+	stored, _ := filepath.Glob(filepath.Join(e.dataDir, "recordings", a.ID, iv, "*.ogg"))
+	if len(stored) != 1 {
+		t.Fatalf("recording files on disk: %v", stored)
+	}
+	onDisk, err := os.ReadFile(stored[0])
 	if err != nil || !bytes.Equal(onDisk, rec) {
 		t.Fatalf("recording on disk: %d bytes, err %v", len(onDisk), err)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(e.dataDir, "recordings", a.ID, ".upload-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(e.dataDir, "recordings", a.ID, iv, ".upload-*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}

@@ -139,7 +139,14 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 		d.InviteURL = s.inviteURL(iv.ID)
 	}
 	if iv.RecordingPath != "" {
-		d.RecordingURL = "/api/v1/interviews/" + iv.ID + "/recording"
+		d.RecordingURL = recordingPartURL(iv.ID, 1)
+		parts, err := s.recordingParts(iv)
+		if err != nil {
+			return err
+		}
+		for i, p := range parts {
+			d.RecordingParts = append(d.RecordingParts, views.RecordingPart{URL: recordingPartURL(iv.ID, i+1), StartMS: p.startMS})
+		}
 	}
 	p, err := s.page(c, d.Candidate.Name, "interviews")
 	if err != nil {

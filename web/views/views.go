@@ -141,10 +141,20 @@ type InterviewDetail struct {
 	Events         []store.Event
 	InviteURL      string
 	RecordingURL   string // "" when there is no recording
+	// RecordingParts are the recording's segments (one per processor that
+	// heard the candidate) in media order; the page shows one player each
+	// when there is more than one. Part 1 is RecordingURL.
+	RecordingParts []RecordingPart
 	VideoURL       string // the candidate's camera recording, "" when none
 	// CanRetry is set for a failed interview that never ran: it can be
 	// started again.
 	CanRetry bool
+}
+
+// RecordingPart is one segment of an interview's recording.
+type RecordingPart struct {
+	URL     string
+	StartMS int64 // where it starts on the interview's media clock
 }
 
 // LastSeq is the highest transcript seq rendered; the live view resumes after it.

@@ -368,6 +368,25 @@ func TestInterviewPage(t *testing.T) {
 			t.Errorf("player src = %q", src)
 		}
 	})
+	t.Run("a recording in two parts (a replaced processor) has a player for each", func(t *testing.T) {
+		data := sampleDetail(store.StatusCompleted)
+		data.RecordingURL = "/api/v1/interviews/iv_9/recording"
+		data.RecordingParts = []RecordingPart{
+			{URL: "/api/v1/interviews/iv_9/recording", StartMS: 0},
+			{URL: "/api/v1/interviews/iv_9/recording?part=2", StartMS: 87_000},
+		}
+		d := renderDoc(t, InterviewPage(pageAs(viewer), data))
+		players, labels := d.byTestID("recording-player"), d.byTestID("recording-part")
+		if len(players) != 2 || len(labels) != 2 {
+			t.Fatalf("%d players, %d labels", len(players), len(labels))
+		}
+		if src, _ := attr(players[1], "src"); src != "/api/v1/interviews/iv_9/recording?part=2" {
+			t.Errorf("second player src = %q", src)
+		}
+		if got := text(labels[1]); !strings.Contains(got, "Part 2") || !strings.Contains(got, fmtClock(87_000)) {
+			t.Errorf("second label = %q", got)
+		}
+	})
 	t.Run("an interview without transcript or machine says so", func(t *testing.T) {
 		data := sampleDetail(store.StatusScheduled)
 		data.Entries, data.Machine, data.Events = nil, nil, nil
