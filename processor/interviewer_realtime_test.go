@@ -179,13 +179,16 @@ func TestRealtimeInterviewerHoldsThePlannedConversation(t *testing.T) {
 	}
 
 	audio := dialAudio(t, p)
-	time.Sleep(600 * time.Millisecond) // let the greeting play out: no barge-in
+	// Each reply is under 400 ms of speech relayed in real time; the
+	// generous pauses keep a loaded machine from turning a late reply into
+	// a barge-in, which this test is not about.
+	time.Sleep(1500 * time.Millisecond)
 	var sent []int16
 	for _, hz := range []float64{400, 600} {
 		turn := append(toneAt(600*time.Millisecond, hz), make([]int16, stt.SampleRate)...)
 		speak(t, audio, turn)
 		sent = append(sent, turn...)
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(1500 * time.Millisecond)
 	}
 	waitMedia(t, p.control, int64(len(sent))*1000/stt.SampleRate)
 	p.control.waitFor(t, "five entries", func() bool { return len(p.control.entries) >= 5 })
