@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"sync"
@@ -64,6 +65,7 @@ func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.DurationVar(&load.Duration, "duration", 10*time.Second, "how long entries are produced")
 	idle := fs.Int("idle-viewers", 2000, "idle viewers for the memory figure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the candor run to this file")
+	traceFile := fs.String("trace", "", "write a runtime trace of the candor run to this file (go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,9 +94,22 @@ func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+	}
 	full, err := runRealtimeCandor(ctx, load, stderr)
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		trace.Stop()
 	}
 	if err != nil {
 		return fmt.Errorf("candor: %w", err)
@@ -345,8 +360,31 @@ func runRealtimeCandor(ctx context.Context, load realtimeLoad, stderr io.Writer)
 			}
 		}
 	}
+	// A processor keeps its connection to the bridge for the whole
+	// interview: open one per interview before measuring, so the first
+	// second does not time hundreds of TCP handshakes at once.
+	var warm sync.WaitGroup
+	warmErrs := make([]error, len(ids))
+	for i := range ids {
+		warm.Add(1)
+		go func() {
+			defer warm.Done()
+			warmErrs[i] = benchCall(ctx, client, "GET", base+"/api/v1/bridge/interviews/"+ids[i]+"/state", "Bearer "+tokens[i], nil, nil)
+		}()
+	}
+	warm.Wait()
+	if err := errors.Join(warmErrs...); err != nil {
+		return realtimeResult{}, err
+	}
+	urls := make([]string, len(ids))
+	for i, id := range ids {
+		urls[i] = base + "/api/v1/bridge/interviews/" + id + "/entries"
+	}
+	type entriesBody struct {
+		Entries [1]benchEntry `json:"entries"`
+	}
 	post := func(ctx context.Context, i int, e benchEntry) error {
-		return benchCall(ctx, client, "POST", base+"/api/v1/bridge/interviews/"+ids[i]+"/entries", "Bearer "+tokens[i], map[string]any{"entries": []benchEntry{e}}, nil)
+		return benchCall(ctx, client, "POST", urls[i], "Bearer "+tokens[i], entriesBody{[1]benchEntry{e}}, nil)
 	}
 	return runRealtimeLoad(ctx, load, subscribe, post)
 }

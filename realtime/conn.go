@@ -299,11 +299,11 @@ func (c *conn) unsubscribe(topic string) {
 
 // send queues a reply or replay frame, waiting for room (these come from the
 // connection's own reader, so waiting stalls nobody else).
-func (c *conn) send(ctx context.Context, pm *websocket.PreparedMessage) error {
+func (c *conn) send(ctx context.Context, pm []byte) error {
 	return c.out.put(ctx, c.done, pm)
 }
 
-func subscribedFrame(topic string) *websocket.PreparedMessage {
+func subscribedFrame(topic string) []byte {
 	return mustPrepare(Message{Type: TypeSubscribed, Topic: topic})
 }
 
@@ -313,7 +313,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 	opts := c.hub.opts
 	ping := time.NewTicker(opts.PingInterval)
 	defer ping.Stop()
-	var spare []*websocket.PreparedMessage
+	var spare [][]byte
 	for {
 		select {
 		case <-c.out.wake:
@@ -339,12 +339,12 @@ func (c *conn) writeLoop(ctx context.Context) {
 }
 
 // flush writes every queued frame; false when the connection failed.
-func (c *conn) flush(spare *[]*websocket.PreparedMessage) bool {
+func (c *conn) flush(spare *[][]byte) bool {
 	frames := c.out.take(*spare)
 	ok := true
 	for _, pm := range frames {
 		c.ws.SetWriteDeadline(time.Now().Add(c.hub.opts.WriteTimeout))
-		if err := c.ws.WritePreparedMessage(pm); err != nil {
+		if err := c.ws.WriteMessage(websocket.TextMessage, pm); err != nil {
 			ok = false
 			break
 		}
@@ -364,7 +364,7 @@ func (c *conn) goodbye(code int, text string) {
 // half full, so replies and replays leave the other half to live frames.
 type outbox struct {
 	mu     sync.Mutex
-	frames []*websocket.PreparedMessage
+	frames [][]byte
 	limit  int
 	wake   chan struct{} // frames are waiting for the writer
 	room   chan struct{} // the writer took frames
@@ -375,7 +375,7 @@ func newOutbox(limit int) outbox {
 }
 
 // offer queues pm unless the queue is full.
-func (o *outbox) offer(pm *websocket.PreparedMessage) bool {
+func (o *outbox) offer(pm []byte) bool {
 	o.mu.Lock()
 	if len(o.frames) >= o.limit {
 		o.mu.Unlock()
@@ -388,7 +388,7 @@ func (o *outbox) offer(pm *websocket.PreparedMessage) bool {
 }
 
 // put queues pm once the queue is less than half full.
-func (o *outbox) put(ctx context.Context, done <-chan struct{}, pm *websocket.PreparedMessage) error {
+func (o *outbox) put(ctx context.Context, done <-chan struct{}, pm []byte) error {
 	reserve := max(1, o.limit/2)
 	for {
 		o.mu.Lock()
@@ -410,7 +410,7 @@ func (o *outbox) put(ctx context.Context, done <-chan struct{}, pm *websocket.Pr
 }
 
 // take empties the queue, giving it buf's storage.
-func (o *outbox) take(buf []*websocket.PreparedMessage) []*websocket.PreparedMessage {
+func (o *outbox) take(buf [][]byte) [][]byte {
 	o.mu.Lock()
 	frames := o.frames
 	o.frames = buf[:0]

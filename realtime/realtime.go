@@ -162,7 +162,7 @@ type Hub struct {
 	droppedTotal  prometheus.Counter
 	published     prometheus.Counter
 	connections   prometheus.Gauge
-	pongFrame     *websocket.PreparedMessage
+	pongFrame     []byte
 	hardReadLimit int64
 }
 
@@ -329,7 +329,7 @@ type subscription struct {
 
 type frame struct {
 	seq int64
-	msg *websocket.PreparedMessage
+	msg []byte
 }
 
 // subscribeLocked registers c on topic in replay mode (live frames held) and
@@ -418,16 +418,14 @@ func validTopic(topic string) bool {
 	return true
 }
 
-func prepare(m Message) (*websocket.PreparedMessage, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return websocket.NewPreparedMessage(websocket.TextMessage, b)
+// prepare encodes m as the payload of a text frame. The payload is shared by
+// every connection it is sent to and never modified.
+func prepare(m Message) ([]byte, error) {
+	return json.Marshal(m)
 }
 
 // mustPrepare is for frames built only from values that always marshal.
-func mustPrepare(m Message) *websocket.PreparedMessage {
+func mustPrepare(m Message) []byte {
 	pm, err := prepare(m)
 	if err != nil {
 		panic("realtime: " + err.Error())
@@ -435,6 +433,6 @@ func mustPrepare(m Message) *websocket.PreparedMessage {
 	return pm
 }
 
-func errorFrame(topic, code, message string) *websocket.PreparedMessage {
+func errorFrame(topic, code, message string) []byte {
 	return mustPrepare(Message{Type: TypeError, Topic: topic, Error: &Error{Code: code, Message: message}})
 }

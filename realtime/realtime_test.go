@@ -528,7 +528,11 @@ func resumeRound(t *testing.T, since int64) {
 
 	replayStarted := make(chan struct{})
 	midway := make(chan struct{})
+	// replayDone tells that the replay's own commits are in, so the last
+	// seq the test computes includes them.
+	replayDone := make(chan struct{})
 	auth.onReplay = func(ctx context.Context, topic string, since int64) ([]realtime.Sequenced, error) {
+		defer close(replayDone)
 		close(replayStarted)
 		entries.mu.Lock()
 		seq := entries.commitLocked(topic)
@@ -570,6 +574,7 @@ func resumeRound(t *testing.T, since int64) {
 	c.send(realtime.Message{Type: realtime.TypeSubscribe, Topic: topic, SinceSeq: &since})
 	c.expect(realtime.TypeSubscribed, topic)
 	wg.Wait()
+	<-replayDone
 	last := entries.last(topic)
 	checkExactly(t, readEntries(t, c, last), since+1, last)
 	c.sync()

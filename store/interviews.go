@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -155,6 +156,7 @@ func (db *DB) SetInterviewStatus(ctx context.Context, tenantID, id string, to St
 		return Interview{}, fmt.Errorf("status %q: %w", to, ErrInvalid)
 	}
 	var out Interview
+	defer db.credentials.forget(id)
 	err := db.inWrite(ctx, func(tx *sql.Tx) error {
 		iv, err := findInterview(ctx, tx, tenantID, id)
 		if err != nil {
@@ -209,6 +211,7 @@ func (db *DB) SetConsent(ctx context.Context, tenantID, id string, at time.Time)
 // processor presents to the bridge; it replaces any earlier one, so a
 // replaced processor's token stops working.
 func (db *DB) SetProcessorTokenHash(ctx context.Context, tenantID, interviewID, hash string) error {
+	defer db.credentials.forget(interviewID)
 	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?`, hash)
 }
 
@@ -232,6 +235,84 @@ func (db *DB) InterviewForProcessor(ctx context.Context, id string) (iv Intervie
 }
 
 const interviewForProcessorSQL = `SELECT ` + interviewCols + `, processor_token_hash FROM interviews WHERE id = ?`
+
+// ProcessorCredentials is what the bridge checks on every call: whose
+// interview it is, its status and the hash of its processor token.
+type ProcessorCredentials struct {
+	InterviewID, TenantID string
+	Status                Status
+	TokenHash             string // "" when no processor token is set
+}
+
+// ProcessorCredentials returns the credentials of interview id, whatever
+// its tenant; ErrNotFound if there is no such interview.
+//
+// Those of a starting or running interview are cached, so the bridge's
+// hot path (one call per entry batch) reads no SQL. The cache is exact for
+// this process: status and token change only through SetInterviewStatus and
+// SetProcessorTokenHash, which drop the entry after their commit, and a
+// lookup that raced with such a change does not fill the cache (see
+// credentialCache). An interview is never deleted on its own, nor moved to
+// another tenant.
+func (db *DB) ProcessorCredentials(ctx context.Context, id string) (ProcessorCredentials, error) {
+	if pc, ok := db.credentials.get(id); ok {
+		return pc, nil
+	}
+	gen := db.credentials.generation()
+	iv, hash, err := db.InterviewForProcessor(ctx, id)
+	if err != nil {
+		return ProcessorCredentials{}, err
+	}
+	pc := ProcessorCredentials{InterviewID: iv.ID, TenantID: iv.TenantID, Status: iv.Status, TokenHash: hash}
+	if pc.Status == StatusStarting || pc.Status == StatusRunning {
+		db.credentials.fill(gen, pc)
+	}
+	return pc, nil
+}
+
+// credentialCache holds ProcessorCredentials by interview id. Every forget
+// bumps gen; fill stores only if gen is unchanged since its lookup began,
+// so a lookup that read the row before a change was committed cannot put
+// the old credentials back after the change dropped them.
+type credentialCache struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]ProcessorCredentials
+}
+
+func (c *credentialCache) get(id string) (ProcessorCredentials, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pc, ok := c.m[id]
+	return pc, ok
+}
+
+func (c *credentialCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *credentialCache) fill(gen uint64, pc ProcessorCredentials) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if c.m == nil {
+		c.m = make(map[string]ProcessorCredentials)
+	}
+	c.m[pc.InterviewID] = pc
+}
+
+// forget drops id's credentials; call it after committing a change to
+// them (and on failure too: it is never wrong to forget).
+func (c *credentialCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.m, id)
+}
 
 // scanWith scans the columns scanInterview knows, then extra ones.
 type scanWith struct {

@@ -51,16 +51,15 @@ type DB struct {
 	insertEntry, entryHead, savepoint, rollbackTo, release *sql.Stmt // writer
 	interviewForProcessor                                  *sql.Stmt // read pool
 
+	// credentials caches ProcessorCredentials (interviews.go).
+	credentials credentialCache
+
 	// appends feeds appendLoop, which commits concurrent AppendEntries
 	// together; closed stops it and appenderDone tells it has.
 	appends      chan *appendReq
 	closed       chan struct{}
 	closeOnce    sync.Once
 	appenderDone chan struct{}
-
-	// checkpointer is a connection of its own for checkpointLoop.
-	checkpointer     *sql.DB
-	checkpointerDone chan struct{}
 }
 
 var errClosed = errors.New("database closed")
@@ -83,10 +82,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock up front, so a write transaction
 	// never fails half-way with SQLITE_BUSY when it upgrades from reading.
-	// The writer never checkpoints itself: checkpointLoop does it beside
-	// it, so copying the WAL back into the database (and its fsync) stays
-	// off the path of every commit.
-	write, err := sql.Open("sqlite", path+"?"+basePragmas+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	write, err := sql.Open("sqlite", path+"?"+basePragmas+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -143,38 +139,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.appenderDone = make(chan struct{})
 	go db.appendLoop()
 
-	db.checkpointer, err = sql.Open("sqlite", path+"?"+basePragmas)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s for checkpoints: %w", path, err)
-	}
-	db.checkpointer.SetMaxOpenConns(1)
-	db.checkpointerDone = make(chan struct{})
-	go db.checkpointLoop()
 	return db, nil
-}
-
-// checkpointInterval is how often the WAL is copied back into the database.
-// A passive checkpoint never blocks the writer or readers; between two, the
-// WAL grows by what was committed meanwhile.
-const checkpointInterval = 500 * time.Millisecond
-
-// checkpointLoop is the one goroutine that checkpoints the WAL; it runs from
-// Open until Close, which does a last, truncating checkpoint.
-func (db *DB) checkpointLoop() {
-	defer close(db.checkpointerDone)
-	tick := time.NewTicker(checkpointInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			// A failed passive checkpoint is retried on the next tick.
-			db.checkpointer.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-		case <-db.closed:
-			db.checkpointer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-			return
-		}
-	}
 }
 
 // Close closes both pools.
@@ -182,11 +147,6 @@ func (db *DB) Close() error {
 	if db.appenderDone != nil {
 		db.closeOnce.Do(func() { close(db.closed) })
 		<-db.appenderDone
-	}
-	if db.checkpointerDone != nil {
-		<-db.checkpointerDone
-		db.checkpointer.Close()
-		db.checkpointerDone = nil
 	}
 	var errs []error
 	for _, st := range []*sql.Stmt{db.insertEntry, db.entryHead, db.savepoint, db.rollbackTo, db.release, db.interviewForProcessor} {

@@ -856,6 +856,49 @@ func TestInterviews(t *testing.T) {
 			t.Errorf("InterviewForProcessor = %q/%q, %q, %v", iv.TenantID, iv.ID, h, err)
 		}
 	})
+	t.Run("cached processor credentials follow every status and token change", func(t *testing.T) {
+		iv, err := db.CreateInterview(ctx, Interview{TenantID: tid, PositionID: f.position.ID, CandidateID: f.candidate.ID}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := func(status Status, hash string) {
+			t.Helper()
+			for range 2 { // the first lookup may fill the cache, the second reads it
+				pc, err := db.ProcessorCredentials(ctx, iv.ID)
+				if err != nil || pc.InterviewID != iv.ID || pc.TenantID != tid || pc.Status != status || pc.TokenHash != hash {
+					t.Fatalf("ProcessorCredentials = %+v, %v; want %s with hash %q", pc, err, status, hash)
+				}
+			}
+		}
+		if _, err := db.ProcessorCredentials(ctx, "iv_missing"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown interview: %v, want ErrNotFound", err)
+		}
+		want(StatusScheduled, "")
+		db.SetInterviewStatus(ctx, tid, iv.ID, StatusStarting)
+		db.SetProcessorTokenHash(ctx, tid, iv.ID, "h1")
+		want(StatusStarting, "h1")
+		db.SetInterviewStatus(ctx, tid, iv.ID, StatusRunning)
+		want(StatusRunning, "h1")
+		db.SetProcessorTokenHash(ctx, tid, iv.ID, "h2") // a replaced processor
+		want(StatusRunning, "h2")
+		db.RecordHeartbeat(ctx, tid, iv.ID, 1000, time.Now())
+		want(StatusRunning, "h2")
+		db.SetInterviewStatus(ctx, tid, iv.ID, StatusCompleted)
+		want(StatusCompleted, "h2")
+	})
+	t.Run("a lookup that raced with a change does not cache what it read", func(t *testing.T) {
+		var c credentialCache
+		gen := c.generation()
+		c.forget("iv_1") // a change committed while the lookup ran
+		c.fill(gen, ProcessorCredentials{InterviewID: "iv_1", Status: StatusRunning, TokenHash: "old"})
+		if pc, ok := c.get("iv_1"); ok {
+			t.Errorf("cached %+v read before the change", pc)
+		}
+		c.fill(c.generation(), ProcessorCredentials{InterviewID: "iv_1", Status: StatusRunning, TokenHash: "new"})
+		if pc, ok := c.get("iv_1"); !ok || pc.TokenHash != "new" {
+			t.Errorf("get = %+v, %v; want the fresh credentials", pc, ok)
+		}
+	})
 	t.Run("heartbeats move the media clock forward only and stale interviews are listed", func(t *testing.T) {
 		iv, err := db.CreateInterview(ctx, Interview{TenantID: tid, PositionID: f.position.ID, CandidateID: f.candidate.ID}, "")
 		if err != nil {

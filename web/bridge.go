@@ -23,13 +23,13 @@ import (
 // running.
 
 const (
-	maxBridgeEntries = 500
-	bridgeBodyLimit  = 8 << 20
-	maxEntryTextLen  = 20000
-	maxEventMessage  = 4000
-	bridgeTenantKey  = "candor.bridge.tenant"
-	bridgeIVKey      = "candor.bridge.interview"
-	recordingsDir    = "recordings"
+	maxBridgeEntries     = 500
+	bridgeBodyLimit      = 8 << 20
+	maxEntryTextLen      = 20000
+	maxEventMessage      = 4000
+	bridgeCredentialsKey = "candor.bridge.credentials"
+	bridgeIVKey          = "candor.bridge.interview"
+	recordingsDir        = "recordings"
 )
 
 var (
@@ -37,31 +37,65 @@ var (
 )
 
 // bridgeAuth admits a request only with the processor token of the
-// interview in the path. Wrong token, token of another interview and
-// unknown interview all answer the same 401, so the bridge reveals nothing.
+// interview in the path, while that interview is starting or running.
+// Wrong token, token of another interview and unknown interview all answer
+// the same 401, so the bridge reveals nothing. It checks the store's cached
+// credentials, so the entries hot path reads no SQL; routes that need the
+// interview itself add withBridgeInterview.
 func (s *Server) bridgeAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			return errBadProcessorToken
 		}
-		ctx := c.Request().Context()
 		id := c.Param("id")
-		iv, hash, err := s.db.InterviewForProcessor(ctx, id)
+		pc, err := s.db.ProcessorCredentials(c.Request().Context(), id)
 		if errors.Is(err, store.ErrNotFound) {
 			return errBadProcessorToken
 		}
 		if err != nil {
 			return fmt.Errorf("interview %s of a processor token: %w", id, err)
 		}
-		if hash == "" || subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(hash)) != 1 {
+		if pc.TokenHash == "" || subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(pc.TokenHash)) != 1 {
 			return errBadProcessorToken
 		}
-		if iv.Status != store.StatusStarting && iv.Status != store.StatusRunning {
-			return errorf(CodeConflict, "the interview is %s; the bridge accepts nothing more for it", iv.Status)
+		if err := bridgeOpen(pc.Status); err != nil {
+			return err
 		}
-		tenantID := iv.TenantID
-		c.Set(bridgeTenantKey, tenantID)
+		c.Set(bridgeCredentialsKey, pc)
+		return next(c)
+	}
+}
+
+func bridgeOpen(st store.Status) error {
+	if st != store.StatusStarting && st != store.StatusRunning {
+		return errorf(CodeConflict, "the interview is %s; the bridge accepts nothing more for it", st)
+	}
+	return nil
+}
+
+// bridgeCredentials is the authenticated processor's interview (after
+// bridgeAuth).
+func bridgeCredentials(c echo.Context) store.ProcessorCredentials {
+	return c.Get(bridgeCredentialsKey).(store.ProcessorCredentials)
+}
+
+// withBridgeInterview loads the interview row, for bridge routes that need
+// more than whose it is (its status, media clock, ...), and checks again
+// that it is open.
+func (s *Server) withBridgeInterview(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		pc := bridgeCredentials(c)
+		iv, err := s.db.Interview(c.Request().Context(), pc.TenantID, pc.InterviewID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errBadProcessorToken
+		}
+		if err != nil {
+			return fmt.Errorf("interview %s of a processor token: %w", pc.InterviewID, err)
+		}
+		if err := bridgeOpen(iv.Status); err != nil {
+			return err
+		}
 		c.Set(bridgeIVKey, iv)
 		return next(c)
 	}
@@ -137,6 +171,11 @@ func validateEntries(in []bridgeEntry, interviewID string) ([]store.Entry, error
 	return out, nil
 }
 
+type bridgeEntriesJSON struct {
+	Received int `json:"received"`
+	Inserted int `json:"inserted"`
+}
+
 // handleBridgeEntries stores a batch of transcript entries. Seqs stored
 // before are skipped (a retried batch answers 200 and changes nothing);
 // only newly stored entries are published, after the commit.
@@ -146,13 +185,13 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	iv := bridgeInterview(c)
-	es, err := validateEntries(in.Entries, iv.ID)
+	iv := bridgeCredentials(c)
+	es, err := validateEntries(in.Entries, iv.InterviewID)
 	if err != nil {
 		return err
 	}
-	defer s.entryLocks.lock(iv.ID)()
-	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.ID, es)
+	defer s.entryLocks.lock(iv.InterviewID)()
+	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.InterviewID, es)
 	if errors.Is(err, store.ErrInvalid) {
 		// The store refuses a seq too far past the last stored one.
 		return errorf(CodeBadRequest, "entries: %s", strings.TrimSuffix(err.Error(), ": "+store.ErrInvalid.Error()))
@@ -163,9 +202,9 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	s.metrics.entries.Add(float64(len(inserted)))
 	slices.SortFunc(inserted, func(a, b store.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	for _, e := range inserted {
-		s.hub.Publish("interview:"+iv.ID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
+		s.hub.Publish("interview:"+iv.InterviewID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
 	}
-	return c.JSON(http.StatusOK, map[string]int64{"received": int64(len(es)), "inserted": int64(len(inserted))})
+	return c.JSON(http.StatusOK, bridgeEntriesJSON{Received: len(es), Inserted: len(inserted)})
 }
 
 type bridgeEventInput struct {

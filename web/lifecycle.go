@@ -40,6 +40,44 @@ func (l *interviewLocks) lock(id string) func() {
 	return m.Unlock
 }
 
+// exactLocks serializes work on the same interview, and only on the same
+// one. The bridge holds its lock across a group commit; striped locks made
+// every interview sharing a stripe wait behind that commit.
+type exactLocks struct {
+	mu    sync.Mutex
+	locks map[string]*exactLock
+}
+
+// exactLock lives in exactLocks.locks while anyone holds or waits for it.
+type exactLock struct {
+	sync.Mutex
+	users int // guarded by exactLocks.mu
+}
+
+// lock locks interview id and returns its unlock.
+func (l *exactLocks) lock(id string) func() {
+	l.mu.Lock()
+	m := l.locks[id]
+	if m == nil {
+		if l.locks == nil {
+			l.locks = make(map[string]*exactLock)
+		}
+		m = &exactLock{}
+		l.locks[id] = m
+	}
+	m.users++
+	l.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		l.mu.Lock()
+		if m.users--; m.users == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
 type processorJSON struct {
 	URL   string `json:"url"`
 	Token string `json:"token"`

@@ -126,7 +126,7 @@ type Server struct {
 	// the hub drops a live entry whose seq is below one already sent, so two
 	// overlapping bridge requests must not publish out of order. Separate
 	// from locks, which end holds while the processor flushes entries.
-	entryLocks interviewLocks
+	entryLocks exactLocks
 	// processorClient talks to processors (POST /end).
 	processorClient *http.Client
 
@@ -254,9 +254,9 @@ func (s *Server) apiRoutes() {
 func (s *Server) bridgeRoutes() {
 	b := s.e.Group("/api/v1/bridge/interviews/:id", s.bridgeAuth)
 	b.POST("/entries", s.handleBridgeEntries)
-	b.POST("/events", s.handleBridgeEvents)
-	b.GET("/state", s.handleBridgeState)
-	b.PUT("/recording", s.handleBridgeRecording)
+	b.POST("/events", s.handleBridgeEvents, s.withBridgeInterview)
+	b.GET("/state", s.handleBridgeState, s.withBridgeInterview)
+	b.PUT("/recording", s.handleBridgeRecording, s.withBridgeInterview)
 }
 
 func (s *Server) handleHealth(c echo.Context) error {
@@ -281,6 +281,21 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := time.Since(start)
 		s.metrics.observe(req.Method, route, res.Status, elapsed)
 
+		level := slog.LevelInfo
+		if strings.HasPrefix(route, "/api/v1/bridge/") && res.Status < 400 {
+			// Processors report every second per interview; their
+			// successful calls are routine.
+			level = slog.LevelDebug
+		}
+		clientGone := res.Status >= 500 && req.Context().Err() != nil
+		if res.Status >= 500 && !clientGone {
+			level = slog.LevelError
+		}
+		// The bridge's hot path logs at debug, usually off: build the
+		// record only when it will be written.
+		if !s.log.Enabled(req.Context(), level) {
+			return nil
+		}
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("path", req.URL.Path),
@@ -289,23 +304,13 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
 			slog.String("ip", c.RealIP()),
 		}
-		level := slog.LevelInfo
-		if strings.HasPrefix(route, "/api/v1/bridge/") && res.Status < 400 {
-			// Processors report every second per interview; their
-			// successful calls are routine.
-			level = slog.LevelDebug
+		if res.Status >= 500 && err != nil {
+			attrs = append(attrs, slog.String("err", err.Error()))
 		}
-		if res.Status >= 500 {
-			level = slog.LevelError
-			if err != nil {
-				attrs = append(attrs, slog.String("err", err.Error()))
-			}
-			if req.Context().Err() != nil {
-				// The client hung up (a processor that ended, a closed
-				// tab): its request failing is expected, not an error.
-				level = slog.LevelInfo
-				attrs = append(attrs, slog.Bool("client_gone", true))
-			}
+		if clientGone {
+			// The client hung up (a processor that ended, a closed
+			// tab): its request failing is expected, not an error.
+			attrs = append(attrs, slog.Bool("client_gone", true))
 		}
 		s.log.LogAttrs(req.Context(), level, "http request", attrs...)
 		return nil
