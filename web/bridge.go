@@ -293,8 +293,9 @@ type bridgeStateJSON struct {
 }
 
 // handleBridgeState tells a (replacement) processor where the interview
-// stands: the seq and media clock to continue from, and what the
-// interviewer has said so far.
+// stands: the seq and media clock to continue from (the later of the last
+// heartbeat and the last entry's end), and what the interviewer has said
+// so far.
 func (s *Server) handleBridgeState(c echo.Context) error {
 	iv := bridgeInterview(c)
 	entries, err := s.db.Entries(c.Request().Context(), iv.TenantID, iv.ID, 0)
@@ -304,6 +305,10 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 	st := bridgeStateJSON{MediaMS: iv.MediaMS, Status: iv.Status, InterviewerTexts: []string{}}
 	for _, e := range entries {
 		st.LastSeq = max(st.LastSeq, e.Seq)
+		// The last heartbeat may predate the predecessor's last entries
+		// (it beats once a second): the clock never goes back behind
+		// what the transcript already holds.
+		st.MediaMS = max(st.MediaMS, e.EndMS)
 		if e.Speaker == store.SpeakerInterviewer {
 			st.InterviewerTexts = append(st.InterviewerTexts, e.Text)
 		}
