@@ -238,7 +238,13 @@ func (s *Server) startSession(c echo.Context, u store.User) error {
 		CreatedAt: now,
 		ExpiresAt: now.Add(sessionTTL),
 	}
-	if err := s.db.CreateSession(c.Request().Context(), sess); err != nil {
+	ctx := c.Request().Context()
+	// Expired sessions are swept at each login: logins are rare, so the
+	// table stays small without a background sweeper.
+	if _, err := s.db.DeleteExpiredSessions(ctx); err != nil {
+		return fmt.Errorf("sweep expired sessions: %w", err)
+	}
+	if err := s.db.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	c.SetCookie(s.sessionCookie(token, sess.ExpiresAt))

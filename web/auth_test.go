@@ -101,10 +101,18 @@ func TestSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	expired := store.Session{IDHash: tokenHash("expired"), UserID: u.ID, TenantID: a.ID, CSRFToken: "x",
+		CreatedAt: time.Now().Add(-2 * time.Hour).UTC(), ExpiresAt: time.Now().Add(-time.Hour).UTC()}
+	if err := e.db.CreateSession(ctx, expired); err != nil {
+		t.Fatal(err)
+	}
 	rec := httptest.NewRecorder()
 	c := e.srv.e.NewContext(httptest.NewRequest("POST", "/login", nil), rec)
 	if err := e.srv.startSession(c, u); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := e.db.DeleteExpiredSessions(ctx); err != nil || n != 0 {
+		t.Errorf("after a login a sweep still found %d expired sessions (%v); the login should have swept them", n, err)
 	}
 	p := principalOf(c)
 	if p == nil || p.UserID != u.ID || p.CSRF == "" || p.Role != store.RoleOwner {
