@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"candor/migrations"
 )
 
 // testKey is a fixed AES-256 key for tests.
@@ -88,8 +91,9 @@ func TestOpenAppliesMigrationsOnceAndKeepsDataAcrossReopen(t *testing.T) {
 		if err := db.read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("schema_migrations has %d rows, want 1", n)
+		files, _ := fs.Glob(migrations.FS, "*.sql")
+		if n != len(files) {
+			t.Errorf("schema_migrations has %d rows, want one per migration (%d)", n, len(files))
 		}
 		got, err := db.Interview(ctx, f.tenant.ID, f.interview.ID)
 		if err != nil {
@@ -1251,5 +1255,40 @@ func TestAppendAfterCloseFailsClearly(t *testing.T) {
 	_, err := db.AppendEntries(context.Background(), f.tenant.ID, f.interview.ID, []Entry{{Seq: 1, Speaker: SpeakerCandidate, Text: "x"}})
 	if err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("err = %v, want database closed", err)
+	}
+}
+
+func TestOutboxRowsAreOrderedAndReadAfterACursor(t *testing.T) {
+	db, _ := openTestDB(t)
+	ctx := context.Background()
+	f := newFixture(t, db, "Acme")
+	for _, typ := range []string{"interview.scheduled", "interview.started"} {
+		if err := db.inWrite(ctx, func(tx *sql.Tx) error {
+			_, err := db.insertOutbox(ctx, tx, f.tenant.ID, typ, f.interview.ID, map[string]string{"interview_id": f.interview.ID})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A transaction that fails leaves no row.
+	_ = db.inWrite(ctx, func(tx *sql.Tx) error {
+		if _, err := db.insertOutbox(ctx, tx, f.tenant.ID, "interview.failed", f.interview.ID, nil); err != nil {
+			return err
+		}
+		return errors.New("rolled back")
+	})
+	all, err := db.OutboxAfter(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Type != "interview.scheduled" || all[1].Type != "interview.started" || all[0].ID >= all[1].ID {
+		t.Fatalf("outbox = %+v, want scheduled then started", all)
+	}
+	rest, err := db.OutboxAfter(ctx, all[0].ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 1 || rest[0].ID != all[1].ID || rest[0].SubjectID != f.interview.ID {
+		t.Fatalf("after cursor = %+v, want only the second", rest)
 	}
 }
