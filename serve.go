@@ -18,6 +18,7 @@ import (
 
 	"candor/fly"
 	"candor/processor"
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 	"candor/web"
@@ -137,14 +138,14 @@ func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, lo
 // own secrets.
 func processorBaseEnv(cfg serveConfig, env map[string]string) map[string]string {
 	base := map[string]string{
-		"CANDOR_STT":         cfg.STT,
-		"CANDOR_INTERVIEWER": cfg.Interviewer,
+		contract.EnvSTT:         cfg.STT,
+		contract.EnvInterviewer: cfg.Interviewer,
 		// The flag's spelling ("info"), not slog's ("INFO"): the processor
 		// parses it as a flag value.
-		"CANDOR_LOG_LEVEL":  strings.ToLower(cfg.LogLevel.String()),
-		"CANDOR_LOG_FORMAT": cfg.LogFormat,
+		contract.EnvLogLevel:  strings.ToLower(cfg.LogLevel.String()),
+		contract.EnvLogFormat: cfg.LogFormat,
 	}
-	for _, name := range []string{"PATH", "HOME", "TMPDIR", "LANG", "OPENAI_API_KEY", "OPENAI_BASE_URL"} {
+	for _, name := range []string{"PATH", "HOME", "TMPDIR", "LANG", contract.EnvOpenAIKey, contract.EnvOpenAIBaseURL} {
 		if v, ok := env[name]; ok {
 			base[name] = v
 		}
@@ -182,14 +183,14 @@ func flyWarmPool(cfg serveConfig) map[string]int {
 // control plane for every interview machine (WebRTC behind NAT, the realtime
 // interviewer's model).
 var processorPassThrough = []string{
-	"CANDOR_ICE_SERVERS", "CANDOR_WEBRTC_UDP_PORT", "CANDOR_WEBRTC_TCP_PORT", "CANDOR_PUBLIC_IPS",
-	"CANDOR_REALTIME_MODEL", "CANDOR_REALTIME_VOICE", "CANDOR_REALTIME_SESSION_MAX", "CANDOR_TTS",
+	contract.EnvICEServers, contract.EnvWebRTCUDPPort, contract.EnvWebRTCTCPPort, contract.EnvPublicIPs,
+	contract.EnvRealtimeModel, contract.EnvRealtimeVoice, contract.EnvRealtimeSessionMax, contract.EnvTTS,
 }
 
 // processorEnv is what every interview's processor gets on top of what its
 // machine backend sets, whichever backend runs it.
 func processorEnv(cfg serveConfig, env map[string]string) map[string]string {
-	out := map[string]string{"CANDOR_STT": cfg.STT, "CANDOR_INTERVIEWER": cfg.Interviewer}
+	out := map[string]string{contract.EnvSTT: cfg.STT, contract.EnvInterviewer: cfg.Interviewer}
 	for _, name := range processorPassThrough {
 		if v := env[name]; v != "" {
 			out[name] = v

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // LocalConfig configures the local backend.
@@ -438,12 +440,6 @@ func (l *Local) takeIdle() *child {
 	return nil
 }
 
-// claimBody is the JSON of POST /claim (CONTRACTS.md, local warm pool).
-type claimBody struct {
-	Env  map[string]string `json:"env"`
-	Plan json.RawMessage   `json:"plan"`
-}
-
 // claim hands an idle processor the interview's identity. The processor
 // answers 200 once it has taken it and is ready.
 func (l *Local) claim(ctx context.Context, c *child, s Spec, env map[string]string) error {
@@ -454,7 +450,7 @@ func (l *Local) claim(ctx context.Context, c *child, s Spec, env map[string]stri
 		}
 		env[envPlanFile] = plan
 	}
-	body := claimBody{Env: env, Plan: json.RawMessage("null")}
+	body := contract.ClaimRequest{Env: env, Plan: json.RawMessage("null")}
 	if len(s.Plan) > 0 {
 		body.Plan = s.Plan
 	}

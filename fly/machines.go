@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // Spec describes the processor an interview needs.
@@ -52,21 +54,21 @@ var ErrCapacity = errors.New("no machine capacity")
 // ErrClosed is returned by Launch after Close.
 var ErrClosed = errors.New("machines closed")
 
-// Processor env names set by the backends (see CONTRACTS.md, processor env).
+// Processor env names set by the backends (their home is package contract).
 const (
-	envSessionID   = "SESSION_ID"
-	envTenantID    = "TENANT_ID"
-	envCandidateID = "CANDIDATE_ID"
-	envPositionID  = "POSITION_ID"
-	envPort        = "PORT"
-	envAddr        = "CANDOR_ADDR"
-	envData        = "CANDOR_DATA"
-	envPlanFile    = "CANDOR_PLAN_FILE"
-	envPoolToken   = "CANDOR_POOL_TOKEN"
-	envRole        = "CANDOR_ROLE"
+	envSessionID   = contract.EnvSessionID
+	envTenantID    = contract.EnvTenantID
+	envCandidateID = contract.EnvCandidateID
+	envPositionID  = contract.EnvPositionID
+	envPort        = contract.EnvPort
+	envAddr        = contract.EnvAddr
+	envData        = contract.EnvData
+	envPlanFile    = contract.EnvPlanFile
+	envPoolToken   = contract.EnvPoolToken
+	envRole        = contract.EnvRole
 	// envMachineID lets CleanupOrphans tell a leftover child of ours from an
 	// unrelated process that reused its pid.
-	envMachineID = "CANDOR_MACHINE_ID"
+	envMachineID = contract.EnvMachineID
 )
 
 // processorEnv is the env every processor gets for s, whatever the backend:

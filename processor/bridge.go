@@ -10,10 +10,12 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // bridge is the processor's client of the control plane's bridge API
-// (DESIGN §5 + CONTRACTS): entries, events, state, recording.
+// (DESIGN §5, types in package contract): entries, events, state, recording.
 type bridge struct {
 	base    string // {control}/api/v1/bridge/interviews/{id}
 	token   string
@@ -23,34 +25,11 @@ type bridge struct {
 
 func newBridge(controlURL, interviewID, token string) *bridge {
 	return &bridge{
-		base:    controlURL + "/api/v1/bridge/interviews/" + url.PathEscape(interviewID),
+		base:    controlURL + contract.BridgePath + url.PathEscape(interviewID),
 		token:   token,
 		http:    &http.Client{Timeout: 30 * time.Second},
 		uploads: &http.Client{},
 	}
-}
-
-// BridgeState is the answer of GET …/state: where a processor for this
-// interview resumes.
-type BridgeState struct {
-	LastSeq int64  `json:"last_seq"`
-	MediaMS int64  `json:"media_ms"`
-	Status  string `json:"status"`
-
-	// Additive, requested of the control plane so a replacement resumes the
-	// interview instead of starting over; absent = today's behaviour (greet).
-	// InterviewerTurns is the number of stored entries with speaker
-	// "interviewer"; InterviewerTexts are their texts in seq order.
-	InterviewerTurns *int64   `json:"interviewer_turns,omitempty"`
-	InterviewerTexts []string `json:"interviewer_texts,omitempty"`
-}
-
-// BridgeEvent is the body of POST …/events.
-type BridgeEvent struct {
-	Type    string `json:"type"` // ready | heartbeat | ended | error
-	MediaMS int64  `json:"media_ms"`
-	Message string `json:"message,omitempty"`
-	Data    any    `json:"data,omitempty"`
 }
 
 // bridgeError is a non-2xx answer from the bridge.
@@ -64,21 +43,21 @@ func (e *bridgeError) Error() string {
 	return fmt.Sprintf("bridge %s %s: status %d: %s", e.Method, e.Path, e.Status, e.Body)
 }
 
-func (b *bridge) State(ctx context.Context) (BridgeState, error) {
-	var st BridgeState
+func (b *bridge) State(ctx context.Context) (contract.State, error) {
+	var st contract.State
 	err := b.do(ctx, http.MethodGet, "/state", "", nil, &st)
 	return st, err
 }
 
-func (b *bridge) PostEntries(ctx context.Context, es []Entry) error {
-	body, err := json.Marshal(map[string][]Entry{"entries": es})
+func (b *bridge) PostEntries(ctx context.Context, es []contract.Entry) error {
+	body, err := json.Marshal(contract.EntriesRequest{Entries: es})
 	if err != nil {
 		return fmt.Errorf("encode entries: %w", err)
 	}
 	return b.do(ctx, http.MethodPost, "/entries", "application/json", bytes.NewReader(body), nil)
 }
 
-func (b *bridge) PostEvent(ctx context.Context, ev BridgeEvent) error {
+func (b *bridge) PostEvent(ctx context.Context, ev contract.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
@@ -96,12 +75,6 @@ type RecordingSegment struct {
 	ContentType string // audio/ogg, audio/webm or audio/wav
 }
 
-// Headers of PUT …/recording that carry a RecordingSegment.
-const (
-	recordingSegmentHeader = "Candor-Recording-Segment"
-	recordingStartHeader   = "Candor-Recording-Start-Ms"
-)
-
 // PutRecording uploads one segment of the recording. body must be
 // re-readable from the start by the caller for a retry; here it is sent once.
 func (b *bridge) PutRecording(ctx context.Context, body io.Reader, size int64, seg RecordingSegment) error {
@@ -110,8 +83,8 @@ func (b *bridge) PutRecording(ctx context.Context, body io.Reader, size int64, s
 		return err
 	}
 	req.ContentLength = size
-	req.Header.Set(recordingSegmentHeader, seg.ID)
-	req.Header.Set(recordingStartHeader, strconv.FormatInt(seg.StartMS, 10))
+	req.Header.Set(contract.RecordingSegmentHeader, seg.ID)
+	req.Header.Set(contract.RecordingStartHeader, strconv.FormatInt(seg.StartMS, 10))
 	// A WAV grows ~115 MB an hour: ctx, not the client's 30 s, bounds it.
 	resp, err := b.uploads.Do(req)
 	return b.answer(req, resp, err, "/recording", nil)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"candor/processor/contract"
 )
 
 // fakeControl is the control plane's side of the bridge protocol (our own
@@ -21,10 +23,10 @@ type fakeControl struct {
 	srv         *httptest.Server
 
 	mu        sync.Mutex
-	entries   map[int64]Entry
+	entries   map[int64]contract.Entry
 	inserts   map[int64]int // how many times each seq was newly inserted
 	posts     int           // POST /entries requests received
-	events    []BridgeEvent
+	events    []contract.Event
 	recording []byte // the latest upload
 	// recordingType and recordingSegment are its Content-Type and segment
 	// header; recordings keeps the latest upload of every segment.
@@ -34,7 +36,7 @@ type fakeControl struct {
 	// down answers 503 without storing; loseAcks stores, then answers 503 as
 	// if the control plane restarted before the ack left it.
 	down, loseAcks int
-	refuse         func(Entry) bool // a batch holding such an entry is refused with 400
+	refuse         func(contract.Entry) bool // a batch holding such an entry is refused with 400
 	// interviewerTexts, when set, is reported in the state as the proposed
 	// interviewer_turns/interviewer_texts fields.
 	interviewerTexts []string
@@ -45,7 +47,7 @@ func newFakeControl(t testing.TB, interviewID, token string) *fakeControl {
 	t.Helper()
 	f := &fakeControl{
 		t: t, interviewID: interviewID, token: token,
-		entries: map[int64]Entry{}, inserts: map[int64]int{},
+		entries: map[int64]contract.Entry{}, inserts: map[int64]int{},
 		changed: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
@@ -84,17 +86,17 @@ func (f *fakeControl) state(w http.ResponseWriter, r *http.Request) {
 	for seq := range f.entries {
 		last = max(last, seq)
 	}
-	st := BridgeState{LastSeq: last, MediaMS: f.mediaMS, Status: "running"}
+	st := contract.State{LastSeq: last, MediaMS: f.mediaMS, Status: "running"}
 	if f.interviewerTexts != nil {
 		n := int64(len(f.interviewerTexts))
-		st.InterviewerTurns, st.InterviewerTexts = &n, f.interviewerTexts
+		st.InterviewerTurns, st.InterviewerTexts = n, f.interviewerTexts
 	}
 	json.NewEncoder(w).Encode(st)
 }
 
 func (f *fakeControl) postEntries(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Entries []Entry `json:"entries"`
+		Entries []contract.Entry `json:"entries"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		http.Error(w, "bad json", http.StatusBadRequest)
@@ -131,9 +133,14 @@ func (f *fakeControl) postEntries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeControl) postEvent(w http.ResponseWriter, r *http.Request) {
-	var ev BridgeEvent
+	var ev contract.Event
 	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
 		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	if ev.Type == contract.EventHeartbeat && ev.MediaMS == nil {
+		// As the control plane's bridge does.
+		http.Error(w, "media_ms is required for a heartbeat", http.StatusBadRequest)
 		return
 	}
 	f.mu.Lock()
@@ -152,7 +159,7 @@ func (f *fakeControl) putRecording(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.recording = b
 	f.recordingType = r.Header.Get("Content-Type")
-	f.recordingSegment = r.Header.Get(recordingSegmentHeader)
+	f.recordingSegment = r.Header.Get(contract.RecordingSegmentHeader)
 	if f.recordings == nil {
 		f.recordings = map[string][]byte{}
 	}
@@ -163,14 +170,14 @@ func (f *fakeControl) putRecording(w http.ResponseWriter, r *http.Request) {
 }
 
 // Entries returns the stored entries ordered by seq.
-func (f *fakeControl) Entries() []Entry {
+func (f *fakeControl) Entries() []contract.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]Entry, 0, len(f.entries))
+	out := make([]contract.Entry, 0, len(f.entries))
 	for _, e := range f.entries {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(out, func(a, b contract.Entry) int { return int(a.Seq - b.Seq) })
 	return out
 }
 
@@ -186,10 +193,10 @@ func (f *fakeControl) EventTypes() []string {
 	return out
 }
 
-func (f *fakeControl) Heartbeats() []BridgeEvent {
+func (f *fakeControl) Heartbeats() []contract.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []BridgeEvent
+	var out []contract.Event
 	for _, ev := range f.events {
 		if ev.Type == "heartbeat" {
 			out = append(out, ev)
@@ -222,7 +229,7 @@ func (f *fakeControl) waitFor(t *testing.T, what string, cond func() bool) {
 func (f *fakeControl) waitEvent(t *testing.T, typ string) {
 	t.Helper()
 	f.waitFor(t, "bridge event "+typ, func() bool {
-		return slices.ContainsFunc(f.events, func(ev BridgeEvent) bool { return ev.Type == typ })
+		return slices.ContainsFunc(f.events, func(ev contract.Event) bool { return ev.Type == typ })
 	})
 }
 
@@ -230,7 +237,7 @@ func TestFakeControlStoresEachSeqOnceAndHonoursFailureModes(t *testing.T) {
 	f := newFakeControl(t, "iv_1", "tok")
 	br := newBridge(f.URL(), "iv_1", "tok")
 	ctx := t.Context()
-	es := []Entry{{Seq: 1, Speaker: "candidate", Text: "a"}, {Seq: 2, Speaker: "candidate", Text: "b"}}
+	es := []contract.Entry{{Seq: 1, Speaker: "candidate", Text: "a"}, {Seq: 2, Speaker: "candidate", Text: "b"}}
 
 	f.mu.Lock()
 	f.down, f.loseAcks = 1, 1

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"candor/processor/contract"
 	"candor/processor/media"
 )
 
@@ -111,20 +112,20 @@ var (
 func ConfigFromEnv(env map[string]string) (Config, error) {
 	get := func(k string) string { return strings.TrimSpace(env[k]) }
 	cfg := Config{
-		SessionID:      get("SESSION_ID"),
-		TenantID:       get("TENANT_ID"),
-		CandidateID:    get("CANDIDATE_ID"),
-		PositionID:     get("POSITION_ID"),
-		ControlURL:     strings.TrimRight(get("CANDOR_CONTROL_URL"), "/"),
-		ProcessorToken: get("CANDOR_PROCESSOR_TOKEN"),
-		PoolToken:      get("CANDOR_POOL_TOKEN"),
-		DataDir:        get("CANDOR_DATA"),
-		PlanFile:       get("CANDOR_PLAN_FILE"),
-		STT:            get("CANDOR_STT"),
-		Interviewer:    get("CANDOR_INTERVIEWER"),
-		TTS:            get("CANDOR_TTS"),
-		OpenAIKey:      get("OPENAI_API_KEY"),
-		OpenAIBaseURL:  strings.TrimRight(get("OPENAI_BASE_URL"), "/"),
+		SessionID:      get(contract.EnvSessionID),
+		TenantID:       get(contract.EnvTenantID),
+		CandidateID:    get(contract.EnvCandidateID),
+		PositionID:     get(contract.EnvPositionID),
+		ControlURL:     strings.TrimRight(get(contract.EnvControlURL), "/"),
+		ProcessorToken: get(contract.EnvProcessorToken),
+		PoolToken:      get(contract.EnvPoolToken),
+		DataDir:        get(contract.EnvData),
+		PlanFile:       get(contract.EnvPlanFile),
+		STT:            get(contract.EnvSTT),
+		Interviewer:    get(contract.EnvInterviewer),
+		TTS:            get(contract.EnvTTS),
+		OpenAIKey:      get(contract.EnvOpenAIKey),
+		OpenAIBaseURL:  strings.TrimRight(get(contract.EnvOpenAIBaseURL), "/"),
 		Timing:         DefaultTiming(),
 		env:            copyEnv(env),
 	}
@@ -145,7 +146,7 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 		cfg.TTS = "espeak"
 	}
 
-	addr, err := listenAddr(get("CANDOR_ADDR"), get("PORT"))
+	addr, err := listenAddr(get(contract.EnvAddr), get(contract.EnvPort))
 	if err != nil {
 		return Config{}, err
 	}
@@ -169,10 +170,10 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 		if cfg.OpenAIKey == "" {
 			return Config{}, errors.New("OPENAI_API_KEY is not set but CANDOR_INTERVIEWER=openai-realtime needs it: set OPENAI_API_KEY (the tenant's secret), or use CANDOR_INTERVIEWER=scripted")
 		}
-		cfg.RealtimeModel = get("CANDOR_REALTIME_MODEL")
-		cfg.RealtimeVoice = get("CANDOR_REALTIME_VOICE")
+		cfg.RealtimeModel = get(contract.EnvRealtimeModel)
+		cfg.RealtimeVoice = get(contract.EnvRealtimeVoice)
 		cfg.RealtimeSessionMax = defaultRealtimeSessionMax
-		if v := get("CANDOR_REALTIME_SESSION_MAX"); v != "" {
+		if v := get(contract.EnvRealtimeSessionMax); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 || d >= 60*time.Minute {
 				return Config{}, fmt.Errorf("CANDOR_REALTIME_SESSION_MAX=%q is not a duration under the service's 60-minute cap: set it like 55m", v)
@@ -217,8 +218,8 @@ func (c Config) withClaim(env map[string]string) (Config, error) {
 		merged[k] = v
 	}
 	// The processor keeps listening where it was spawned.
-	merged["CANDOR_ADDR"] = c.Addr
-	delete(merged, "PORT")
+	merged[contract.EnvAddr] = c.Addr
+	delete(merged, contract.EnvPort)
 	next, err := ConfigFromEnv(merged)
 	if err != nil {
 		return Config{}, err

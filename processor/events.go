@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"candor/processor/contract"
 )
 
 // Caption is the JSON text frame /events clients (and the WHIP data channel)
@@ -130,7 +132,7 @@ func (h *eventHub) broadcast(f frame) {
 }
 
 // Caption sends an entry as a caption.
-func (h *eventHub) Caption(e Entry) {
+func (h *eventHub) Caption(e contract.Entry) {
 	b, _ := json.Marshal(Caption{Type: "caption", Speaker: e.Speaker, Text: e.Text, Seq: e.Seq, Final: true})
 	h.broadcast(frame{data: b})
 }

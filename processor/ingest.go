@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"candor/processor/media"
+
+	"candor/processor/contract"
 )
 
 // Limits of the ingest endpoints.
@@ -107,9 +109,9 @@ type audioChunk struct {
 }
 
 type processAudioAnswer struct {
-	SequenceNumber int64   `json:"sequence_number"`
-	Duplicate      bool    `json:"duplicate,omitempty"`
-	Entries        []Entry `json:"entries"`
+	SequenceNumber int64            `json:"sequence_number"`
+	Duplicate      bool             `json:"duplicate,omitempty"`
+	Entries        []contract.Entry `json:"entries"`
 }
 
 func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +171,7 @@ func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
 	dup := cs.reasm.Push(*c.SequenceNumber, audio)
 	entries, _ := s.Entries()
 	if entries == nil {
-		entries = []Entry{}
+		entries = []contract.Entry{}
 	}
 	writeJSON(w, http.StatusOK, processAudioAnswer{SequenceNumber: *c.SequenceNumber, Duplicate: dup, Entries: entries})
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // Interviewer conducts an interview: it listens to what the candidate says and
@@ -49,7 +51,7 @@ type SpeechRoom interface {
 	// MediaMS is the media clock now.
 	MediaMS() int64
 	// Transcript returns the entries this processor has recorded so far.
-	Transcript() []Entry
+	Transcript() []contract.Entry
 }
 
 // Resume is where a replacement processor picks the interview up, derived
@@ -70,11 +72,8 @@ type Resume struct {
 // of interviewer turns it assumes no follow-ups were asked (the greeting is
 // the first turn), which at worst skips a question rather than repeating the
 // greeting.
-func resumeFrom(plan Plan, st BridgeState) Resume {
-	r := Resume{Said: st.InterviewerTexts}
-	if st.InterviewerTurns != nil {
-		r.Turns = int(*st.InterviewerTurns)
-	}
+func resumeFrom(plan contract.Plan, st contract.State) Resume {
+	r := Resume{Said: st.InterviewerTexts, Turns: int(st.InterviewerTurns)}
 	if len(st.InterviewerTexts) > 0 {
 		r.Turns = max(r.Turns, len(st.InterviewerTexts))
 		for _, said := range st.InterviewerTexts {
@@ -108,7 +107,7 @@ type Utterance struct {
 // (Resume.Turns > 0) does not greet again: it asks the first question not
 // yet asked, or says nothing when the interview was already closed.
 type Scripted struct {
-	Plan       Plan
+	Plan       contract.Plan
 	Pause      time.Duration
 	BriefWords int
 	Resume     Resume

@@ -15,6 +15,8 @@ import (
 	"candor/processor/internal/oairt"
 	"candor/processor/media"
 	"candor/processor/stt"
+
+	"candor/processor/contract"
 )
 
 // Realtime is the openai-realtime interviewer: a speech-to-speech
@@ -41,7 +43,7 @@ import (
 //     far, sends every later sample to it, and retires the old one once its
 //     pending items are done. Every sample goes to exactly one session.
 type Realtime struct {
-	Plan   Plan
+	Plan   contract.Plan
 	Resume Resume
 	Config RealtimeConfig
 	Log    *slog.Logger

@@ -16,6 +16,8 @@ import (
 	"candor/processor/media"
 	"candor/processor/stt"
 	"candor/processor/stt/openaifake"
+
+	"candor/processor/contract"
 )
 
 const realtimePlan = `{"position":{"title":"Librarian","description":"Runs the reading room."},
@@ -123,7 +125,7 @@ func waitMedia(t *testing.T, c *fakeControl, ms int64) {
 	t.Helper()
 	c.waitFor(t, "the media clock to reach the audio sent", func() bool {
 		for _, ev := range c.events {
-			if ev.Type == "heartbeat" && ev.MediaMS >= ms {
+			if ev.Type == "heartbeat" && *ev.MediaMS >= ms {
 				return true
 			}
 		}
@@ -131,7 +133,7 @@ func waitMedia(t *testing.T, c *fakeControl, ms int64) {
 	})
 }
 
-func speakersAndTexts(es []Entry) (speakers, texts []string) {
+func speakersAndTexts(es []contract.Entry) (speakers, texts []string) {
 	for _, e := range es {
 		speakers = append(speakers, e.Speaker)
 		texts = append(texts, e.Text)
@@ -155,7 +157,7 @@ func TestRealtimeInterviewerHoldsThePlannedConversation(t *testing.T) {
 	})
 	defer fake.Close()
 	p := startRealtime(t, fake, "iv_rt")
-	ev := &eventsReader{ws: dialEvents(t, p, CandidateToken(p.control.token, p.control.interviewID))}
+	ev := &eventsReader{ws: dialEvents(t, p, contract.CandidateToken(p.control.token, p.control.interviewID))}
 	defer ev.ws.Close()
 
 	if got := ev.caption(t, "interviewer"); got != replies[0] {
@@ -225,7 +227,7 @@ func TestRealtimeInterviewerStopsWhenTheCandidateBargesIn(t *testing.T) {
 	})
 	defer fake.Close()
 	p := startRealtime(t, fake, "iv_barge")
-	ev := &eventsReader{ws: dialEvents(t, p, CandidateToken(p.control.token, p.control.interviewID))}
+	ev := &eventsReader{ws: dialEvents(t, p, contract.CandidateToken(p.control.token, p.control.interviewID))}
 	defer ev.ws.Close()
 	audio := dialAudio(t, p)
 
@@ -293,7 +295,7 @@ func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
 	})
 	defer fake.Close()
 	p := startRealtime(t, fake, "iv_roll", func(c *Config) { c.RealtimeSessionMax = 1200 * time.Millisecond })
-	ev := &eventsReader{ws: dialEvents(t, p, CandidateToken(p.control.token, p.control.interviewID))}
+	ev := &eventsReader{ws: dialEvents(t, p, contract.CandidateToken(p.control.token, p.control.interviewID))}
 	defer ev.ws.Close()
 	ev.caption(t, "interviewer")
 	audio := dialAudio(t, p)
@@ -342,20 +344,19 @@ func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
 }
 
 func TestResumeFromPlacesAReplacementInThePlan(t *testing.T) {
-	plan := Plan{Questions: []string{"Q1?", "Q2?", "Q3?"}, Interviewer: PlanInterviewer{Greeting: "Hi.", FollowUp: "More?", Closing: "Bye."}}.withDefaults()
-	n := func(v int64) *int64 { return &v }
+	plan := contract.Plan{Questions: []string{"Q1?", "Q2?", "Q3?"}, Interviewer: contract.PlanInterviewer{Greeting: "Hi.", FollowUp: "More?", Closing: "Bye."}}.WithDefaults()
 	tests := []struct {
 		name string
-		st   BridgeState
+		st   contract.State
 		want Resume
 	}{
-		{"a state without the field starts over", BridgeState{LastSeq: 4}, Resume{}},
-		{"texts place it after the last question asked, follow-ups aside", BridgeState{InterviewerTexts: []string{"Hi.", "Q1?", "More?", "Q2?", "More?"}},
+		{"a state with nothing said starts over", contract.State{LastSeq: 4}, Resume{}},
+		{"texts place it after the last question asked, follow-ups aside", contract.State{InterviewerTexts: []string{"Hi.", "Q1?", "More?", "Q2?", "More?"}},
 			Resume{Turns: 5, Asked: 2, Said: []string{"Hi.", "Q1?", "More?", "Q2?", "More?"}}},
-		{"the closing among the texts means nothing is left to say", BridgeState{InterviewerTexts: []string{"Hi.", "Q1?", "Q2?", "Q3?", "Bye."}},
+		{"the closing among the texts means nothing is left to say", contract.State{InterviewerTexts: []string{"Hi.", "Q1?", "Q2?", "Q3?", "Bye."}},
 			Resume{Turns: 5, Asked: 3, Closed: true, Said: []string{"Hi.", "Q1?", "Q2?", "Q3?", "Bye."}}},
-		{"a count alone assumes the greeting then one question a turn", BridgeState{InterviewerTurns: n(3)}, Resume{Turns: 3, Asked: 2}},
-		{"a count past the questions means closed", BridgeState{InterviewerTurns: n(5)}, Resume{Turns: 5, Asked: 3, Closed: true}},
+		{"a count alone assumes the greeting then one question a turn", contract.State{InterviewerTurns: 3}, Resume{Turns: 3, Asked: 2}},
+		{"a count past the questions means closed", contract.State{InterviewerTurns: 5}, Resume{Turns: 5, Asked: 3, Closed: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -379,7 +380,7 @@ func TestAReplacementScriptedInterviewerResumesInsteadOfGreeting(t *testing.T) {
 	env["CANDOR_PLAN_FILE"] = planFile
 	p := startProcessor(t, control, env)
 	control.waitEvent(t, "ready")
-	ev := &eventsReader{ws: dialEvents(t, p, CandidateToken(control.token, control.interviewID))}
+	ev := &eventsReader{ws: dialEvents(t, p, contract.CandidateToken(control.token, control.interviewID))}
 	defer ev.ws.Close()
 	if got := ev.caption(t, "interviewer"); got != "Who is your favourite author?" {
 		t.Fatalf("a replacement said %q first, want the next question", got)

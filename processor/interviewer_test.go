@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // scriptRoom is a Room driven by the test: it records what the interviewer
@@ -27,10 +29,10 @@ func (r *scriptRoom) Say(ctx context.Context, text string) error {
 }
 
 func TestScriptedInterviewer(t *testing.T) {
-	plan := Plan{
+	plan := contract.Plan{
 		Questions:   []string{"Q1?", "Q2?", "Q3?"},
-		Interviewer: PlanInterviewer{Greeting: "Hello.", Closing: "Bye.", FollowUp: "More?"},
-	}.withDefaults()
+		Interviewer: contract.PlanInterviewer{Greeting: "Hello.", Closing: "Bye.", FollowUp: "More?"},
+	}.WithDefaults()
 	tests := []struct {
 		name    string
 		replies map[string]string
@@ -77,7 +79,7 @@ func TestScriptedInterviewer(t *testing.T) {
 func TestScriptedInterviewerWaitsForAnAnswerAndStopsWithItsContext(t *testing.T) {
 	room := &scriptRoom{joined: make(chan struct{}), heard: make(chan Utterance, 16), said: make(chan string, 16)}
 	close(room.joined)
-	iv := &Scripted{Plan: Plan{Questions: []string{"Q1?"}}.withDefaults(), Pause: time.Millisecond, BriefWords: 6}
+	iv := &Scripted{Plan: contract.Plan{Questions: []string{"Q1?"}}.WithDefaults(), Pause: time.Millisecond, BriefWords: 6}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- iv.Run(ctx, room) }()
@@ -97,14 +99,14 @@ func TestScriptedInterviewerWaitsForAnAnswerAndStopsWithItsContext(t *testing.T)
 }
 
 func TestPlanDefaults(t *testing.T) {
-	p, err := ParsePlan([]byte(`{"position":{"title":"Welder"},"questions":["  ", "Why welding?"]}`))
+	p, err := contract.ParsePlan([]byte(`{"position":{"title":"Welder"},"questions":["  ", "Why welding?"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(p.Questions, []string{"Why welding?"}) || p.Interviewer.Greeting == "" || p.Interviewer.Closing == "" || p.Interviewer.FollowUp == "" {
 		t.Fatalf("plan %+v", p)
 	}
-	if _, err := ParsePlan([]byte(`{"questions":"not a list"}`)); err == nil {
+	if _, err := contract.ParsePlan([]byte(`{"questions":"not a list"}`)); err == nil {
 		t.Fatal("a malformed plan was accepted")
 	}
 	if p, err := LoadPlan(""); err != nil || len(p.Questions) == 0 {

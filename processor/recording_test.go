@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	candormedia "candor/processor/media"
+
+	"candor/processor/contract"
 )
 
 // uploadedRecording returns the recording the fake control plane received
@@ -97,7 +99,7 @@ func TestWebMChunksAreUploadedAsTheReassembledWebM(t *testing.T) {
 	for off := 0; off < len(webm); off += 3000 {
 		chunks = append(chunks, webm[off:min(off+3000, len(webm))])
 	}
-	tok := CandidateToken(control.token, control.interviewID)
+	tok := contract.CandidateToken(control.token, control.interviewID)
 	// Out of order, with a duplicate: the recording is still the file in order.
 	order := []int{0, 2, 1}
 	for i := 3; i < len(chunks); i++ {
@@ -131,7 +133,7 @@ func TestMediaRecorderChunksAreUploadedAsAWebMWithADuration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := CandidateToken(control.token, control.interviewID)
+	tok := contract.CandidateToken(control.token, control.interviewID)
 	for i, off := 0, 0; off < len(webm); i, off = i+1, off+700 {
 		if code, b := p.postChunk(t, tok, int64(i), "audio/webm;codecs=opus", webm[off:min(off+700, len(webm))]); code != http.StatusOK {
 			t.Fatalf("chunk %d: %d %s", i, code, b)
@@ -161,7 +163,7 @@ func TestASkippedWebMChunkFallsBackToTheWAVOfWhatWasDecoded(t *testing.T) {
 	p := startProcessor(t, control, interviewEnv(control, t.TempDir()))
 	control.waitEvent(t, "ready")
 	webm := encodeOpus(t, librivox+"sense_and_sensibility_01_austen_64kb-0930.wav", "webm")
-	tok := CandidateToken(control.token, control.interviewID)
+	tok := contract.CandidateToken(control.token, control.interviewID)
 	half := len(webm) / 2
 	// Chunk 1 never arrives: chunk 2 is skipped to after the gap times out.
 	for _, c := range []struct {

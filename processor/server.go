@@ -2,10 +2,7 @@ package processor
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,16 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// CandidateToken is the token the candidate page uses with this processor:
-// hex(HMAC-SHA256(key=processor token, msg="candidate:"+interview id)). The
-// control plane computes the same value. It opens every endpoint but /end.
-func CandidateToken(processorToken, interviewID string) string {
-	m := hmac.New(sha256.New, []byte(processorToken))
-	m.Write([]byte("candidate:" + interviewID))
-	return hex.EncodeToString(m.Sum(nil))
-}
+	"candor/processor/contract"
+)
 
 // server routes requests to the interview session, or handles the claim
 // while the processor is idle.
@@ -165,8 +155,8 @@ func (srv *server) interview(processorOnly bool, h func(*session, http.ResponseW
 		}
 		switch {
 		case equal(token, cfg.ProcessorToken):
-		case !processorOnly && equal(token, CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
-		case processorOnly && equal(token, CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
+		case !processorOnly && equal(token, contract.CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
+		case processorOnly && equal(token, contract.CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
 			writeError(w, http.StatusForbidden, "forbidden", "this endpoint needs the processor token")
 			return
 		default:
@@ -206,12 +196,6 @@ func (srv *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "state": state})
 }
 
-// claimRequest is the body of POST /claim (local warm pool).
-type claimRequest struct {
-	Env  map[string]string `json:"env"`
-	Plan json.RawMessage   `json:"plan"`
-}
-
 // handleClaim gives an idle processor its interview and answers 200 once the
 // session is ready (and the bridge was asked for its state).
 func (srv *server) handleClaim(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +211,7 @@ func (srv *server) handleClaim(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "already_claimed", "this processor already serves interview "+cfg.SessionID)
 		return
 	}
-	var req claimRequest
+	var req contract.ClaimRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_json", `the body must be {"env":{...},"plan":{...}|null}`)
 		return
@@ -238,7 +222,7 @@ func (srv *server) handleClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Plan) > 0 && string(req.Plan) != "null" {
-		if _, err := ParsePlan(req.Plan); err != nil {
+		if _, err := contract.ParsePlan(req.Plan); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_plan", err.Error())
 			return
 		}

@@ -16,6 +16,8 @@ import (
 
 	"candor/processor/media"
 	"candor/processor/stt"
+
+	"candor/processor/contract"
 )
 
 // session is one interview on this processor: the candidate's stream on the
@@ -24,7 +26,7 @@ import (
 type session struct {
 	cfg    Config
 	log    *slog.Logger
-	plan   Plan
+	plan   contract.Plan
 	spool  *spool
 	bridge *bridge
 	sender *sender
@@ -43,7 +45,7 @@ type session struct {
 
 	mu      sync.Mutex // guards seq, entries (and the spool order they imply)
 	seq     int64
-	entries []Entry
+	entries []contract.Entry
 
 	audioMu sync.Mutex // serializes writes to stream and ingest state
 	stream  stt.Stream
@@ -88,7 +90,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 	br := newBridge(cfg.ControlURL, cfg.SessionID, cfg.ProcessorToken)
 	stateCtx, stopState := context.WithCancel(ctx)
 	type stateAnswer struct {
-		st  BridgeState
+		st  contract.State
 		err error
 	}
 	stateCh := make(chan stateAnswer, 1)
@@ -229,7 +231,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		defer close(s.interviewerDone)
 		if err := iv.Run(ivCtx, s); err != nil && ivCtx.Err() == nil {
 			log.Error("interviewer stopped", "err", err)
-			s.event(ivCtx, BridgeEvent{Type: "error", Message: "interviewer: " + err.Error()})
+			s.event(ivCtx, contract.Event{Type: "error", Message: "interviewer: " + err.Error()})
 		}
 	}()
 	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engineName,
@@ -283,7 +285,7 @@ func (interviewerTranscribes) Close() error                { return nil }
 
 // resumeState asks the bridge where the interview stands, retrying while the
 // control plane is unreachable (bounded by Timing.StartTimeout).
-func resumeState(ctx context.Context, br *bridge, t Timing, log *slog.Logger) (BridgeState, error) {
+func resumeState(ctx context.Context, br *bridge, t Timing, log *slog.Logger) (contract.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.StartTimeout)
 	defer cancel()
 	retry := backoff{min: t.RetryMin, max: t.RetryMax}
@@ -296,7 +298,7 @@ func resumeState(ctx context.Context, br *bridge, t Timing, log *slog.Logger) (B
 			log.Warn("bridge state not available yet, retrying", "err", err)
 		}
 		if !sleep(ctx, retry.Next(), nil) {
-			return BridgeState{}, fmt.Errorf("read interview state from CANDOR_CONTROL_URL: %w", err)
+			return contract.State{}, fmt.Errorf("read interview state from CANDOR_CONTROL_URL: %w", err)
 		}
 	}
 }
@@ -318,7 +320,7 @@ func (s *session) heartbeats(ctx context.Context) {
 		return
 	case <-s.serving:
 	}
-	if !s.event(ctx, BridgeEvent{Type: "ready", MediaMS: s.mediaMS()}) {
+	if !s.event(ctx, contract.Event{Type: "ready", MediaMS: new(s.mediaMS())}) {
 		return
 	}
 	t := time.NewTicker(s.cfg.Timing.Heartbeat)
@@ -334,7 +336,7 @@ func (s *session) heartbeats(ctx context.Context) {
 		}
 		// A missed heartbeat is not retried: the next one carries newer news.
 		hctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timing.Heartbeat, time.Second))
-		err := s.bridge.PostEvent(hctx, BridgeEvent{Type: "heartbeat", MediaMS: s.mediaMS()})
+		err := s.bridge.PostEvent(hctx, contract.Event{Type: "heartbeat", MediaMS: new(s.mediaMS())})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Debug("heartbeat not delivered", "err", err)
@@ -344,7 +346,7 @@ func (s *session) heartbeats(ctx context.Context) {
 
 // event delivers a bridge event, retrying with backoff until ctx is done; it
 // reports whether the event was delivered.
-func (s *session) event(ctx context.Context, ev BridgeEvent) bool {
+func (s *session) event(ctx context.Context, ev contract.Event) bool {
 	retry := backoff{min: s.cfg.Timing.RetryMin, max: s.cfg.Timing.RetryMax}
 	for attempt := 1; ; attempt++ {
 		err := s.bridge.PostEvent(ctx, ev)
@@ -365,7 +367,7 @@ func (s *session) event(ctx context.Context, ev BridgeEvent) bool {
 }
 
 // addEntry gives text the next seq, commits it to the spool and publishes it.
-func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidence float64) (Entry, error) {
+func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidence float64) (contract.Entry, error) {
 	// The bridge refuses a batch holding an invalid entry, so entries are
 	// made valid here: text trimmed and bounded, times ordered, confidence in [0,1].
 	text = strings.TrimSpace(text)
@@ -379,11 +381,11 @@ func (s *session) addEntry(speaker, text string, startMS, endMS int64, confidenc
 	}
 	confidence = min(confidence, 1)
 	s.mu.Lock()
-	e := Entry{Seq: s.seq + 1, Speaker: speaker, Text: text, StartMS: startMS, EndMS: endMS, Confidence: confidence}
+	e := contract.Entry{Seq: s.seq + 1, Speaker: speaker, Text: text, StartMS: startMS, EndMS: endMS, Confidence: confidence}
 	// The spool write happens under the lock so spool order is seq order.
 	if err := s.spool.Append(s.work, e); err != nil {
 		s.mu.Unlock()
-		return Entry{}, err
+		return contract.Entry{}, err
 	}
 	s.seq = e.Seq
 	s.entries = append(s.entries, e)
@@ -416,10 +418,10 @@ func (s *session) onResult(r stt.Result) {
 func (s *session) Joined() <-chan struct{} { return s.joined }
 func (s *session) Heard() <-chan Utterance { return s.heard }
 func (s *session) join()                   { s.joinOnce.Do(func() { close(s.joined) }) }
-func (s *session) Entries() (es []Entry, n int64) {
+func (s *session) Entries() (es []contract.Entry, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Entry(nil), s.entries...), s.seq
+	return append([]contract.Entry(nil), s.entries...), s.seq
 }
 
 func (s *session) Say(ctx context.Context, text string) error {
@@ -490,12 +492,12 @@ func (s *session) Record(speaker, text string, startMS, endMS int64) error {
 
 func (s *session) MediaMS() int64 { return s.mediaMS() }
 
-func (s *session) Transcript() []Entry {
+func (s *session) Transcript() []contract.Entry {
 	es, _ := s.Entries()
 	return es
 }
 
-func captionJSON(e Entry) []byte {
+func captionJSON(e contract.Entry) []byte {
 	b, _ := json.Marshal(Caption{Type: "caption", Speaker: e.Speaker, Text: e.Text, Seq: e.Seq, Final: true})
 	return b
 }
@@ -574,7 +576,7 @@ func (s *session) End(ctx context.Context) (EndResult, error) {
 	}
 	_, n := s.Entries()
 	if !s.endedSent {
-		if !s.event(ctx, BridgeEvent{Type: "ended", MediaMS: s.mediaMS(), Data: map[string]int64{"entries": n}}) {
+		if !s.event(ctx, contract.Event{Type: "ended", MediaMS: new(s.mediaMS()), Data: map[string]any{"entries": n}}) {
 			return EndResult{}, fmt.Errorf("send ended event: not delivered (%v)", ctx.Err())
 		}
 		s.endedSent = true

@@ -7,18 +7,9 @@ import (
 	"fmt"
 
 	_ "modernc.org/sqlite" // driver "sqlite"
-)
 
-// Entry is one transcript line as the bridge receives it. Seq is dense and
-// increasing per interview across processors; times are on the media clock.
-type Entry struct {
-	Seq        int64   `json:"seq"`
-	Speaker    string  `json:"speaker"` // "candidate" | "interviewer"
-	Text       string  `json:"text"`
-	StartMS    int64   `json:"start_ms"`
-	EndMS      int64   `json:"end_ms"`
-	Confidence float64 `json:"confidence"`
-}
+	"candor/processor/contract"
+)
 
 // spool keeps entries that the bridge has not acknowledged yet. An entry is
 // committed (fsync'd, synchronous=FULL) before anyone tries to send it and is
@@ -46,7 +37,7 @@ func openSpool(ctx context.Context, path string) (*spool, error) {
 func (s *spool) Close() error { return s.db.Close() }
 
 // Append commits e. Appending an existing seq replaces it (same entry).
-func (s *spool) Append(ctx context.Context, e Entry) error {
+func (s *spool) Append(ctx context.Context, e contract.Entry) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode entry %d: %w", e.Seq, err)
@@ -58,19 +49,19 @@ func (s *spool) Append(ctx context.Context, e Entry) error {
 }
 
 // Pending returns up to limit undelivered entries, oldest first.
-func (s *spool) Pending(ctx context.Context, limit int) ([]Entry, error) {
+func (s *spool) Pending(ctx context.Context, limit int) ([]contract.Entry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT body FROM entries ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read spool: %w", err)
 	}
 	defer rows.Close()
-	var out []Entry
+	var out []contract.Entry
 	for rows.Next() {
 		var body string
 		if err := rows.Scan(&body); err != nil {
 			return nil, fmt.Errorf("read spool: %w", err)
 		}
-		var e Entry
+		var e contract.Entry
 		if err := json.Unmarshal([]byte(body), &e); err != nil {
 			return nil, fmt.Errorf("decode spooled entry: %w", err)
 		}
@@ -80,7 +71,7 @@ func (s *spool) Pending(ctx context.Context, limit int) ([]Entry, error) {
 }
 
 // Ack removes delivered entries.
-func (s *spool) Ack(ctx context.Context, es []Entry) error {
+func (s *spool) Ack(ctx context.Context, es []contract.Entry) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("ack spool: %w", err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"candor/processor/contract"
 )
 
 func fastTiming() Timing {
@@ -62,7 +64,7 @@ func TestSpoolDeliversEachEntryExactlyOnceAcrossAnOutage(t *testing.T) {
 	snd, _ := runSender(t, sp, newBridge(f.URL(), "iv_out", "tok"))
 	const n = 250
 	for i := int64(1); i <= n; i++ {
-		if err := sp.Append(t.Context(), Entry{Seq: i, Speaker: "candidate", Text: fmt.Sprint("word ", i)}); err != nil {
+		if err := sp.Append(t.Context(), contract.Entry{Seq: i, Speaker: "candidate", Text: fmt.Sprint("word ", i)}); err != nil {
 			t.Fatal(err)
 		}
 		snd.Notify()
@@ -105,7 +107,7 @@ func TestSpoolSendsUndeliveredRowsFirstAfterARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := int64(1); i <= 5; i++ {
-		if err := sp.Append(t.Context(), Entry{Seq: i, Speaker: "candidate", Text: "before"}); err != nil {
+		if err := sp.Append(t.Context(), contract.Entry{Seq: i, Speaker: "candidate", Text: "before"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,7 +122,7 @@ func TestSpoolSendsUndeliveredRowsFirstAfterARestart(t *testing.T) {
 		t.Fatalf("max seq after restart = %d, want 5", maxSeq)
 	}
 	snd, _ := runSender(t, sp, newBridge(f.URL(), "iv_rs", "tok"))
-	if err := sp.Append(t.Context(), Entry{Seq: 6, Speaker: "candidate", Text: "after"}); err != nil {
+	if err := sp.Append(t.Context(), contract.Entry{Seq: 6, Speaker: "candidate", Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
 	snd.Notify()
@@ -144,7 +146,7 @@ func TestDrainGivesUpWhenTheBridgeStaysDown(t *testing.T) {
 	}
 	defer sp.Close()
 	snd, _ := runSender(t, sp, newBridge(f.URL(), "iv_dn", "tok"))
-	if err := sp.Append(t.Context(), Entry{Seq: 1, Speaker: "candidate", Text: "x"}); err != nil {
+	if err := sp.Append(t.Context(), contract.Entry{Seq: 1, Speaker: "candidate", Text: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	snd.Notify()
@@ -168,14 +170,14 @@ func asDrainError(err error, target **drainError) bool {
 
 func TestAnEntryTheBridgeRefusesIsDroppedWithoutBlockingTheRest(t *testing.T) {
 	f := newFakeControl(t, "iv_poison", "tok")
-	f.refuse = func(e Entry) bool { return e.Text == "poison" }
+	f.refuse = func(e contract.Entry) bool { return e.Text == "poison" }
 	sp, err := openSpool(t.Context(), filepath.Join(t.TempDir(), "spool.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.Close()
 	for i, text := range []string{"a", "b", "poison", "d", "e"} {
-		if err := sp.Append(t.Context(), Entry{Seq: int64(i + 1), Speaker: "candidate", Text: text}); err != nil {
+		if err := sp.Append(t.Context(), contract.Entry{Seq: int64(i + 1), Speaker: "candidate", Text: text}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 
 	"candor/processor/tts"
+
+	"candor/processor/contract"
 )
 
 // Voice synthesizes the interviewer's speech as 16 kHz mono s16 PCM
@@ -18,7 +20,7 @@ var _ Voice = tts.Voice(nil)
 
 // newVoice returns the interviewer's voice: OpenAI speech when CANDOR_TTS=openai,
 // otherwise espeak-ng with the plan's voice hint.
-func newVoice(cfg Config, plan Plan) (Voice, error) {
+func newVoice(cfg Config, plan contract.Plan) (Voice, error) {
 	if cfg.TTS == "openai" {
 		return tts.NewOpenAI(tts.OpenAIConfig{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL}), nil
 	}

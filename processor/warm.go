@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"candor/processor/stt"
+
+	"candor/processor/contract"
 )
 
 // warm is what an idle (warm-pool) processor prepares before its claim, so
@@ -98,7 +100,7 @@ func (w *warm) prepare(log *slog.Logger) {
 // warmVoice synthesizes a word once so the voice's binary and data are in
 // memory before the interviewer's greeting; a claim cuts it short.
 func (w *warm) warmVoice(ctx context.Context, log *slog.Logger) {
-	v, err := newVoice(w.cfg, Plan{})
+	v, err := newVoice(w.cfg, contract.Plan{})
 	if err != nil || w.cfg.TTS == "openai" {
 		return // no voice, or one behind the network: nothing local to warm
 	}

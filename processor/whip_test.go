@@ -17,6 +17,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	candormedia "candor/processor/media"
+
+	"candor/processor/contract"
 )
 
 // encodeOpus encodes a WAV fixture with ffmpeg into the given container.
@@ -130,7 +132,7 @@ func TestSpeechOverWHIPIsTranscribedAndTheRecordingUploaded(t *testing.T) {
 	}
 	<-gathered
 
-	code, answer, h := p.do(t, http.MethodPost, "/whip", CandidateToken(control.token, control.interviewID), "application/sdp", []byte(pc.LocalDescription().SDP))
+	code, answer, h := p.do(t, http.MethodPost, "/whip", contract.CandidateToken(control.token, control.interviewID), "application/sdp", []byte(pc.LocalDescription().SDP))
 	if code != http.StatusCreated || h.Get("Content-Type") != "application/sdp" || !strings.HasPrefix(h.Get("Location"), "/whip/") {
 		t.Fatalf("POST /whip = %d %v\n%s", code, h, answer)
 	}
@@ -154,7 +156,7 @@ func TestSpeechOverWHIPIsTranscribedAndTheRecordingUploaded(t *testing.T) {
 	wantMS := int64(len(pkts)-25) * 20
 	control.waitFor(t, "the media clock to follow the WHIP audio", func() bool {
 		for _, ev := range control.events {
-			if ev.Type == "heartbeat" && ev.MediaMS >= wantMS {
+			if ev.Type == "heartbeat" && *ev.MediaMS >= wantMS {
 				return true
 			}
 		}
@@ -206,7 +208,7 @@ func TestWebMChunksFromMediaRecorderAreTranscribed(t *testing.T) {
 		order[i], order[i+1] = order[i+1], order[i]
 	}
 	for _, i := range order {
-		if code, b := p.postChunk(t, CandidateToken(control.token, control.interviewID), int64(i+1), "audio/webm;codecs=opus", chunks[i]); code != http.StatusOK {
+		if code, b := p.postChunk(t, contract.CandidateToken(control.token, control.interviewID), int64(i+1), "audio/webm;codecs=opus", chunks[i]); code != http.StatusOK {
 			t.Fatalf("chunk %d: %d %s", i+1, code, b)
 		}
 	}

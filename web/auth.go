@@ -466,15 +466,6 @@ func (s *Server) processorToken(interviewID, machineID string) string {
 	return base64.RawURLEncoding.EncodeToString(s.mac("processor:" + interviewID + ":" + machineID))
 }
 
-// candidateToken is what the candidate page presents to the processor:
-// hex(HMAC-SHA256(key=processor token, "candidate:"+interview id)); the
-// processor computes the same (CONTRACTS.md).
-func candidateToken(processorToken, interviewID string) string {
-	m := hmac.New(sha256.New, []byte(processorToken))
-	m.Write([]byte("candidate:" + interviewID))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 func (s *Server) mac(msg string) []byte {
 	m := hmac.New(sha256.New, s.cfg.SecretKey)
 	m.Write([]byte(msg))

@@ -13,12 +13,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 )
 
-// The bridge API: how a processor reports to the control plane (DESIGN §5,
-// CONTRACTS.md). Every call carries the interview's processor token, which
+// The bridge API: how a processor reports to the control plane (DESIGN §5;
+// the wire types are package contract's). Every call carries the interview's processor token, which
 // is valid for that one interview only, and only while it is starting or
 // running.
 
@@ -105,24 +106,11 @@ func bridgeInterview(c echo.Context) store.Interview {
 	return c.Get(bridgeIVKey).(store.Interview)
 }
 
-type bridgeEntry struct {
-	Seq        *int64   `json:"seq"`
-	Speaker    string   `json:"speaker"`
-	Text       string   `json:"text"`
-	StartMS    *int64   `json:"start_ms"`
-	EndMS      *int64   `json:"end_ms"`
-	Confidence *float64 `json:"confidence"`
-}
-
-type bridgeEntriesInput struct {
-	Entries []bridgeEntry `json:"entries"`
-}
-
 // validateEntries checks every entry and returns them as store entries;
 // any invalid entry rejects the batch with a message naming it. How far a
 // seq may reach past the last stored one is the store's to check, in the
 // same transaction that appends.
-func validateEntries(in []bridgeEntry, interviewID string) ([]store.Entry, error) {
+func validateEntries(in []contract.Entry, interviewID string) ([]store.Entry, error) {
 	if in == nil {
 		return nil, invalid("entries", "is required")
 	}
@@ -134,53 +122,38 @@ func validateEntries(in []bridgeEntry, interviewID string) ([]store.Entry, error
 	for i, e := range in {
 		field := func(name string) string { return fmt.Sprintf("entries[%d].%s", i, name) }
 		switch {
-		case e.Seq == nil:
-			return nil, invalid(field("seq"), "is required")
-		case *e.Seq < 1:
-			return nil, invalid(field("seq"), "must be at least 1, not %d", *e.Seq)
+		case e.Seq < 1:
+			return nil, invalid(field("seq"), "must be at least 1, not %d", e.Seq)
 		case e.Speaker != store.SpeakerCandidate && e.Speaker != store.SpeakerInterviewer:
 			return nil, invalid(field("speaker"), "must be \"candidate\" or \"interviewer\", not %q", e.Speaker)
 		case strings.TrimSpace(e.Text) == "":
 			return nil, invalid(field("text"), "is empty")
 		case len(e.Text) > maxEntryTextLen:
 			return nil, invalid(field("text"), "is longer than %d bytes", maxEntryTextLen)
-		case e.StartMS == nil:
-			return nil, invalid(field("start_ms"), "is required")
-		case e.EndMS == nil:
-			return nil, invalid(field("end_ms"), "is required")
-		case *e.StartMS < 0:
+		case e.StartMS < 0:
 			return nil, invalid(field("start_ms"), "must not be negative")
-		case *e.EndMS < *e.StartMS:
-			return nil, invalid(field("end_ms"), "%d is before start_ms %d", *e.EndMS, *e.StartMS)
-		case e.Confidence != nil && (math.IsNaN(*e.Confidence) || *e.Confidence < 0 || *e.Confidence > 1):
+		case e.EndMS < e.StartMS:
+			return nil, invalid(field("end_ms"), "%d is before start_ms %d", e.EndMS, e.StartMS)
+		case math.IsNaN(e.Confidence) || e.Confidence < 0 || e.Confidence > 1:
 			return nil, invalid(field("confidence"), "must be between 0 and 1")
 		}
-		if j, dup := seen[*e.Seq]; dup {
-			return nil, invalid(field("seq"), "%d appears also in entries[%d]", *e.Seq, j)
+		if j, dup := seen[e.Seq]; dup {
+			return nil, invalid(field("seq"), "%d appears also in entries[%d]", e.Seq, j)
 		}
-		seen[*e.Seq] = i
-		conf := 0.0
-		if e.Confidence != nil {
-			conf = *e.Confidence
-		}
+		seen[e.Seq] = i
 		out = append(out, store.Entry{
-			InterviewID: interviewID, Seq: *e.Seq, Speaker: e.Speaker, Text: strings.TrimSpace(e.Text),
-			StartMS: *e.StartMS, EndMS: *e.EndMS, Confidence: conf,
+			InterviewID: interviewID, Seq: e.Seq, Speaker: e.Speaker, Text: strings.TrimSpace(e.Text),
+			StartMS: e.StartMS, EndMS: e.EndMS, Confidence: e.Confidence,
 		})
 	}
 	return out, nil
-}
-
-type bridgeEntriesJSON struct {
-	Received int `json:"received"`
-	Inserted int `json:"inserted"`
 }
 
 // handleBridgeEntries stores a batch of transcript entries. Seqs stored
 // before are skipped (a retried batch answers 200 and changes nothing);
 // only newly stored entries are published, after the commit.
 func (s *Server) handleBridgeEntries(c echo.Context) error {
-	var in bridgeEntriesInput
+	var in contract.EntriesRequest
 	if err := decodeLimit(c, &in, bridgeBodyLimit); err != nil {
 		return err
 	}
@@ -204,18 +177,11 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	for _, e := range inserted {
 		s.hub.Publish("interview:"+iv.InterviewID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
 	}
-	return c.JSON(http.StatusOK, bridgeEntriesJSON{Received: len(es), Inserted: len(inserted)})
-}
-
-type bridgeEventInput struct {
-	Type    string         `json:"type"`
-	MediaMS *int64         `json:"media_ms"`
-	Message string         `json:"message"`
-	Data    map[string]any `json:"data"`
+	return c.JSON(http.StatusOK, contract.EntriesAnswer{Received: len(es), Inserted: len(inserted)})
 }
 
 func (s *Server) handleBridgeEvents(c echo.Context) error {
-	var in bridgeEventInput
+	var in contract.Event
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
@@ -238,7 +204,7 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 		data["data"] = in.Data
 	}
 	switch in.Type {
-	case "ready":
+	case contract.EventReady:
 		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.ready", data); err != nil {
 			return fmt.Errorf("record processor.ready: %w", err)
 		}
@@ -253,20 +219,20 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 				s.publishStatus(running)
 			}
 		}
-	case "heartbeat":
+	case contract.EventHeartbeat:
 		if in.MediaMS == nil {
 			return invalid("media_ms", "is required for a heartbeat")
 		}
 		if err := s.db.RecordHeartbeat(ctx, iv.TenantID, iv.ID, *in.MediaMS, time.Now().UTC()); err != nil {
 			return fmt.Errorf("record heartbeat: %w", err)
 		}
-	case "ended":
+	case contract.EventEnded:
 		// The processor has delivered everything; the control plane
 		// completes the interview in POST …/end (or supervision does).
 		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.ended", data); err != nil {
 			return fmt.Errorf("record processor.ended: %w", err)
 		}
-	case "error":
+	case contract.EventError:
 		if in.Message == "" {
 			return invalid("message", "is required for an error event")
 		}
@@ -281,17 +247,6 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
 }
 
-type bridgeStateJSON struct {
-	LastSeq int64        `json:"last_seq"`
-	MediaMS int64        `json:"media_ms"`
-	Status  store.Status `json:"status"`
-	// InterviewerTurns and InterviewerTexts let a replacement processor's
-	// interviewer resume where its predecessor stopped: the texts tell
-	// questions from follow-ups.
-	InterviewerTurns int      `json:"interviewer_turns"`
-	InterviewerTexts []string `json:"interviewer_texts"`
-}
-
 // handleBridgeState tells a (replacement) processor where the interview
 // stands: the seq and media clock to continue from (the later of the last
 // heartbeat and the last entry's end), and what the interviewer has said
@@ -302,7 +257,7 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("entries: %w", err)
 	}
-	st := bridgeStateJSON{MediaMS: iv.MediaMS, Status: iv.Status, InterviewerTexts: []string{}}
+	st := contract.State{MediaMS: iv.MediaMS, Status: string(iv.Status), InterviewerTexts: []string{}}
 	for _, e := range entries {
 		st.LastSeq = max(st.LastSeq, e.Seq)
 		// The last heartbeat may predate the predecessor's last entries
@@ -313,6 +268,6 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 			st.InterviewerTexts = append(st.InterviewerTexts, e.Text)
 		}
 	}
-	st.InterviewerTurns = len(st.InterviewerTexts)
+	st.InterviewerTurns = int64(len(st.InterviewerTexts))
 	return c.JSON(http.StatusOK, st)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -184,11 +185,11 @@ func TestBridgeEventsAndState(t *testing.T) {
 	followUp := entry(4, "Could you say a little more?")
 	followUp["speaker"] = "interviewer"
 	e.postEntries(t, iv, tok, entry(1, "a"), question, entry(3, "b"), followUp, entry(7, "c"))
-	var state bridgeStateJSON
+	var state contract.State
 	e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: tok}, &state)
 	// The last heartbeat said 4200 ms, but entry 7 ends at 7900 ms: a
 	// replacement continues after the transcript, not before it.
-	want := bridgeStateJSON{LastSeq: 7, MediaMS: 7900, Status: store.StatusRunning, InterviewerTurns: 2,
+	want := contract.State{LastSeq: 7, MediaMS: 7900, Status: string(store.StatusRunning), InterviewerTurns: 2,
 		InterviewerTexts: []string{"Tell me about a system you built.", "Could you say a little more?"}}
 	if !reflect.DeepEqual(state, want) {
 		t.Errorf("state = %+v, want %+v", state, want)

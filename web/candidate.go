@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
 	"candor/store"
 	"candor/web/views"
 )
@@ -261,7 +262,7 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 		InterviewID:  iv.ID,
 		Status:       iv.Status,
 		ProcessorURL: s.processorURL(m),
-		Token:        candidateToken(s.processorToken(iv.ID, m.ID), iv.ID),
+		Token:        contract.CandidateToken(s.processorToken(iv.ID, m.ID), iv.ID),
 	})
 }
 

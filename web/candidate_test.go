@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -176,7 +177,7 @@ func TestCandidateJoin(t *testing.T) {
 	if j.ProcessorURL != m.URL {
 		t.Errorf("processor_url = %q, want the machine's %q", j.ProcessorURL, m.URL)
 	}
-	if want := candidateToken(e.srv.processorToken(id, m.ID), id); j.Token != want {
+	if want := contract.CandidateToken(e.srv.processorToken(id, m.ID), id); j.Token != want {
 		t.Errorf("token = %q, want the candidate token %q", j.Token, want)
 	}
 	if j.Token == e.srv.processorToken(id, m.ID) {

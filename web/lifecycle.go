@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/fly"
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 )
@@ -240,8 +241,8 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 	if env == nil {
 		env = map[string]string{}
 	}
-	env["CANDOR_CONTROL_URL"] = s.cfg.PublicURL
-	env["CANDOR_PROCESSOR_TOKEN"] = token
+	env[contract.EnvControlURL] = s.cfg.PublicURL
+	env[contract.EnvProcessorToken] = token
 	fm, err := s.machines.Launch(ctx, fly.Spec{
 		InterviewID: iv.ID, TenantID: iv.TenantID, TenantSlug: tenant.Slug,
 		CandidateID: iv.CandidateID, PositionID: iv.PositionID,
@@ -309,13 +310,17 @@ type launchError struct {
 func (e *launchError) Error() string   { return e.public.Error() }
 func (e *launchError) Unwrap() []error { return []error{e.public, e.cause} }
 
-// newPlan is the interview plan a processor receives (processor.Plan).
-func newPlan(p store.Position) map[string]any {
-	return map[string]any{
-		"position":  map[string]string{"title": p.Title, "description": p.Description},
-		"questions": nonNil(p.Questions),
-		"rubric":    nonNil(p.Rubric),
+// newPlan is the interview plan a processor receives.
+func newPlan(p store.Position) contract.Plan {
+	plan := contract.Plan{
+		Position:  contract.PlanPosition{Title: p.Title, Description: p.Description},
+		Questions: nonNil(p.Questions),
+		Rubric:    []contract.PlanRubric{},
 	}
+	for _, r := range p.Rubric {
+		plan.Rubric = append(plan.Rubric, contract.PlanRubric{Name: r.Name, Description: r.Description, Weight: r.Weight})
+	}
+	return plan
 }
 
 func nonNil[T any](xs []T) []T {
@@ -562,5 +567,5 @@ func (s *Server) candidateAccess(ctx context.Context, iv store.Interview) (proce
 	if err != nil {
 		return "", "", err
 	}
-	return s.processorURL(m), candidateToken(s.processorToken(iv.ID, m.ID), iv.ID), nil
+	return s.processorURL(m), contract.CandidateToken(s.processorToken(iv.ID, m.ID), iv.ID), nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"candor/fly"
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -73,7 +74,7 @@ func TestStartAndEnd(t *testing.T) {
 	t.Run("the candidate token is the HMAC of the processor token", func(t *testing.T) {
 		m := hmac.New(sha256.New, []byte(st.Processor.Token))
 		m.Write([]byte("candidate:" + iv))
-		if got, want := candidateToken(st.Processor.Token, iv), hex.EncodeToString(m.Sum(nil)); got != want {
+		if got, want := contract.CandidateToken(st.Processor.Token, iv), hex.EncodeToString(m.Sum(nil)); got != want {
 			t.Errorf("candidate token %s, want %s", got, want)
 		}
 	})
@@ -235,7 +236,7 @@ func TestCandidateHelpers(t *testing.T) {
 	}
 	st := e.start(t, a, iv)
 	url, tok, err := e.srv.candidateAccess(ctx, got)
-	if err != nil || url != st.Processor.URL || tok != candidateToken(st.Processor.Token, iv) || tok == st.Processor.Token {
+	if err != nil || url != st.Processor.URL || tok != contract.CandidateToken(st.Processor.Token, iv) || tok == st.Processor.Token {
 		t.Errorf("candidateAccess = %s %s %v", url, tok, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -35,8 +36,8 @@ import (
 // and served, in media order, as the interview's recording parts.
 
 const (
-	recordingSegmentHeader = "Candor-Recording-Segment"
-	recordingStartHeader   = "Candor-Recording-Start-Ms"
+	recordingSegmentHeader = contract.RecordingSegmentHeader
+	recordingStartHeader   = contract.RecordingStartHeader
 	// maxRecordingParts bounds the segments of one interview (each is a
 	// processor launch; the supervisor gives up long before this).
 	maxRecordingParts = 100

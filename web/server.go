@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"candor/fly"
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 )
@@ -252,7 +253,7 @@ func (s *Server) apiRoutes() {
 // bridgeRoutes registers the processor → control API. Its own auth (the
 // per-interview processor token) replaces apiAuth.
 func (s *Server) bridgeRoutes() {
-	b := s.e.Group("/api/v1/bridge/interviews/:id", s.bridgeAuth)
+	b := s.e.Group(contract.BridgePath+":id", s.bridgeAuth)
 	b.POST("/entries", s.handleBridgeEntries)
 	b.POST("/events", s.handleBridgeEvents, s.withBridgeInterview)
 	b.GET("/state", s.handleBridgeState, s.withBridgeInterview)

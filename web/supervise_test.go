@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -53,9 +54,9 @@ func TestSupervisionReplacesASilentProcessor(t *testing.T) {
 		}
 	})
 	t.Run("the replacement resumes the sequence and media clock", func(t *testing.T) {
-		var st bridgeStateJSON
+		var st contract.State
 		e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: second.Processor.Token}, &st)
-		if st.LastSeq != 2 || st.MediaMS != 2900 || st.Status != store.StatusRunning {
+		if st.LastSeq != 2 || st.MediaMS != 2900 || st.Status != string(store.StatusRunning) {
 			t.Errorf("state = %+v", st)
 		}
 		e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/entries", Key: second.Processor.Token,
