@@ -39,6 +39,7 @@ import (
 	"strings"
 	"testing"
 
+	"candor/processor/contract"
 	"candor/store"
 )
 
@@ -106,7 +107,7 @@ func (w *attackWorld) newTenant(t *testing.T, name string) attackTenant {
 	at.runningID = newIV()
 	st := e.start(t, at.tenant, at.runningID)
 	at.processorToken = st.Processor.Token
-	at.candidateTok = candidateToken(st.Processor.Token, at.runningID)
+	at.candidateTok = contract.CandidateToken(st.Processor.Token, at.runningID)
 	if res := e.postEntries(t, at.runningID, at.processorToken, entry(1, "Transcript "+marker)); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
 	}
