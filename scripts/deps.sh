@@ -2,7 +2,7 @@
 # Installs the Debian packages Candor runs and tests with, when any is missing.
 # Safe to run again: it does nothing when everything is there.
 set -euo pipefail
-packages=(pocketsphinx pocketsphinx-en-us pocketsphinx-testdata espeak-ng ffmpeg chromium sox ca-certificates)
+packages=(pocketsphinx pocketsphinx-en-us pocketsphinx-testdata espeak-ng ffmpeg chromium sox poppler-utils ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

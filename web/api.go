@@ -330,6 +330,9 @@ func (s *Server) handleTranscript(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "interview")
 	}
+	if f := c.QueryParam("format"); f != "" && f != "json" {
+		return exportTranscript(c, c.Param("id"), f, es)
+	}
 	return listJSON(c, "entries", es, toEntryJSON)
 }
 

@@ -60,6 +60,15 @@ type Config struct {
 	// ReconcileInterval is how often machines are reconciled (reconcile.go)
 	// after the pass at start-up; default 1 minute, negative disables.
 	ReconcileInterval time.Duration
+
+	// Evaluator scores completed interviews (scorecards.go); nil is the
+	// "none" evaluator: stats only.
+	Evaluator Evaluator
+	// EvalTimeout bounds one evaluation; default 10 minutes.
+	EvalTimeout time.Duration
+	// OutboxPoll is how often outbox consumers (scorer, webhooks) look
+	// for new events; default 1 s, negative disables them.
+	OutboxPoll time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -83,6 +92,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
+	}
+	if c.EvalTimeout <= 0 {
+		c.EvalTimeout = 10 * time.Minute
+	}
+	if c.OutboxPoll == 0 {
+		c.OutboxPoll = time.Second
 	}
 	if len(c.SecretKey) < 16 {
 		return errors.New("web: Config.SecretKey must hold at least 16 bytes")
@@ -128,6 +143,8 @@ type Server struct {
 	// overlapping bridge requests must not publish out of order. Separate
 	// from locks, which end holds while the processor flushes entries.
 	entryLocks exactLocks
+	// scoring tracks evaluations in flight (scorecards.go).
+	scoring rerun
 	// processorClient talks to processors (POST /end).
 	processorClient *http.Client
 
@@ -173,6 +190,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 	s.buildEcho()
 	s.startSupervisor()
 	s.startReconciler()
+	s.startAfterInterview()
 	return s, nil
 }
 
@@ -248,6 +266,8 @@ func (s *Server) apiRoutes() {
 	api.GET("/interviews/:id/recording", s.handleGetRecording)
 
 	api.GET("/realtime", s.handleRealtime)
+
+	s.afterRoutes(api, write)
 }
 
 // bridgeRoutes registers the processor → control API. Its own auth (the

@@ -1,0 +1,18 @@
+package web
+
+import "github.com/labstack/echo/v4"
+
+// afterRoutes registers what follows an interview: exports, the report,
+// scorecards and reviews, webhooks, retention, erasure and the audit log.
+// write guards routes that change data (owners and recruiters).
+func (s *Server) afterRoutes(api *echo.Group, write echo.MiddlewareFunc) {
+	api.GET("/interviews/:id/report.pdf", s.handleReportPDF)
+	api.GET("/interviews/:id/scorecard", s.handleGetScorecard)
+	api.POST("/interviews/:id/scorecard", s.handleRescore, write)
+}
+
+// startAfterInterview starts the outbox consumers: the scorer (and, in
+// webhooks.go, delivery).
+func (s *Server) startAfterInterview() {
+	s.startScorer()
+}
