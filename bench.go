@@ -10,14 +10,16 @@ import (
 // machine, printed as they are taken.
 func runBench(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: candor bench realtime|machines [flags]")
+		return errors.New("usage: candor bench realtime|machines|backup [flags]")
 	}
 	switch args[0] {
 	case "realtime":
 		return benchRealtime(ctx, args[1:], stdout, stderr)
 	case "machines":
 		return runBenchMachines(ctx, args[1:], env, stdout, stderr)
+	case "backup":
+		return benchBackup(ctx, args[1:], stdout, stderr)
 	default:
-		return errors.New("unknown benchmark " + args[0] + ": use realtime or machines")
+		return errors.New("unknown benchmark " + args[0] + ": use realtime, machines or backup")
 	}
 }

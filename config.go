@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"candor/store/replica"
 )
 
 // serveConfig is what `candor [serve]` runs with: every field comes from a
@@ -35,6 +37,11 @@ type serveConfig struct {
 	// ReconcileInterval is how often machines are reconciled with the
 	// store after the pass at start-up.
 	ReconcileInterval time.Duration
+
+	// ReplicateTo is the Litestream replica URL ("" = no replication);
+	// ReplicateWorkDir holds Litestream's working files.
+	ReplicateTo      string
+	ReplicateWorkDir string
 
 	FlyAppPrefix string
 	FlyProxyURL  string
@@ -84,6 +91,13 @@ func positiveDuration(v string) error {
 	return nil
 }
 
+func replicaURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	return replica.CheckURL(v)
+}
+
 func hostPort(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return errors.New("use host:port, e.g. 127.0.0.1:8080")
@@ -118,6 +132,8 @@ var serveSettings = []setting{
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
 	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
+	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
+	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
 	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
@@ -134,7 +150,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 		vals[s.flag] = fs.String(s.flag, s.def, s.help+" (env "+s.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: candor [serve] [flags]\n       candor admin bootstrap --tenant NAME --email E --password P [--data DIR]\n       candor eval-stt --corpus DIR [--engine NAME] [--transport wav|webm|ogg|whip]\n       candor bench realtime|machines\n       candor version\n\nflags:")
+		fmt.Fprintln(stderr, "usage: candor [serve] [flags]\n       candor admin bootstrap --tenant NAME --email E --password P [--data DIR]\n       candor eval-stt --corpus DIR [--engine NAME] [--transport wav|webm|ogg|whip]\n       candor backup --data DIR --to FILE\n       candor restore --from FILE | --from-replica URL --data DIR [--force]\n       candor bench realtime|machines|backup\n       candor version\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -179,6 +195,8 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.PricePerHour, _ = strconv.ParseFloat(get["price-per-machine-hour"], 64)
 	cfg.HeartbeatTimeout, _ = time.ParseDuration(get["heartbeat-timeout"])
 	cfg.ReconcileInterval, _ = time.ParseDuration(get["reconcile-interval"])
+	cfg.ReplicateTo = get["replicate-to"]
+	cfg.ReplicateWorkDir = get["replicate-work-dir"]
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

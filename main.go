@@ -44,12 +44,16 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			return runAdmin(ctx, args[1:], env, stdout, stderr)
 		case "eval-stt":
 			return runEvalSTT(ctx, args[1:], env, stdout, stderr)
+		case "backup":
+			return runBackup(ctx, args[1:], env, stdout, stderr)
+		case "restore":
+			return runRestore(ctx, args[1:], env, stdout, stderr)
 		case "bench":
 			return runBench(ctx, args[1:], env, stdout, stderr)
 		case "serve":
 			args = args[1:]
 		default:
-			return fmt.Errorf("unknown command %q: use serve, admin bootstrap, eval-stt, bench or version", args[0])
+			return fmt.Errorf("unknown command %q: use serve, admin bootstrap, backup, restore, eval-stt, bench or version", args[0])
 		}
 	}
 	cfg, err := parseServeConfig(args, env, stderr)

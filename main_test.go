@@ -149,7 +149,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 
 // serveWhile runs the control plane on dir until f returns, then stops it
 // and waits for run to return.
-func serveWhile(t *testing.T, dir string, f func(base string)) {
+func serveWhile(t *testing.T, dir string, f func(base string), extraArgs ...string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +160,7 @@ func serveWhile(t *testing.T, dir string, f func(base string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0"}, map[string]string{"PATH": "/usr/bin:/bin"}, io.Discard, io.Discard)
+		done <- run(ctx, append([]string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0"}, extraArgs...), map[string]string{"PATH": "/usr/bin:/bin"}, io.Discard, io.Discard)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)

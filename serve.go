@@ -21,6 +21,7 @@ import (
 	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
+	"candor/store/replica"
 	"candor/web"
 )
 
@@ -34,11 +35,28 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	if err != nil {
 		return fmt.Errorf("CANDOR_SECRET_KEY: %w", err)
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.Data, "candor.db"), store.Options{SecretKey: key})
+	dbPath := filepath.Join(cfg.Data, "candor.db")
+	db, err := store.Open(ctx, dbPath, store.Options{SecretKey: key, ExternalCheckpoints: cfg.ReplicateTo != ""})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	rep, err := startReplication(ctx, cfg, dbPath, env, log)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	// The database closes before replication stops, so Litestream's last
+	// sync sees every commit and no connection of ours holds the file.
+	defer func() {
+		db.Close()
+		if rep != nil {
+			closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := rep.Close(closeCtx); err != nil {
+				log.Warn("replication: last sync", "err", err)
+			}
+		}
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -100,6 +118,29 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	<-served
 	log.Info("control plane stopped")
 	return nil
+}
+
+// startReplication starts Litestream when --replicate-to is set; nil
+// otherwise.
+func startReplication(ctx context.Context, cfg serveConfig, dbPath string, env map[string]string, log *slog.Logger) (*replica.Replicator, error) {
+	if cfg.ReplicateTo == "" {
+		return nil, nil
+	}
+	work := cfg.ReplicateWorkDir
+	if work == "" {
+		work = replica.WorkDirFor(dbPath)
+	}
+	absWork, _ := filepath.Abs(work)
+	absData, _ := filepath.Abs(cfg.Data)
+	if rel, err := filepath.Rel(absData, absWork); err == nil && !strings.HasPrefix(rel, "..") {
+		return nil, fmt.Errorf("--replicate-work-dir=%q is inside the data dir: choose a directory outside %s (flag --replicate-work-dir or env CANDOR_REPLICATE_WORK_DIR)", work, cfg.Data)
+	}
+	rep, err := replica.Start(ctx, dbPath, replica.Config{URL: cfg.ReplicateTo, WorkDir: work, Env: env, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("replicating the database", "to", replica.Redact(cfg.ReplicateTo), "work_dir", work)
+	return rep, nil
 }
 
 // newMachines builds the interview machine backend chosen by --provisioner.

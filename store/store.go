@@ -36,6 +36,10 @@ type Options struct {
 	// SecretKey is the 32-byte AES-256 key for tenant secrets. It may be nil
 	// when the caller never touches secrets; the secret methods then fail.
 	SecretKey []byte
+	// ExternalCheckpoints turns SQLite's automatic WAL checkpoints off on
+	// the writer: another component (Litestream, see store/replica) owns
+	// checkpointing and must copy WAL pages before they are checkpointed.
+	ExternalCheckpoints bool
 }
 
 // DB is the Candor database. It is safe for concurrent use.
@@ -82,7 +86,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock up front, so a write transaction
 	// never fails half-way with SQLITE_BUSY when it upgrades from reading.
-	write, err := sql.Open("sqlite", path+"?"+basePragmas+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	writePragmas := basePragmas + "&_pragma=journal_mode(WAL)&_txlock=immediate"
+	if opts.ExternalCheckpoints {
+		writePragmas += "&_pragma=wal_autocheckpoint(0)"
+	}
+	write, err := sql.Open("sqlite", path+"?"+writePragmas)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
