@@ -65,10 +65,13 @@ type Local struct {
 
 var _ Machines = (*Local)(nil)
 
-// child is one processor process. done is closed once it has been reaped.
+// child is one processor process. done is closed once it has been reaped
+// (a child we started) or is seen gone (one adopted from a previous run of
+// the control plane, which is not our child and is reaped by init).
 type child struct {
 	id, dir, url          string
-	cmd                   *exec.Cmd
+	pid                   int
+	cmd                   *exec.Cmd // nil when adopted
 	poolToken             string
 	interviewID, tenantID string
 	done                  chan struct{}
@@ -85,8 +88,12 @@ func (c *child) exited() bool {
 	}
 }
 
-// NewLocal kills processors left behind by a previous run (CleanupOrphans)
-// and starts the warm pool, if any. Close stops every child it started.
+// NewLocal adopts the processors of interviews that a previous run of the
+// control plane left running (a crash does not take them down: they have no
+// parent-death signal and log to files), ends that run's idle pool
+// processors, and starts the warm pool, if any. List then reports the
+// adopted ones, so reconciliation keeps those whose interviews still run and
+// destroys the rest. Close stops every child, adopted ones included.
 func NewLocal(cfg LocalConfig, log *slog.Logger) (*Local, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("fly: local machines need a data dir (--data)")
@@ -117,9 +124,6 @@ func NewLocal(cfg LocalConfig, log *slog.Logger) (*Local, error) {
 	if err := os.MkdirAll(procDir, 0o700); err != nil {
 		return nil, fmt.Errorf("fly: create processors dir: %w", err)
 	}
-	if _, err := CleanupOrphans(procDir, log); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Local{
 		cfg:      cfg,
@@ -131,6 +135,10 @@ func NewLocal(cfg LocalConfig, log *slog.Logger) (*Local, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		poolDone: make(chan struct{}),
+	}
+	if err := l.recoverLeftovers(); err != nil {
+		cancel()
+		return nil, err
 	}
 	if cfg.WarmPool > 0 {
 		go l.keepWarm()
@@ -191,6 +199,12 @@ func (l *Local) Launch(ctx context.Context, s Spec) (Machine, error) {
 // stopped instead.
 func (l *Local) adopt(c *child, s Spec) (Machine, error) {
 	c.interviewID, c.tenantID = s.InterviewID, s.TenantID
+	// The pid file now names the interview: a control plane restarted after
+	// a crash adopts the processor by it.
+	if err := writePidFile(l.pidFile(c.id), c.record()); err != nil {
+		l.finish(context.Background(), c)
+		return Machine{}, err
+	}
 	l.mu.Lock()
 	closed := l.closed
 	if !closed {
@@ -316,26 +330,28 @@ func (l *Local) spawnOnce(ctx context.Context, id string, extra map[string]strin
 	env[envData] = dir
 	env[envMachineID] = id
 
+	// Output goes to a file, not a pipe to us: a pipe breaks when the
+	// control plane dies, and the processor must outlive that.
+	logFile, err := os.OpenFile(l.logFile(id), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open processor log: %w", err)
+	}
+	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(l.cfg.Executable, l.cfg.Args...)
 	cmd.Dir = dir
 	cmd.Env = envList(env)
-	stdout := &lineLog{log: l.log, machine: id, stream: "stdout"}
-	stderr := &lineLog{log: l.log, machine: id, stream: "stderr"}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr()
-	cmd.WaitDelay = time.Second // a grandchild holding our pipes must not block the reap
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", l.cfg.Executable, err)
 	}
-	c := &child{id: id, dir: dir, url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, poolToken: env[envPoolToken], done: make(chan struct{})}
+	c := &child{id: id, dir: dir, url: "http://127.0.0.1:" + strconv.Itoa(port), pid: cmd.Process.Pid, cmd: cmd, poolToken: env[envPoolToken], done: make(chan struct{})}
 	l.wg.Go(func() {
 		c.waitErr = cmd.Wait()
-		stdout.flush()
-		stderr.flush()
-		l.log.Debug("processor exited", "machine", id, "status", exitStatus(c.waitErr))
+		l.log.Debug("processor exited", "machine", id, "status", exitStatus(c.waitErr), "log", l.logFile(id))
 		close(c.done)
 	})
-	if err := writePidFile(l.pidFile(id), cmd.Process.Pid, id); err != nil {
+	if err := writePidFile(l.pidFile(id), c.record()); err != nil {
 		l.stop(context.Background(), c)
 		return nil, err
 	}
@@ -348,13 +364,39 @@ func (l *Local) spawnOnce(ctx context.Context, id string, extra map[string]strin
 	if err := waitHealthy(readyCtx, l.client, c.url, nil, 5*time.Millisecond, c.done, needSession); err != nil {
 		early := c.exited()
 		l.stop(context.Background(), c)
+		// Its log would name no interview; what it said goes into the error.
+		said := logTail(l.logFile(id))
+		_ = os.Remove(l.logFile(id))
 		if early {
-			return nil, fmt.Errorf("%w (%s)", errExitedEarly, exitStatus(c.waitErr))
+			return nil, fmt.Errorf("%w (%s)%s", errExitedEarly, exitStatus(c.waitErr), said)
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w%s", err, said)
 	}
-	l.log.Debug("processor ready", "machine", id, "url", c.url, "pid", cmd.Process.Pid)
+	l.log.Debug("processor ready", "machine", id, "url", c.url, "pid", c.pid, "log", l.logFile(id))
 	return c, nil
+}
+
+// logTail returns the last lines of a processor's log, as ": …" for an
+// error message, or "" when it is empty.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 1 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > max {
+		_, _ = f.Seek(st.Size()-max, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	if t := strings.Join(lines, " | "); t != "" {
+		return ": " + t
+	}
+	return ""
 }
 
 // stop ends c (SIGTERM, grace, SIGKILL to its whole group), waits until it
@@ -366,7 +408,10 @@ func (l *Local) stop(ctx context.Context, c *child) {
 			// to someone else by now.
 			return
 		}
-		pid := c.cmd.Process.Pid
+		pid := c.pid
+		if c.cmd == nil && !ours(c.record()) {
+			return // an adopted processor that is gone; its pid may be reused
+		}
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		grace := time.NewTimer(l.cfg.StopGrace)
 		select {
@@ -408,6 +453,39 @@ func (l *Local) removeDir(dir string) {
 }
 
 func (l *Local) pidFile(id string) string { return filepath.Join(l.procDir, id+".pid") }
+
+// logFile is where processor id writes its output. It outlives the
+// processor's data dir, for a post-mortem; pruneLogs bounds how many stay.
+func (l *Local) logFile(id string) string { return filepath.Join(l.procDir, id+".log") }
+
+// keptLogs is how many processor log files pruneLogs keeps.
+const keptLogs = 200
+
+// pruneLogs removes the oldest processor logs beyond keptLogs, never one of
+// a processor that still runs.
+func (l *Local) pruneLogs() {
+	files, err := filepath.Glob(filepath.Join(l.procDir, "*.log"))
+	if err != nil || len(files) <= keptLogs {
+		return
+	}
+	type logInfo struct {
+		path string
+		mod  time.Time
+	}
+	var logs []logInfo
+	for _, f := range files {
+		if _, err := os.Stat(strings.TrimSuffix(f, ".log") + ".pid"); err == nil {
+			continue
+		}
+		if st, err := os.Stat(f); err == nil {
+			logs = append(logs, logInfo{f, st.ModTime()})
+		}
+	}
+	slices.SortFunc(logs, func(a, b logInfo) int { return a.mod.Compare(b.mod) })
+	for i := 0; i < len(logs)-keptLogs; i++ {
+		_ = os.Remove(logs[i].path)
+	}
+}
 
 func (l *Local) baseEnv() map[string]string {
 	env := make(map[string]string, len(l.cfg.BaseEnv)+len(passthroughEnv))
@@ -542,49 +620,94 @@ func (l *Local) fillPool() {
 	}
 }
 
-// pidRecord is the content of DataDir/processors/<id>.pid.
+// pidRecord is the content of DataDir/processors/<id>.pid: enough for a
+// restarted control plane to find, reach and adopt the processor.
 type pidRecord struct {
-	PID int    `json:"pid"`
-	ID  string `json:"id"`
+	PID         int    `json:"pid"`
+	ID          string `json:"id"`
+	URL         string `json:"url,omitempty"`
+	InterviewID string `json:"interview_id,omitempty"` // "" while idle in the warm pool
+	TenantID    string `json:"tenant_id,omitempty"`
 }
 
-func writePidFile(path string, pid int, id string) error {
-	b, _ := json.Marshal(pidRecord{PID: pid, ID: id})
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+func (c *child) record() pidRecord {
+	return pidRecord{PID: c.pid, ID: c.id, URL: c.url, InterviewID: c.interviewID, TenantID: c.tenantID}
+}
+
+// writePidFile replaces path with rec atomically: a reader (a control plane
+// starting up) never sees half a record.
+func writePidFile(path string, rec pidRecord) error {
+	b, _ := json.Marshal(rec)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write pid file: %w", err)
 	}
 	return nil
 }
 
-// CleanupOrphans kills the processors listed by pid files in procDir
-// (DataDir/processors) — leftovers of a control plane that crashed — and
-// removes the pid files. A pid is only killed if /proc shows it still runs
-// with our CANDOR_MACHINE_ID, so a recycled pid is never hit. Data dirs are
-// kept: they may hold a spool or recording worth recovering by hand.
-func CleanupOrphans(procDir string, log *slog.Logger) (killed int, err error) {
-	files, err := filepath.Glob(filepath.Join(procDir, "*.pid"))
+// recoverLeftovers goes through the pid files a previous run of the control
+// plane left in procDir. A processor that still runs as ours (checked in
+// /proc, so a recycled pid is never touched) and serves an interview is
+// adopted; one idle in that run's warm pool is killed (this run has its
+// own pool); the pid files of processors that are gone are removed, their
+// data dirs kept (they may hold a spool or recording worth recovering).
+func (l *Local) recoverLeftovers() error {
+	defer l.pruneLogs()
+	files, err := filepath.Glob(filepath.Join(l.procDir, "*.pid"))
 	if err != nil {
-		return 0, fmt.Errorf("fly: list pid files: %w", err)
+		return fmt.Errorf("fly: list pid files: %w", err)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return killed, fmt.Errorf("fly: read pid file: %w", err)
+			return fmt.Errorf("fly: read pid file: %w", err)
 		}
 		var rec pidRecord
-		if err := json.Unmarshal(b, &rec); err != nil || rec.PID <= 1 {
-			log.Warn("ignoring unreadable processor pid file", "file", f)
-		} else if ours(rec) {
+		switch err := json.Unmarshal(b, &rec); {
+		case err != nil || rec.PID <= 1 || rec.ID+".pid" != filepath.Base(f):
+			l.log.Warn("ignoring unreadable processor pid file", "file", f)
+		case !ours(rec):
+			l.log.Info("processor of a previous run is gone", "machine", rec.ID)
+		case rec.InterviewID == "" || rec.URL == "":
 			_ = syscall.Kill(-rec.PID, syscall.SIGKILL)
 			_ = syscall.Kill(rec.PID, syscall.SIGKILL)
-			killed++
-			log.Warn("killed processor left over from a previous run", "machine", rec.ID, "pid", rec.PID)
+			l.log.Info("stopped an idle warm processor of a previous run", "machine", rec.ID, "pid", rec.PID)
+			l.removeDir(filepath.Join(l.procDir, rec.ID))
+		default:
+			c := &child{id: rec.ID, dir: filepath.Join(l.procDir, rec.ID), url: rec.URL, pid: rec.PID,
+				interviewID: rec.InterviewID, tenantID: rec.TenantID, done: make(chan struct{})}
+			l.running[c.id] = c
+			l.wg.Go(func() { l.watchAdopted(c) })
+			l.log.Info("adopted a processor of a previous run", "machine", c.id, "interview", c.interviewID, "pid", c.pid)
+			continue
 		}
 		if err := os.Remove(f); err != nil {
-			return killed, fmt.Errorf("fly: remove pid file: %w", err)
+			return fmt.Errorf("fly: remove pid file: %w", err)
 		}
 	}
-	return killed, nil
+	return nil
+}
+
+// watchAdopted closes c.done once the adopted processor is gone. Not being
+// its parent, we cannot wait for it; polling /proc is the way to see it end.
+func (l *Local) watchAdopted(c *child) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for ours(c.record()) {
+		select {
+		case <-tick.C:
+		case <-l.ctx.Done():
+			// Close stops it (stop waits for done), so keep watching
+			// until it is gone, just faster.
+			tick.Reset(20 * time.Millisecond)
+			<-tick.C
+		}
+	}
+	l.log.Debug("adopted processor exited", "machine", c.id)
+	close(c.done)
 }
 
 // ours reports whether rec.PID is alive and is the processor rec.ID.
@@ -630,46 +753,4 @@ func exitStatus(err error) string {
 		return "exit 0"
 	}
 	return err.Error()
-}
-
-// lineLog turns a child's output into one log record per line, tagged with
-// the machine id. exec writes to it from one goroutine per stream.
-type lineLog struct {
-	log     *slog.Logger
-	machine string
-	stream  string
-	buf     []byte
-}
-
-const maxLogLine = 4 << 10
-
-func (w *lineLog) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			if len(w.buf) > maxLogLine {
-				w.emit(w.buf)
-				w.buf = w.buf[:0]
-			}
-			return len(p), nil
-		}
-		w.emit(w.buf[:i])
-		w.buf = w.buf[i+1:]
-	}
-}
-
-func (w *lineLog) flush() {
-	if len(w.buf) > 0 {
-		w.emit(w.buf)
-		w.buf = nil
-	}
-}
-
-func (w *lineLog) emit(line []byte) {
-	line = bytes.TrimRight(line, "\r")
-	if len(line) > maxLogLine {
-		line = line[:maxLogLine]
-	}
-	w.log.Info("processor: "+string(line), "machine", w.machine, "stream", w.stream)
 }

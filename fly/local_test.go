@@ -206,8 +206,8 @@ func TestLocalDestroyKillsTheWholeGroupOfAProcessorThatIgnoresSIGTERM(t *testing
 func TestLocalLaunchReportsAProcessorThatExitsAtOnce(t *testing.T) {
 	l := newTestLocal(t, 0, map[string]string{"CANDOR_TEST_EXIT": "1"})
 	_, err := l.Launch(context.Background(), testSpec("iv_dead"))
-	if err == nil || !strings.Contains(err.Error(), "exited before it was healthy") || !strings.Contains(err.Error(), "exit status 3") {
-		t.Fatalf("Launch error = %v, want processor exited with status 3", err)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was healthy") || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "exiting at once as asked") {
+		t.Fatalf("Launch error = %v, want processor exited with status 3 and what it said", err)
 	}
 	left, _ := os.ReadDir(l.procDir)
 	if len(left) != 0 {
@@ -277,54 +277,156 @@ func TestLocalLaunchFallsBackToAColdStartWhenTheClaimFails(t *testing.T) {
 	waitFor(t, "refused warm processor to be stopped", func() bool { return processGone(idlePID) })
 }
 
-func TestNewLocalKillsProcessorsLeftByACrashedRun(t *testing.T) {
-	dataDir := t.TempDir()
-	procDir := filepath.Join(dataDir, "processors")
-	if err := os.MkdirAll(procDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// A processor of the "previous run": not our child's child, no Pdeathsig.
-	port, err := freePort()
+// previousControlPlane runs this test binary as a control plane (see
+// runStandInControl) on dataDir: it launches a processor for interview
+// "int_survivor" and keeps one idle in its warm pool, prints the machine,
+// and is then killed with SIGKILL, as a crash would end it.
+func previousControlPlane(t *testing.T, dataDir string) Machine {
+	t.Helper()
+	cp := exec.Command(os.Args[0])
+	cp.Env = append(os.Environ(), "CANDOR_TEST_CONTROL="+dataDir)
+	out, err := cp.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := exec.Command(os.Args[0])
-	old.Env = append(os.Environ(), "CANDOR_TEST_PROCESSOR=1", "CANDOR_MACHINE_ID=local-old", "CANDOR_ADDR=127.0.0.1:"+strconv.Itoa(port))
-	old.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := old.Start(); err != nil {
+	cp.Stderr = testWriter{t}
+	if err := cp.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { old.Process.Kill(); old.Wait() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := waitHealthy(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(port), nil, 5*time.Millisecond, nil, false); err != nil {
+	var m Machine
+	if err := json.NewDecoder(out).Decode(&m); err != nil {
+		cp.Process.Kill()
+		cp.Wait()
+		t.Fatalf("previous control plane: %v", err)
+	}
+	if err := cp.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := writePidFile(filepath.Join(procDir, "local-old.pid"), old.Process.Pid, "local-old"); err != nil {
-		t.Fatal(err)
+	cp.Wait()
+	return m
+}
+
+// runStandInControl is the previous control plane of
+// TestARestartedControlPlaneAdoptsTheProcessorsOfACrashedOne.
+func runStandInControl(dataDir string) int {
+	l, err := NewLocal(LocalConfig{
+		Executable: os.Args[0], DataDir: dataDir, WarmPool: 1,
+		BaseEnv: map[string]string{"CANDOR_TEST_PROCESSOR": "1"},
+	}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 1
 	}
-	// A pid file whose pid now belongs to someone else (here: the test itself).
-	if err := writePidFile(filepath.Join(procDir, "local-recycled.pid"), os.Getpid(), "local-recycled"); err != nil {
+	m, err := l.Launch(context.Background(), testSpec("int_survivor"))
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 1
+	}
+	for l.Idle() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	json.NewEncoder(os.Stdout).Encode(m)
+	select {} // until SIGKILL
+}
+
+func TestARestartedControlPlaneAdoptsTheProcessorsOfACrashedOne(t *testing.T) {
+	dataDir := t.TempDir()
+	procDir := filepath.Join(dataDir, "processors")
+	old := previousControlPlane(t, dataDir)
+	if old.InterviewID != "int_survivor" {
+		t.Fatalf("previous control plane launched %+v", old)
+	}
+	// Its processors outlived it: no parent-death signal, no broken pipe.
+	pids := map[string]pidRecord{}
+	files, _ := filepath.Glob(filepath.Join(procDir, "*.pid"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		var rec pidRecord
+		json.Unmarshal(b, &rec)
+		pids[rec.ID] = rec
+	}
+	if len(pids) != 2 {
+		t.Fatalf("pid files after the crash: %v, want the interview's and the idle one's", pids)
+	}
+	var idle pidRecord
+	for _, rec := range pids {
+		if processGone(rec.PID) {
+			t.Fatalf("processor %s died with its control plane", rec.ID)
+		}
+		if rec.InterviewID == "" {
+			idle = rec
+		}
+		t.Cleanup(func() { syscall.Kill(-rec.PID, syscall.SIGKILL) })
+	}
+	if st := standInStateOf(t, old); st.Env["SESSION_ID"] != "int_survivor" {
+		t.Fatalf("surviving processor serves %q", st.Env["SESSION_ID"])
+	}
+	// A pid file whose pid now belongs to someone else (the test itself).
+	if err := writePidFile(filepath.Join(procDir, "local-recycled.pid"), pidRecord{PID: os.Getpid(), ID: "local-recycled", URL: "http://127.0.0.1:9", InterviewID: "int_x"}); err != nil {
 		t.Fatal(err)
 	}
 
-	l, err := NewLocal(LocalConfig{Executable: os.Args[0], DataDir: dataDir}, testLogger(t))
+	l, err := NewLocal(LocalConfig{Executable: os.Args[0], DataDir: dataDir, StopGrace: 2 * time.Second,
+		BaseEnv: map[string]string{"CANDOR_TEST_PROCESSOR": "1"}}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 
-	err = old.Wait()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("leftover processor ended with %v, want killed by SIGKILL", err)
+	ms, err := l.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !processGone(old.Process.Pid) {
-		t.Error("leftover processor still runs")
+	if len(ms) != 1 || ms[0].ID != old.ID || ms[0].URL != old.URL || ms[0].InterviewID != "int_survivor" || ms[0].TenantID != "ten_1" || ms[0].Provider != ProviderLocal {
+		t.Fatalf("List after the restart = %+v, want the surviving processor %+v", ms, old)
 	}
-	if pids, _ := filepath.Glob(filepath.Join(procDir, "*.pid")); len(pids) != 0 {
-		t.Errorf("pid files left: %v", pids)
+	waitFor(t, "the previous run's idle processor to be stopped", func() bool { return processGone(idle.PID) })
+	if _, err := os.Stat(filepath.Join(procDir, "local-recycled.pid")); err == nil {
+		t.Error("the recycled pid's file was kept")
 	}
+	if processGone(os.Getpid()) {
+		t.Fatal("the test process was hit")
+	}
+	// The adopted processor keeps serving, and logged to its file all along.
+	if st := standInStateOf(t, ms[0]); st.Env["SESSION_ID"] != "int_survivor" {
+		t.Fatalf("adopted processor serves %q", st.Env["SESSION_ID"])
+	}
+	if b, err := os.ReadFile(filepath.Join(procDir, old.ID+".log")); err != nil || !strings.Contains(string(b), "stand-in") {
+		t.Errorf("processor log file: %q, %v", b, err)
+	}
+
+	// Its interview is over: Destroy ends it, leaving no process or pid file.
+	pid := pids[old.ID].PID
+	if err := l.Destroy(context.Background(), ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !processGone(pid) {
+		t.Error("destroyed processor still runs")
+	}
+	if _, err := os.Stat(l.pidFile(old.ID)); err == nil {
+		t.Error("pid file left after Destroy")
+	}
+	if ms, _ := l.List(context.Background()); len(ms) != 0 {
+		t.Errorf("List after Destroy = %+v", ms)
+	}
+}
+
+func TestAnAdoptedProcessorThatExitsLeavesTheList(t *testing.T) {
+	dataDir := t.TempDir()
+	old := previousControlPlane(t, dataDir)
+	l, err := NewLocal(LocalConfig{Executable: os.Args[0], DataDir: dataDir}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, _ := os.ReadFile(l.pidFile(old.ID))
+	var rec pidRecord
+	json.Unmarshal(b, &rec)
+	syscall.Kill(-rec.PID, syscall.SIGKILL)
+	waitFor(t, "the exited processor to leave the list", func() bool {
+		ms, _ := l.List(context.Background())
+		return len(ms) == 0
+	})
 }
 
 // waitIdle waits until the pool holds an idle processor other than not and

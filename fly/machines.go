@@ -66,7 +66,7 @@ const (
 	envPlanFile    = contract.EnvPlanFile
 	envPoolToken   = contract.EnvPoolToken
 	envRole        = contract.EnvRole
-	// envMachineID lets CleanupOrphans tell a leftover child of ours from an
+	// envMachineID lets a restarted control plane tell a leftover child of ours from an
 	// unrelated process that reused its pid.
 	envMachineID = contract.EnvMachineID
 )

@@ -4,9 +4,8 @@ package fly
 
 import "syscall"
 
-// childProcAttr puts a child in its own process group. Without Pdeathsig a
-// crash can leave children behind; CleanupOrphans removes them at the next
-// start-up.
+// childProcAttr puts a child in its own process group. A processor outlives
+// a control-plane crash; the restarted control plane adopts it (NewLocal).
 func childProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

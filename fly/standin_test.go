@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CANDOR_TEST_PROCESSOR") == "1" {
 		os.Exit(runStandIn())
 	}
+	if dir := os.Getenv("CANDOR_TEST_CONTROL"); dir != "" {
+		os.Exit(runStandInControl(dir))
+	}
 	os.Exit(m.Run())
 }
 
@@ -38,6 +41,7 @@ func runStandIn() int {
 		os.Stderr.WriteString("stand-in: exiting at once as asked\n")
 		return 3
 	}
+	os.Stderr.WriteString("stand-in: serving on " + os.Getenv("CANDOR_ADDR") + "\n")
 	var mu sync.Mutex
 	st := standInState{Env: map[string]string{}, Args: os.Args[1:]}
 	for _, kv := range os.Environ() {
