@@ -42,6 +42,8 @@ type serveConfig struct {
 	// ReplicateWorkDir holds Litestream's working files.
 	ReplicateTo      string
 	ReplicateWorkDir string
+	// AllowPrivateTargets lets tenant URLs be http and private.
+	AllowPrivateTargets bool
 
 	FlyAppPrefix string
 	FlyProxyURL  string
@@ -134,6 +136,7 @@ var serveSettings = []setting{
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
+	{"allow-private-targets", "CANDOR_ALLOW_PRIVATE_TARGETS", "false", "let tenant URLs (OPENAI_BASE_URL) be http and reach loopback/private addresses: for self-hosted model servers and tests", oneOf("true", "false")},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
 	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
@@ -197,6 +200,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.ReconcileInterval, _ = time.ParseDuration(get["reconcile-interval"])
 	cfg.ReplicateTo = get["replicate-to"]
 	cfg.ReplicateWorkDir = get["replicate-work-dir"]
+	cfg.AllowPrivateTargets = get["allow-private-targets"] == "true"
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

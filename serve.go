@@ -89,6 +89,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
 		ReconcileInterval:   cfg.ReconcileInterval,
 		ProcessorEnv:        processorEnv(cfg, env),
+		AllowPrivateTargets: cfg.AllowPrivateTargets,
 	}, db, hub, machines, log)
 	if err != nil {
 		return err

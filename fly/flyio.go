@@ -22,6 +22,8 @@ import (
 	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
 	"github.com/superfly/fly-go/tokens"
+
+	"candor/processor/contract"
 )
 
 // FlyConfig configures the Fly Machines backend. The API base URL is
@@ -196,7 +198,7 @@ func (f *Fly) Launch(ctx context.Context, s Spec) (Machine, error) {
 	if err := f.ensureApp(ctx, app); err != nil {
 		return Machine{}, err
 	}
-	minSecrets, err := f.syncSecrets(ctx, app, s.Secrets)
+	minSecrets, err := f.syncSecrets(ctx, app, contract.TenantSecrets(s.Secrets))
 	if err != nil {
 		return Machine{}, err
 	}

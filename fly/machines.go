@@ -72,13 +72,14 @@ const (
 )
 
 // processorEnv is the env every processor gets for s, whatever the backend:
-// s.Env, then s.Secrets, then the interview identity (which wins).
+// s.Env, then the tenant secrets of an allowed name (contract.TenantSecrets:
+// never a platform variable), then the interview identity (which wins).
 func processorEnv(s Spec) map[string]string {
 	env := make(map[string]string, len(s.Env)+len(s.Secrets)+4)
 	for k, v := range s.Env {
 		env[k] = v
 	}
-	for k, v := range s.Secrets {
+	for k, v := range contract.TenantSecrets(s.Secrets) {
 		env[k] = v
 	}
 	env[envSessionID] = s.InterviewID

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"candor/processor/contract"
+	"candor/processor/contract/egress"
 	"candor/processor/media"
 )
 
@@ -46,6 +48,10 @@ type Config struct {
 	TTS           string // CANDOR_TTS: espeak (default, offline) | openai
 	OpenAIKey     string // OPENAI_API_KEY
 	OpenAIBaseURL string // OPENAI_BASE_URL
+	// PublicTargetsOnly (contract.EnvPublicTargetsOnly): the base URL is a
+	// tenant's, so provider connections go to public addresses only,
+	// checked at connect time.
+	PublicTargetsOnly bool
 
 	// The openai-realtime interviewer: CANDOR_REALTIME_MODEL (default
 	// gpt-realtime), CANDOR_REALTIME_VOICE (default alloy) and
@@ -112,22 +118,23 @@ var (
 func ConfigFromEnv(env map[string]string) (Config, error) {
 	get := func(k string) string { return strings.TrimSpace(env[k]) }
 	cfg := Config{
-		SessionID:      get(contract.EnvSessionID),
-		TenantID:       get(contract.EnvTenantID),
-		CandidateID:    get(contract.EnvCandidateID),
-		PositionID:     get(contract.EnvPositionID),
-		ControlURL:     strings.TrimRight(get(contract.EnvControlURL), "/"),
-		ProcessorToken: get(contract.EnvProcessorToken),
-		PoolToken:      get(contract.EnvPoolToken),
-		DataDir:        get(contract.EnvData),
-		PlanFile:       get(contract.EnvPlanFile),
-		STT:            get(contract.EnvSTT),
-		Interviewer:    get(contract.EnvInterviewer),
-		TTS:            get(contract.EnvTTS),
-		OpenAIKey:      get(contract.EnvOpenAIKey),
-		OpenAIBaseURL:  strings.TrimRight(get(contract.EnvOpenAIBaseURL), "/"),
-		Timing:         DefaultTiming(),
-		env:            copyEnv(env),
+		SessionID:         get(contract.EnvSessionID),
+		TenantID:          get(contract.EnvTenantID),
+		CandidateID:       get(contract.EnvCandidateID),
+		PositionID:        get(contract.EnvPositionID),
+		ControlURL:        strings.TrimRight(get(contract.EnvControlURL), "/"),
+		ProcessorToken:    get(contract.EnvProcessorToken),
+		PoolToken:         get(contract.EnvPoolToken),
+		DataDir:           get(contract.EnvData),
+		PlanFile:          get(contract.EnvPlanFile),
+		STT:               get(contract.EnvSTT),
+		Interviewer:       get(contract.EnvInterviewer),
+		TTS:               get(contract.EnvTTS),
+		OpenAIKey:         get(contract.EnvOpenAIKey),
+		OpenAIBaseURL:     strings.TrimRight(get(contract.EnvOpenAIBaseURL), "/"),
+		PublicTargetsOnly: get(contract.EnvPublicTargetsOnly) == "true",
+		Timing:            DefaultTiming(),
+		env:               copyEnv(env),
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./data"
@@ -256,7 +263,8 @@ func listenAddr(addr, port string) (string, error) {
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("=%q is not an http(s) URL: set it like https://candor.example.com", s)
+		// The URL is not quoted: it may carry credentials.
+		return errors.New(" is not an absolute http(s) URL: set it like https://candor.example.com")
 	}
 	return nil
 }
@@ -267,4 +275,14 @@ func copyEnv(env map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// openAIHTTPClient is an HTTP client for the configured OpenAI-compatible
+// server: limited to public addresses when the base URL is a tenant's.
+func openAIHTTPClient(cfg Config, timeout time.Duration) *http.Client {
+	c := &http.Client{Timeout: timeout}
+	if cfg.PublicTargetsOnly {
+		c.Transport = egress.Transport()
+	}
+	return c
 }

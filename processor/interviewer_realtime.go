@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"candor/processor/contract/egress"
 	"candor/processor/internal/oairt"
 	"candor/processor/media"
 	"candor/processor/stt"
@@ -53,8 +54,11 @@ type Realtime struct {
 type RealtimeConfig struct {
 	APIKey  string
 	BaseURL string // default https://api.openai.com ("/v1" suffix accepted)
-	Model   string // default gpt-realtime
-	Voice   string // default alloy
+	// PublicTargetsOnly: connect to public addresses only (egress), for a
+	// tenant's base URL.
+	PublicTargetsOnly bool
+	Model             string // default gpt-realtime
+	Voice             string // default alloy
 	// TranscriptionModel transcribes the candidate (default gpt-4o-transcribe).
 	TranscriptionModel string
 	// TranscribeCandidate makes the session's input transcriptions the
@@ -111,9 +115,13 @@ func (r *Realtime) Run(ctx context.Context, room Room) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	dialer := &websocket.Dialer{HandshakeTimeout: 15 * time.Second}
+	if r.Config.PublicTargetsOnly {
+		dialer.NetDialContext = egress.Dialer().DialContext
+	}
 	c := &rtCall{
 		iv: r, cfg: r.Config.withDefaults(), room: sr, log: log,
-		dialer: &websocket.Dialer{HandshakeTimeout: 15 * time.Second},
+		dialer: dialer,
 		wake:   make(chan struct{}, 1),
 		rs:     media.NewResampler(stt.SampleRate, rtRate),
 		vad:    stt.NewSegmenter(0, stt.SegmenterConfig{}, func(stt.Utterance) {}),

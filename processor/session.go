@@ -190,9 +190,10 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 	}
 	if s.stream == nil {
 		engine, err := stt.New(cfg.STT, stt.Config{
-			OpenAIKey:     cfg.OpenAIKey,
-			OpenAIBaseURL: cfg.OpenAIBaseURL,
-			Logger:        log,
+			OpenAIKey:         cfg.OpenAIKey,
+			OpenAIBaseURL:     cfg.OpenAIBaseURL,
+			PublicTargetsOnly: cfg.PublicTargetsOnly,
+			Logger:            log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
@@ -256,6 +257,7 @@ func (s *session) newInterviewer(resume Resume) (iv Interviewer, engine string, 
 			Config: RealtimeConfig{
 				APIKey:              cfg.OpenAIKey,
 				BaseURL:             cfg.OpenAIBaseURL,
+				PublicTargetsOnly:   cfg.PublicTargetsOnly,
 				Model:               cfg.RealtimeModel,
 				Voice:               cfg.RealtimeVoice,
 				SessionMax:          cfg.RealtimeSessionMax,

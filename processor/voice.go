@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"time"
 
 	"candor/processor/tts"
 
@@ -22,7 +23,7 @@ var _ Voice = tts.Voice(nil)
 // otherwise espeak-ng with the plan's voice hint.
 func newVoice(cfg Config, plan contract.Plan) (Voice, error) {
 	if cfg.TTS == "openai" {
-		return tts.NewOpenAI(tts.OpenAIConfig{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL}), nil
+		return tts.NewOpenAI(tts.OpenAIConfig{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, Client: openAIHTTPClient(cfg, 60*time.Second)}), nil
 	}
 	if _, err := exec.LookPath("espeak-ng"); err != nil {
 		return nil, fmt.Errorf("espeak-ng: %w (install Debian's espeak-ng)", err)

@@ -69,13 +69,20 @@ type attackWorld struct {
 
 func newAttackWorld(t *testing.T) *attackWorld {
 	t.Helper()
-	e := newTestEnv(t)
-	// Every answer is seen as sent: a redirect is a row's result.
-	e.ts.Client().CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	e := newAttackEnv(t)
 	w := &attackWorld{e: e}
 	w.a = w.newTenant(t, "Acme")
 	w.b = w.newTenant(t, "Bobco")
 	return w
+}
+
+// newAttackEnv is a test env whose client sees every answer as sent: a
+// redirect is a row's result, not followed.
+func newAttackEnv(t *testing.T, opts ...envOption) *testEnv {
+	t.Helper()
+	e := newTestEnv(t, opts...)
+	e.ts.Client().CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return e
 }
 
 func (w *attackWorld) newTenant(t *testing.T, name string) attackTenant {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
 	"candor/web/views"
 )
 
@@ -84,13 +85,22 @@ func (s *Server) handleSetSecret(c echo.Context) error {
 	value := c.FormValue("value")
 	errs := views.FormErrors{}
 	if !secretName.MatchString(name) {
-		errs["name"] = "Use an environment variable name: capital letters, digits and _, e.g. OPENAI_API_KEY."
+		errs["name"] = "Use one of: " + strings.Join(contract.TenantSecretNames, ", ") + "."
 	}
 	switch {
 	case strings.TrimSpace(value) == "":
 		errs["value"] = "Enter the value."
 	case len(value) > maxSecretLen:
 		errs["value"] = fmt.Sprintf("A secret holds at most %d bytes.", maxSecretLen)
+	}
+	if len(errs) == 0 {
+		if err := s.checkTenantSecret(c.Request().Context(), name, value); err != nil {
+			key := "value"
+			if !contract.TenantSecretAllowed(name) {
+				key = "name"
+			}
+			errs[key] = err.Error() + "."
+		}
 	}
 	if len(errs) > 0 {
 		return s.renderSettings(c, http.StatusUnprocessableEntity, views.Settings{Name: name, Errors: errs})

@@ -219,9 +219,9 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 	if err != nil {
 		return store.Machine{}, fmt.Errorf("position: %w", err)
 	}
-	secrets, err := s.db.Secrets(ctx, iv.TenantID)
+	secrets, platform, err := s.tenantProcessorEnv(ctx, iv.TenantID)
 	if err != nil {
-		return store.Machine{}, fmt.Errorf("tenant secrets: %w", err)
+		return store.Machine{}, err
 	}
 	plan, err := json.Marshal(newPlan(pos))
 	if err != nil {
@@ -241,6 +241,7 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 	if env == nil {
 		env = map[string]string{}
 	}
+	maps.Copy(env, platform)
 	env[contract.EnvControlURL] = s.cfg.PublicURL
 	env[contract.EnvProcessorToken] = token
 	fm, err := s.machines.Launch(ctx, fly.Spec{

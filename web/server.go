@@ -69,6 +69,10 @@ type Config struct {
 	// OutboxPoll is how often outbox consumers (scorer, webhooks) look
 	// for new events; default 1 s, negative disables them.
 	OutboxPoll time.Duration
+	// AllowPrivateTargets lets tenant URLs (OPENAI_BASE_URL) be http and
+	// point at loopback and private addresses: for self-hosted model
+	// servers and tests. Off, they must be https and public.
+	AllowPrivateTargets bool
 }
 
 func (c *Config) setDefaults() error {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"candor/processor/contract/egress"
 )
 
 // OpenAI transcribes utterances cut by the Segmenter with POST
@@ -40,7 +42,11 @@ func NewOpenAI(cfg Config) *OpenAI {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}
-	return &OpenAI{cfg: cfg, client: &http.Client{}}
+	client := &http.Client{}
+	if cfg.PublicTargetsOnly {
+		client.Transport = egress.Transport()
+	}
+	return &OpenAI{cfg: cfg, client: client}
 }
 
 func (o *OpenAI) Name() string { return "openai" }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"candor/processor/contract/egress"
 	"candor/processor/internal/oairt"
 	"candor/processor/media"
 )
@@ -53,7 +54,11 @@ func NewRealtime(cfg Config) *Realtime {
 	if cfg.RealtimeHardSwitch <= 0 {
 		cfg.RealtimeHardSwitch = rtDefaultHard
 	}
-	return &Realtime{cfg: cfg, dialer: &websocket.Dialer{HandshakeTimeout: 15 * time.Second}}
+	dialer := &websocket.Dialer{HandshakeTimeout: 15 * time.Second}
+	if cfg.PublicTargetsOnly {
+		dialer.NetDialContext = egress.Dialer().DialContext
+	}
+	return &Realtime{cfg: cfg, dialer: dialer}
 }
 
 func (r *Realtime) Name() string { return "openai-realtime" }

@@ -58,8 +58,11 @@ var ErrMissingAPIKey = errors.New("missing OpenAI API key")
 type Config struct {
 	OpenAIKey     string
 	OpenAIBaseURL string // default https://api.openai.com; "/v1" suffix accepted
-	Model         string // openai: whisper-1; openai-realtime: gpt-4o-transcribe
-	Language      string // ISO-639-1 hint for the OpenAI engines, e.g. "en"
+	// PublicTargetsOnly makes the OpenAI engines connect only to public
+	// addresses (egress), for a tenant's base URL.
+	PublicTargetsOnly bool
+	Model             string // openai: whisper-1; openai-realtime: gpt-4o-transcribe
+	Language          string // ISO-639-1 hint for the OpenAI engines, e.g. "en"
 
 	// PocketsphinxPath is the pocketsphinx_continuous binary (default from PATH).
 	PocketsphinxPath string
