@@ -50,6 +50,12 @@ type serveConfig struct {
 	FlyCPUs      int
 	FlyMemoryMB  int
 
+	// Evaluator is none or openai; EvalModel and EvalBaseURL configure
+	// the openai one (scorecards).
+	Evaluator, EvalModel, EvalBaseURL string
+	// WebhookRetryScale multiplies the webhook retry schedule.
+	WebhookRetryScale float64
+
 	// explicit holds the settings given on the command line (or in the
 	// environment), as opposed to defaults; the processor role forwards them.
 	explicit map[string]string
@@ -141,6 +147,10 @@ var serveSettings = []setting{
 	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
 	{"fly-memory-mb", "CANDOR_FLY_MEMORY_MB", "1024", "memory per interview machine in MB", wholeNumber},
+	{"evaluator", "CANDOR_EVALUATOR", "none", "scores completed interviews against the rubric: none (stats only) or openai (any Chat Completions server with JSON-schema output)", oneOf("none", "openai")},
+	{"eval-model", "CANDOR_EVAL_MODEL", "gpt-4o-mini", "the evaluator's chat model", nil},
+	{"eval-base-url", "CANDOR_EVAL_BASE_URL", "", "the evaluator's OpenAI-compatible server (default OPENAI_BASE_URL, else https://api.openai.com)", absoluteURL},
+	{"webhook-retry-scale", "CANDOR_WEBHOOK_RETRY_SCALE", "1", "multiplies the webhook retry schedule (0.001 makes hours seconds, for tests)", positiveNumber},
 }
 
 // parseServeConfig reads flags and their environment twins. A bad value
@@ -205,6 +215,16 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])
 	cfg.FlyMemoryMB, _ = strconv.Atoi(get["fly-memory-mb"])
+	cfg.Evaluator = get["evaluator"]
+	cfg.EvalModel = get["eval-model"]
+	cfg.EvalBaseURL = get["eval-base-url"]
+	if cfg.EvalBaseURL == "" {
+		cfg.EvalBaseURL = env["OPENAI_BASE_URL"]
+	}
+	if cfg.EvalBaseURL == "" {
+		cfg.EvalBaseURL = "https://api.openai.com"
+	}
+	cfg.WebhookRetryScale, _ = strconv.ParseFloat(get["webhook-retry-scale"], 64)
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = derivePublicURL(cfg.Addr)
 	}
@@ -235,9 +255,9 @@ func checkControlEnv(cfg serveConfig, env map[string]string) error {
 			return fmt.Errorf("--public-url=%q cannot be reached from Fly machines: set --public-url (env CANDOR_PUBLIC_URL) to the control plane's public address", cfg.PublicURL)
 		}
 	}
-	needsOpenAI := cfg.STT != "pocketsphinx" || cfg.Interviewer != "scripted"
+	needsOpenAI := cfg.STT != "pocketsphinx" || cfg.Interviewer != "scripted" || cfg.Evaluator == "openai"
 	if needsOpenAI && env["OPENAI_API_KEY"] == "" {
-		return errors.New("OPENAI_API_KEY is not set: --stt/--interviewer openai engines need it (set it in the environment, or use --stt=pocketsphinx --interviewer=scripted)")
+		return errors.New("OPENAI_API_KEY is not set: --stt/--interviewer/--evaluator openai engines need it (set it in the environment, or use --stt=pocketsphinx --interviewer=scripted --evaluator=none)")
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"candor/store"
 	"candor/store/replica"
 	"candor/web"
+	"candor/web/scorecard"
 )
 
 // serveControl runs the control plane until ctx is cancelled: HTTP is shut
@@ -90,6 +91,8 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		ReconcileInterval:   cfg.ReconcileInterval,
 		ProcessorEnv:        processorEnv(cfg, env),
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
+		Evaluator:           evaluatorOf(cfg, env),
+		WebhookRetryScale:   cfg.WebhookRetryScale,
 	}, db, hub, machines, log)
 	if err != nil {
 		return err
@@ -239,4 +242,12 @@ func processorEnv(cfg serveConfig, env map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// evaluatorOf is the scorecard evaluator cfg asks for, nil for none.
+func evaluatorOf(cfg serveConfig, env map[string]string) web.Evaluator {
+	if cfg.Evaluator != scorecard.EvaluatorOpenAI {
+		return nil
+	}
+	return &scorecard.OpenAI{BaseURL: cfg.EvalBaseURL, APIKey: env["OPENAI_API_KEY"], Model: cfg.EvalModel}
 }

@@ -9,10 +9,17 @@ func (s *Server) afterRoutes(api *echo.Group, write echo.MiddlewareFunc) {
 	api.GET("/interviews/:id/report.pdf", s.handleReportPDF)
 	api.GET("/interviews/:id/scorecard", s.handleGetScorecard)
 	api.POST("/interviews/:id/scorecard", s.handleRescore, write)
+
+	api.POST("/webhooks", s.handleCreateWebhook, write)
+	api.GET("/webhooks", s.handleListWebhooks, write)
+	api.DELETE("/webhooks/:id", s.handleDeleteWebhook, write)
+	api.GET("/webhooks/:id/deliveries", s.handleListDeliveries, write)
+	api.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.handleRetryDelivery, write)
 }
 
 // startAfterInterview starts the outbox consumers: the scorer (and, in
 // webhooks.go, delivery).
 func (s *Server) startAfterInterview() {
 	s.startScorer()
+	s.startWebhooks()
 }

@@ -3,7 +3,13 @@ package web
 // Attack rows for what follows an interview (exports, report, scorecards,
 // reviews, webhooks, retention, erasure, audit). See attack_test.go.
 
-func init() { attackRowSets = append(attackRowSets, afterAttackRows) }
+import (
+	"context"
+
+	"candor/store"
+)
+
+func init() { attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows) }
 
 func afterAttackRows(w *attackWorld) []attackRow {
 	a, b := w.a, w.b
@@ -23,5 +29,31 @@ func afterAttackRows(w *attackWorld) []attackRow {
 			req: attackAs(a.viewer, request{Method: "POST", Path: iv + "/scorecard"}), want: 403, code: CodeForbidden},
 		{route: "POST /api/v1/interviews/:id/scorecard", name: "a cookie without CSRF cannot re-run a scorecard",
 			req: attackNoCSRF(a.owner, request{Method: "POST", Path: iv + "/scorecard"}), want: 403, code: CodeForbidden},
+	}
+}
+
+func afterWebhookAttackRows(w *attackWorld) []attackRow {
+	a, b := w.a, w.b
+	hook := map[string]any{"url": "https://example.com/h", "events": []string{"scorecard.ready"}}
+	wh, err := w.e.db.CreateWebhook(context.Background(), store.Webhook{ID: store.NewID("wh_"), TenantID: a.ID,
+		URL: "https://example.com/" + a.markers[0], Events: []string{"scorecard.ready"}}, newWebhookSecret())
+	if err != nil {
+		panic(err)
+	}
+	return []attackRow{
+		{route: "POST /api/v1/webhooks", name: "a viewer cannot add a webhook",
+			req: attackAs(a.viewer, request{Method: "POST", Path: "/api/v1/webhooks", Body: hook}), want: 403, code: CodeForbidden},
+		{route: "POST /api/v1/webhooks", name: "a cookie without CSRF cannot add a webhook",
+			req: attackNoCSRF(a.owner, request{Method: "POST", Path: "/api/v1/webhooks", Body: hook}), want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/webhooks", name: "a viewer cannot list webhooks (their URLs may hold tokens)",
+			req: attackAs(a.viewer, request{Method: "GET", Path: "/api/v1/webhooks"}), want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/webhooks", name: "B's webhook list holds none of A's",
+			req: request{Method: "GET", Path: "/api/v1/webhooks", Key: b.Key}, want: 200},
+		{route: "DELETE /api/v1/webhooks/:id", name: "B cannot delete a webhook it does not own",
+			req: request{Method: "DELETE", Path: "/api/v1/webhooks/" + wh.ID, Key: b.Key}, want: 404, code: CodeNotFound},
+		{route: "GET /api/v1/webhooks/:id/deliveries", name: "B cannot read a delivery log it does not own",
+			req: request{Method: "GET", Path: "/api/v1/webhooks/" + wh.ID + "/deliveries", Key: b.Key}, want: 404, code: CodeNotFound},
+		{route: "POST /api/v1/webhooks/:id/deliveries/:delivery_id/retry", name: "B cannot retry a delivery it does not own",
+			req: request{Method: "POST", Path: "/api/v1/webhooks/" + wh.ID + "/deliveries/msg_x/retry", Key: b.Key}, want: 404, code: CodeNotFound},
 	}
 }

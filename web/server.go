@@ -66,10 +66,12 @@ type Config struct {
 	Evaluator Evaluator
 	// EvalTimeout bounds one evaluation; default 10 minutes.
 	EvalTimeout time.Duration
+	// WebhookRetryScale multiplies the webhook retry schedule; default 1.
+	WebhookRetryScale float64
 	// OutboxPoll is how often outbox consumers (scorer, webhooks) look
 	// for new events; default 1 s, negative disables them.
 	OutboxPoll time.Duration
-	// AllowPrivateTargets lets tenant URLs (OPENAI_BASE_URL) be http and
+	// AllowPrivateTargets lets tenant URLs (OPENAI_BASE_URL, webhooks) be http and
 	// point at loopback and private addresses: for self-hosted model
 	// servers and tests. Off, they must be https and public.
 	AllowPrivateTargets bool
@@ -99,6 +101,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.EvalTimeout <= 0 {
 		c.EvalTimeout = 10 * time.Minute
+	}
+	if c.WebhookRetryScale <= 0 {
+		c.WebhookRetryScale = 1
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = time.Second
@@ -149,6 +154,10 @@ type Server struct {
 	entryLocks exactLocks
 	// scoring tracks evaluations in flight (scorecards.go).
 	scoring rerun
+	// webhookKick wakes the webhook deliverer; webhookHTTP posts.
+	webhookKick chan struct{}
+	webhookOnce sync.Once
+	webhookHTTP *http.Client
 	// processorClient talks to processors (POST /end).
 	processorClient *http.Client
 
