@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,6 +45,8 @@ type serveConfig struct {
 	ReplicateWorkDir string
 	// AllowPrivateTargets lets tenant URLs be http and private.
 	AllowPrivateTargets bool
+	// TrustedProxies are peers whose client-address headers are believed.
+	TrustedProxies []netip.Prefix
 
 	FlyAppPrefix string
 	FlyProxyURL  string
@@ -113,6 +116,35 @@ func hostPort(v string) error {
 	return nil
 }
 
+// parsePrefixes reads a comma-separated list of addresses and CIDRs.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func prefixList(v string) error {
+	_, err := parsePrefixes(v)
+	if err != nil {
+		return fmt.Errorf("%v: use addresses or CIDRs separated by commas, e.g. 10.0.0.0/8,192.0.2.1", err)
+	}
+	return nil
+}
+
 func absoluteURL(v string) error {
 	if v == "" {
 		return nil
@@ -142,6 +174,7 @@ var serveSettings = []setting{
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
+	{"trusted-proxies", "CANDOR_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose Fly-Client-IP / X-Forwarded-For names the client (on Fly, FLY_APP_NAME set, Fly-Client-IP is used anyway)", prefixList},
 	{"allow-private-targets", "CANDOR_ALLOW_PRIVATE_TARGETS", "false", "let tenant URLs (OPENAI_BASE_URL) be http and reach loopback/private addresses: for self-hosted model servers and tests", oneOf("true", "false")},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
 	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
@@ -211,6 +244,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.ReplicateTo = get["replicate-to"]
 	cfg.ReplicateWorkDir = get["replicate-work-dir"]
 	cfg.AllowPrivateTargets = get["allow-private-targets"] == "true"
+	cfg.TrustedProxies, _ = parsePrefixes(get["trusted-proxies"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

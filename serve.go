@@ -93,6 +93,8 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Evaluator:           evaluatorOf(cfg, env),
 		WebhookRetryScale:   cfg.WebhookRetryScale,
+		OnFly:               env["FLY_APP_NAME"] != "",
+		TrustedProxies:      cfg.TrustedProxies,
 	}, db, hub, machines, log)
 	if err != nil {
 		return err

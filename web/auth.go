@@ -282,36 +282,88 @@ func (s *Server) sessionCookie(value string, expires time.Time) *http.Cookie {
 	}
 }
 
-// checkLogin returns the user whose email and password these are. Failures
-// are counted per client address and email (5 in 15 minutes), and per
-// address alone (50, against trying many emails): past either limit it
-// answers errTooManyAttempts without checking the password.
+// checkLogin returns the user whose email and password these are. Every
+// attempt is reserved before the password is hashed, atomically, per
+// account (5 in 15 minutes, whatever the client address or concurrency)
+// and per client address (50, against trying many emails): past either
+// limit it answers errTooManyAttempts without hashing. A successful sign-in
+// gives its reservations back. The hashing itself waits for one of a
+// CPU-sized set of slots (each argon2id check holds 19 MiB): past
+// Config.PasswordWait it answers errPasswordBusy.
 func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (store.User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	key := ip + "\x00" + email
-	if !s.logins.allowed(key) || !s.ipLogins.allowed(ip) {
+	if !s.ipLogins.reserve(ip) {
 		return store.User{}, errTooManyAttempts
 	}
-	u, err := s.db.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
-		verifyPassword(dummyPasswordHash(), password) // same cost as a real check
-		s.logins.fail(key)
-		s.ipLogins.fail(ip)
-		return store.User{}, errBadLogin
+	if !s.logins.reserve(email) {
+		s.ipLogins.release(ip)
+		return store.User{}, errTooManyAttempts
 	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("look up user: %w", err)
+	ok, u, err := s.verifyLogin(ctx, email, password)
+	if err != nil || !ok {
+		if errors.Is(err, errPasswordBusy) {
+			// Nothing was checked: the attempt does not count.
+			s.logins.release(email)
+			s.ipLogins.release(ip)
+		}
+		if err == nil {
+			err = errBadLogin
+		}
+		return store.User{}, err
 	}
-	if !verifyPassword(u.PasswordHash, password) {
-		s.logins.fail(key)
-		s.ipLogins.fail(ip)
-		return store.User{}, errBadLogin
-	}
-	s.logins.reset(key)
+	s.logins.reset(email)
+	s.ipLogins.release(ip)
 	return u, nil
 }
 
-// loginLimiter counts failed sign-ins per key within a sliding window. It
+func (s *Server) verifyLogin(ctx context.Context, email, password string) (bool, store.User, error) {
+	u, err := s.db.UserByEmail(ctx, email)
+	hash := u.PasswordHash
+	if errors.Is(err, store.ErrNotFound) {
+		hash = dummyPasswordHash() // same cost as a real check
+	} else if err != nil {
+		return false, store.User{}, fmt.Errorf("look up user: %w", err)
+	}
+	var ok bool
+	if err := s.passwordWork(ctx, func() { ok = verifyPassword(hash, password) && u.ID != "" }); err != nil {
+		return false, store.User{}, err
+	}
+	return ok, u, nil
+}
+
+var errPasswordBusy = errorf(CodeTooManyRequests, "the server is busy checking other sign-ins; try again in a few seconds")
+
+// passwordRetryAfter is the Retry-After (seconds) of errPasswordBusy.
+const passwordRetryAfter = "2"
+
+// passwordWork runs f, an argon2id hash or check, in one of the server's
+// hashing slots, so that concurrent sign-ins cannot multiply its memory.
+// It gives up with errPasswordBusy after Config.PasswordWait.
+func (s *Server) passwordWork(ctx context.Context, f func()) error {
+	t := time.NewTimer(s.cfg.PasswordWait)
+	defer t.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-t.C:
+		return errPasswordBusy
+	case <-ctx.Done():
+		return errPasswordBusy
+	}
+	defer func() { <-s.hashSlots }()
+	s.passwordChecks.Add(1)
+	f()
+	return nil
+}
+
+// hashPassword hashes p in one of the server's hashing slots.
+func (s *Server) hashPassword(ctx context.Context, p string) (hash string, err error) {
+	if werr := s.passwordWork(ctx, func() { hash, err = hashPassword(p) }); werr != nil {
+		return "", werr
+	}
+	return hash, err
+}
+
+// loginLimiter counts sign-in attempts per key within a sliding window. It
 // prunes itself as it grows (at most once a window), so it needs no
 // goroutine.
 type loginLimiter struct {
@@ -327,15 +379,14 @@ func newLoginLimiter(max int, window time.Duration) *loginLimiter {
 	return &loginLimiter{max: max, window: window, failures: map[string][]time.Time{}, now: time.Now}
 }
 
-func (l *loginLimiter) allowed(key string) bool {
+// reserve counts an attempt for key unless key has had max in the window;
+// check and count are one step, so concurrent attempts cannot all pass.
+func (l *loginLimiter) reserve(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.recent(key)) < l.max
-}
-
-func (l *loginLimiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if len(l.recent(key)) >= l.max {
+		return false
+	}
 	if len(l.failures) >= 10000 && l.now().Sub(l.pruned) > l.window {
 		for k := range l.failures {
 			l.recent(k)
@@ -343,6 +394,19 @@ func (l *loginLimiter) fail(key string) {
 		l.pruned = l.now()
 	}
 	l.failures[key] = append(l.recent(key), l.now())
+	return true
+}
+
+// release gives back one reservation of key (the attempt did not fail).
+func (l *loginLimiter) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ts := l.recent(key)
+	if len(ts) <= 1 {
+		delete(l.failures, key)
+		return
+	}
+	l.failures[key] = ts[:len(ts)-1]
 }
 
 func (l *loginLimiter) reset(key string) {

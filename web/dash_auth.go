@@ -128,7 +128,7 @@ func (s *Server) handleSetup(c echo.Context) error {
 	if len(errs) > 0 {
 		return s.renderSetup(c, http.StatusUnprocessableEntity, f, errs)
 	}
-	hash, err := hashPassword(password)
+	hash, err := s.hashPassword(c.Request().Context(), password)
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
@@ -192,6 +192,9 @@ func (s *Server) handleLogin(c echo.Context) error {
 	}
 	u, err := s.checkLogin(c.Request().Context(), c.RealIP(), f.Email, password)
 	switch {
+	case errors.Is(err, errPasswordBusy):
+		c.Response().Header().Set("Retry-After", passwordRetryAfter)
+		return s.renderLogin(c, http.StatusTooManyRequests, f, views.FormErrors{"": "Many people are signing in right now. Try again in a few seconds."})
 	case errors.Is(err, errTooManyAttempts):
 		return s.renderLogin(c, http.StatusTooManyRequests, f, views.FormErrors{"": "Too many failed attempts. Wait 15 minutes and try again."})
 	case errors.Is(err, errBadLogin):

@@ -51,7 +51,7 @@ func (s *Server) handleAddMember(c echo.Context) error {
 	if len(errs) > 0 {
 		return s.renderMembers(c, http.StatusUnprocessableEntity, f, errs)
 	}
-	hash, err := hashPassword(password)
+	hash, err := s.hashPassword(c.Request().Context(), password)
 	if err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}

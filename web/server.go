@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -75,6 +78,17 @@ type Config struct {
 	// point at loopback and private addresses: for self-hosted model
 	// servers and tests. Off, they must be https and public.
 	AllowPrivateTargets bool
+	// PasswordConcurrency bounds concurrent password hashing (19 MiB
+	// each); default the CPU count. PasswordWait is how long a sign-in
+	// waits for a slot before it is answered 429; default 5 s.
+	PasswordConcurrency int
+	PasswordWait        time.Duration
+	// OnFly (FLY_APP_NAME is set): the client address is Fly-Client-IP,
+	// which Fly's proxy sets. TrustedProxies: peers whose Fly-Client-IP or
+	// X-Forwarded-For is believed. Otherwise the address is the peer's:
+	// a client can set any header.
+	OnFly          bool
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) setDefaults() error {
@@ -95,6 +109,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LaunchTimeout <= 0 {
 		c.LaunchTimeout = 3 * time.Minute
+	}
+	if c.PasswordConcurrency <= 0 {
+		c.PasswordConcurrency = runtime.NumCPU()
+	}
+	if c.PasswordWait <= 0 {
+		c.PasswordWait = 5 * time.Second
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
@@ -143,10 +163,14 @@ type Server struct {
 	renderErrorPage func(c echo.Context, status int, msg string) error
 
 	metrics  *metrics
-	logins   *loginLimiter // per client address and email
+	logins   *loginLimiter // per account (email)
 	ipLogins *loginLimiter // per client address
-	upgrader *websocket.Upgrader
-	locks    interviewLocks
+	// hashSlots bounds concurrent argon2id work (passwordWork);
+	// passwordChecks counts it, for tests and benchmarks.
+	hashSlots      chan struct{}
+	passwordChecks atomic.Int64
+	upgrader       *websocket.Upgrader
+	locks          interviewLocks
 	// entryLocks orders each interview's entry writes and their publishes:
 	// the hub drops a live entry whose seq is below one already sent, so two
 	// overlapping bridge requests must not publish out of order. Separate
@@ -193,6 +217,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 		metrics:         m,
 		logins:          newLoginLimiter(5, 15*time.Minute),
 		ipLogins:        newLoginLimiter(50, 15*time.Minute),
+		hashSlots:       make(chan struct{}, cfg.PasswordConcurrency),
 		processorClient: &http.Client{},
 		ctx:             ctx,
 		cancel:          cancel,
@@ -230,8 +255,8 @@ func (s *Server) buildEcho() {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	// Login rate limits key on the client address: trust only the peer,
-	// never X-Forwarded-For from arbitrary clients.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// never a header a client can set (clientIP).
+	e.IPExtractor = s.clientIP
 
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests)
@@ -372,4 +397,47 @@ func (s *Server) owned(timeout time.Duration) (ctx context.Context, done func())
 		cancel()
 		s.wg.Done()
 	}
+}
+
+// clientIP is the address a request comes from, as far as it can be
+// known: Fly-Client-IP when running on Fly (its proxy sets the header and
+// overwrites a client's), or when the peer is a proxy the operator trusts
+// (else that proxy's X-Forwarded-For, rightmost untrusted entry);
+// otherwise the peer itself.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := echo.ExtractIPDirect()(r)
+	trusted := false
+	if a, err := netip.ParseAddr(peer); err == nil {
+		for _, p := range s.cfg.TrustedProxies {
+			if p.Contains(a.Unmap()) {
+				trusted = true
+				break
+			}
+		}
+	}
+	if !s.cfg.OnFly && !trusted {
+		return peer
+	}
+	if v := strings.TrimSpace(r.Header.Get("Fly-Client-IP")); v != "" {
+		if a, err := netip.ParseAddr(v); err == nil {
+			return a.Unmap().String()
+		}
+	}
+	if trusted {
+		xff := strings.Split(r.Header.Get(echo.HeaderXForwardedFor), ",")
+		for i := len(xff) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(xff[i]))
+			if err != nil {
+				break
+			}
+			inTrusted := false
+			for _, p := range s.cfg.TrustedProxies {
+				inTrusted = inTrusted || p.Contains(a.Unmap())
+			}
+			if !inTrusted {
+				return a.Unmap().String()
+			}
+		}
+	}
+	return peer
 }
