@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -101,15 +102,44 @@ func (db *DB) Interview(ctx context.Context, tenantID, id string) (Interview, er
 	return iv, err
 }
 
-// ListInterviews returns the tenant's interviews, newest first, narrowed by f.
+// ListInterviews returns the tenant's interviews narrowed and ordered by f,
+// newest first by default.
 func (db *DB) ListInterviews(ctx context.Context, tenantID string, f InterviewFilter) ([]Interview, error) {
-	q := `SELECT ` + interviewCols + ` FROM interviews WHERE tenant_id = ?`
+	q := `SELECT ` + prefixCols("i.", interviewCols) + ` FROM interviews i
+		JOIN candidates c ON c.tenant_id = i.tenant_id AND c.id = i.candidate_id
+		JOIN positions p ON p.tenant_id = i.tenant_id AND p.id = i.position_id
+		WHERE i.tenant_id = ?`
 	args := []any{tenantID}
 	if f.Status != "" {
-		q += ` AND status = ?`
+		q += ` AND i.status = ?`
 		args = append(args, string(f.Status))
 	}
-	q += ` ORDER BY created_at DESC, rowid DESC`
+	if f.PositionID != "" {
+		q += ` AND i.position_id = ?`
+		args = append(args, f.PositionID)
+	}
+	if f.CandidateID != "" {
+		q += ` AND i.candidate_id = ?`
+		args = append(args, f.CandidateID)
+	}
+	if s := strings.TrimSpace(f.Query); s != "" {
+		like := "%" + escapeLike(strings.ToLower(s)) + "%"
+		q += ` AND (lower(c.name) LIKE ? ESCAPE '\' OR lower(c.email) LIKE ? ESCAPE '\' OR lower(p.title) LIKE ? ESCAPE '\')`
+		args = append(args, like, like, like)
+	}
+	if !f.From.IsZero() {
+		q += ` AND i.created_at >= ?`
+		args = append(args, fmtTime(f.From))
+	}
+	if !f.To.IsZero() {
+		q += ` AND i.created_at < ?`
+		args = append(args, fmtTime(f.To))
+	}
+	order, ok := InterviewSorts[f.Sort]
+	if !ok {
+		order = InterviewSorts["newest"]
+	}
+	q += ` ORDER BY ` + order
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
@@ -120,6 +150,20 @@ func (db *DB) ListInterviews(ctx context.Context, tenantID string, f InterviewFi
 		return err
 	})
 	return ivs, err
+}
+
+// prefixCols qualifies each column of a comma-separated list.
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// escapeLike escapes LIKE's wildcards for ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // InterviewByInviteHash finds an interview in any tenant by the hash of its
@@ -350,4 +394,33 @@ func (db *DB) ListStaleInterviews(ctx context.Context, before time.Time) ([]Inte
 		return err
 	})
 	return ivs, err
+}
+
+// Ordinal is an interview's place among its candidate's interviews, oldest
+// first: N of Of.
+type Ordinal struct{ N, Of int }
+
+// InterviewOrdinals numbers each of the tenant's interviews among those of
+// its candidate, so that a candidate's several interviews can be told apart
+// in lists.
+func (db *DB) InterviewOrdinals(ctx context.Context, tenantID string) (map[string]Ordinal, error) {
+	out := map[string]Ordinal{}
+	err := db.inRead(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, row_number() OVER (PARTITION BY candidate_id ORDER BY created_at, rowid),
+			count(*) OVER (PARTITION BY candidate_id) FROM interviews WHERE tenant_id = ?`, tenantID)
+		if err != nil {
+			return fmt.Errorf("store: interview ordinals: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var o Ordinal
+			if err := rows.Scan(&id, &o.N, &o.Of); err != nil {
+				return err
+			}
+			out[id] = o
+		}
+		return rows.Err()
+	})
+	return out, err
 }

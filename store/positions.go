@@ -22,9 +22,9 @@ func (db *DB) CreatePosition(ctx context.Context, p Position) (Position, error) 
 		return Position{}, err
 	}
 	err = db.inWrite(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO positions (id, tenant_id, title, description, questions, rubric, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.ID, p.TenantID, p.Title, p.Description, qs, rb, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO positions (id, tenant_id, title, description, questions, rubric, interviewer_name, voice, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.TenantID, p.Title, p.Description, qs, rb, p.InterviewerName, p.Voice, fmtTime(p.CreatedAt), fmtTime(p.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("store: create position: %w", mapErr(err))
 		}
@@ -38,6 +38,8 @@ func (db *DB) CreatePosition(ctx context.Context, p Position) (Position, error) 
 
 func normalizePosition(p *Position) {
 	p.Title = strings.TrimSpace(p.Title)
+	p.InterviewerName = strings.TrimSpace(p.InterviewerName)
+	p.Voice = strings.TrimSpace(p.Voice)
 	if p.Questions == nil {
 		p.Questions = []string{}
 	}
@@ -61,12 +63,12 @@ func positionJSON(p Position) (questions, rubric string, err error) {
 	return string(q), string(r), nil
 }
 
-const positionCols = `id, tenant_id, title, description, questions, rubric, created_at, updated_at`
+const positionCols = `id, tenant_id, title, description, questions, rubric, interviewer_name, voice, created_at, updated_at`
 
 func scanPosition(s scanner) (Position, error) {
 	var p Position
 	var qs, rb string
-	if err := s.Scan(&p.ID, &p.TenantID, &p.Title, &p.Description, &qs, &rb, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt}); err != nil {
+	if err := s.Scan(&p.ID, &p.TenantID, &p.Title, &p.Description, &qs, &rb, &p.InterviewerName, &p.Voice, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt}); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal([]byte(qs), &p.Questions); err != nil {
@@ -105,7 +107,8 @@ func (db *DB) ListPositions(ctx context.Context, tenantID string) ([]Position, e
 	return ps, err
 }
 
-// UpdatePosition replaces title, description, questions and rubric of the
+// UpdatePosition replaces title, description, questions, rubric,
+// interviewer name and voice of the
 // position p.ID in p.TenantID and returns the stored result.
 func (db *DB) UpdatePosition(ctx context.Context, p Position) (Position, error) {
 	normalizePosition(&p)
@@ -115,9 +118,9 @@ func (db *DB) UpdatePosition(ctx context.Context, p Position) (Position, error) 
 	}
 	var out Position
 	err = db.inWrite(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE positions SET title = ?, description = ?, questions = ?, rubric = ?, updated_at = ?
+		res, err := tx.ExecContext(ctx, `UPDATE positions SET title = ?, description = ?, questions = ?, rubric = ?, interviewer_name = ?, voice = ?, updated_at = ?
 			WHERE tenant_id = ? AND id = ?`,
-			p.Title, p.Description, qs, rb, fmtTime(db.nowUTC()), p.TenantID, p.ID)
+			p.Title, p.Description, qs, rb, p.InterviewerName, p.Voice, fmtTime(db.nowUTC()), p.TenantID, p.ID)
 		if err != nil {
 			return fmt.Errorf("store: update position %s: %w", p.ID, mapErr(err))
 		}
@@ -139,8 +142,8 @@ func (db *DB) CreateCandidate(ctx context.Context, c Candidate) (Candidate, erro
 	c.CreatedAt = db.nowUTC()
 	c.Email = strings.TrimSpace(c.Email)
 	err := db.inWrite(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO candidates (id, tenant_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)`,
-			c.ID, c.TenantID, c.Name, c.Email, fmtTime(c.CreatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO candidates (id, tenant_id, name, email, notes, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.ID, c.TenantID, c.Name, c.Email, c.Notes, fmtTime(c.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("store: create candidate: %w", mapErr(err))
 		}
@@ -152,11 +155,11 @@ func (db *DB) CreateCandidate(ctx context.Context, c Candidate) (Candidate, erro
 	return c, nil
 }
 
-const candidateCols = `id, tenant_id, name, email, created_at`
+const candidateCols = `id, tenant_id, name, email, notes, created_at`
 
 func scanCandidate(s scanner) (Candidate, error) {
 	var c Candidate
-	err := s.Scan(&c.ID, &c.TenantID, &c.Name, &c.Email, timeCol{&c.CreatedAt})
+	err := s.Scan(&c.ID, &c.TenantID, &c.Name, &c.Email, &c.Notes, timeCol{&c.CreatedAt})
 	return c, err
 }
 
@@ -181,4 +184,50 @@ func (db *DB) ListCandidates(ctx context.Context, tenantID string) ([]Candidate,
 		return err
 	})
 	return cs, err
+}
+
+// DeletePosition removes the tenant's position id. ErrNotFound if it is not
+// the tenant's; ErrConflict while any interview refers to it (interviews
+// keep their position: delete or erase them first).
+func (db *DB) DeletePosition(ctx context.Context, tenantID, id string) error {
+	return db.inWrite(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM interviews WHERE tenant_id = ? AND position_id = ?`, tenantID, id).Scan(&n); err != nil {
+			return fmt.Errorf("store: count interviews of position %s: %w", id, err)
+		}
+		if _, err := findPosition(ctx, tx, tenantID, id); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("position %s has %d interviews: %w", id, n, ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM positions WHERE tenant_id = ? AND id = ?`, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("store: delete position %s: %w", id, mapErr(err))
+		}
+		return rowsChanged(res, "position "+id)
+	})
+}
+
+// UpdateCandidate replaces name, email and notes of the candidate c.ID in
+// c.TenantID and returns the stored result. ErrNotFound if it is not the
+// tenant's; ErrConflict if another of the tenant's candidates has the email.
+func (db *DB) UpdateCandidate(ctx context.Context, c Candidate) (Candidate, error) {
+	c.Name = strings.TrimSpace(c.Name)
+	c.Email = strings.TrimSpace(c.Email)
+	var out Candidate
+	err := db.inWrite(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE candidates SET name = ?, email = ?, notes = ? WHERE tenant_id = ? AND id = ?`,
+			c.Name, c.Email, c.Notes, c.TenantID, c.ID)
+		if err != nil {
+			return fmt.Errorf("store: update candidate %s: %w", c.ID, mapErr(err))
+		}
+		if err := rowsChanged(res, "candidate "+c.ID); err != nil {
+			return err
+		}
+		out, err = queryOne(ctx, tx, scanCandidate, "candidate "+c.ID,
+			`SELECT `+candidateCols+` FROM candidates WHERE tenant_id = ? AND id = ?`, c.TenantID, c.ID)
+		return err
+	})
+	return out, err
 }

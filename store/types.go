@@ -106,11 +106,15 @@ type Position struct {
 	ID, TenantID, Title, Description string
 	Questions                        []string
 	Rubric                           []RubricItem
-	CreatedAt, UpdatedAt             time.Time
+	// InterviewerName is how the interviewer introduces itself and Voice
+	// the TTS voice that speaks for it; "" means the processor's default.
+	InterviewerName, Voice string
+	CreatedAt, UpdatedAt   time.Time
 }
 
 type Candidate struct {
 	ID, TenantID, Name, Email string
+	Notes                     string // the recruiters' notes
 	CreatedAt                 time.Time
 }
 
@@ -128,8 +132,28 @@ type Interview struct {
 
 // InterviewFilter narrows ListInterviews. Zero values mean "any" and "no limit".
 type InterviewFilter struct {
-	Status Status
-	Limit  int
+	Status      Status
+	PositionID  string
+	CandidateID string
+	// Query matches the candidate's name or email, or the position's title
+	// (case-insensitive substring).
+	Query string
+	// From and To bound created_at (To exclusive).
+	From, To time.Time
+	// Sort is one of InterviewSorts' keys; "" is newest first.
+	Sort  string
+	Limit int
+}
+
+// InterviewSorts are the orders ListInterviews knows, by name.
+var InterviewSorts = map[string]string{
+	"newest":       `i.created_at DESC, i.rowid DESC`,
+	"oldest":       `i.created_at ASC, i.rowid ASC`,
+	"candidate":    `c.name COLLATE NOCASE ASC, i.created_at DESC`,
+	"position":     `p.title COLLATE NOCASE ASC, i.created_at DESC`,
+	"status":       `i.status ASC, i.created_at DESC`,
+	"duration":     `(julianday(i.ended_at) - julianday(i.started_at)) IS NULL, (julianday(i.ended_at) - julianday(i.started_at)) DESC, i.created_at DESC`,
+	"duration_asc": `(julianday(i.ended_at) - julianday(i.started_at)) IS NULL, (julianday(i.ended_at) - julianday(i.started_at)) ASC, i.created_at DESC`,
 }
 
 type Machine struct {

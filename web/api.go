@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -25,21 +26,34 @@ const (
 	apiMaxRubricItems    = 50
 	apiMaxNameLen        = 200
 	apiMaxListLimit      = 500
+	apiMaxNotesLen       = 20000
+	// An interviewer's name is spoken in its greeting: a name, not a speech.
+	apiMaxInterviewerName = 60
 )
 
 type positionInput struct {
-	Title       string             `json:"title"`
-	Description string             `json:"description"`
-	Questions   []string           `json:"questions"`
-	Rubric      []store.RubricItem `json:"rubric"`
+	Title           string             `json:"title"`
+	Description     string             `json:"description"`
+	Questions       []string           `json:"questions"`
+	Rubric          []store.RubricItem `json:"rubric"`
+	InterviewerName string             `json:"interviewer_name"`
+	Voice           string             `json:"voice"`
 }
 
 // validate trims in.Title and the questions and checks every field.
 func (in *positionInput) validate() error {
 	in.Title = strings.TrimSpace(in.Title)
+	in.InterviewerName = strings.TrimSpace(in.InterviewerName)
+	in.Voice = strings.TrimSpace(in.Voice)
 	switch {
 	case in.Title == "":
 		return invalid("title", "is required")
+	case utf8.RuneCountInString(in.InterviewerName) > apiMaxInterviewerName:
+		return invalid("interviewer_name", "is longer than %d characters", apiMaxInterviewerName)
+	case strings.ContainsFunc(in.InterviewerName, unicode.IsControl):
+		return invalid("interviewer_name", "contains control characters")
+	case !validVoice(in.Voice):
+		return invalid("voice", "%q is not a voice; use one of %s, or \"\" for the default", in.Voice, strings.Join(voiceIDs(), ", "))
 	case utf8.RuneCountInString(in.Title) > apiMaxTitleLen:
 		return invalid("title", "is longer than %d characters", apiMaxTitleLen)
 	case utf8.RuneCountInString(in.Description) > apiMaxDescriptionLen:
@@ -97,6 +111,7 @@ func (s *Server) handleCreatePosition(c echo.Context) error {
 	pos, err := s.db.CreatePosition(c.Request().Context(), store.Position{
 		ID: store.NewID("pos_"), TenantID: p.TenantID,
 		Title: in.Title, Description: in.Description, Questions: in.Questions, Rubric: in.Rubric,
+		InterviewerName: in.InterviewerName, Voice: in.Voice,
 		CreatedAt: now, UpdatedAt: now,
 	})
 	if err != nil {
@@ -117,6 +132,7 @@ func (s *Server) handleUpdatePosition(c echo.Context) error {
 	pos, err := s.db.UpdatePosition(c.Request().Context(), store.Position{
 		ID: c.Param("id"), TenantID: p.TenantID,
 		Title: in.Title, Description: in.Description, Questions: in.Questions, Rubric: in.Rubric,
+		InterviewerName: in.InterviewerName, Voice: in.Voice,
 		UpdatedAt: time.Now().UTC(),
 	})
 	if err != nil {
@@ -141,9 +157,21 @@ func (s *Server) handleGetPosition(c echo.Context) error {
 	return c.JSON(http.StatusOK, toPositionJSON(pos))
 }
 
+func (s *Server) handleDeletePosition(c echo.Context) error {
+	err := s.db.DeletePosition(c.Request().Context(), principalOf(c).TenantID, c.Param("id"))
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(CodeConflict, "the position has interviews; delete them (or the candidates) first")
+	}
+	if err != nil {
+		return notFound(err, "position")
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
 type candidateInput struct {
 	Name  string `json:"name"`
 	Email string `json:"email"`
+	Notes string `json:"notes"`
 }
 
 func (in *candidateInput) validate() error {
@@ -158,6 +186,8 @@ func (in *candidateInput) validate() error {
 		return invalid("email", "is required")
 	case !validEmail(in.Email):
 		return invalid("email", "%q is not an email address", in.Email)
+	case utf8.RuneCountInString(in.Notes) > apiMaxNotesLen:
+		return invalid("notes", "is longer than %d characters", apiMaxNotesLen)
 	}
 	return nil
 }
@@ -172,7 +202,7 @@ func (s *Server) handleCreateCandidate(c echo.Context) error {
 	}
 	cand, err := s.db.CreateCandidate(c.Request().Context(), store.Candidate{
 		ID: store.NewID("cand_"), TenantID: principalOf(c).TenantID,
-		Name: in.Name, Email: in.Email, CreatedAt: time.Now().UTC(),
+		Name: in.Name, Email: in.Email, Notes: in.Notes, CreatedAt: time.Now().UTC(),
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(CodeConflict, "email: a candidate with email %s exists already", in.Email)
@@ -181,6 +211,26 @@ func (s *Server) handleCreateCandidate(c echo.Context) error {
 		return fmt.Errorf("create candidate: %w", err)
 	}
 	return c.JSON(http.StatusCreated, toCandidateJSON(cand))
+}
+
+func (s *Server) handleUpdateCandidate(c echo.Context) error {
+	var in candidateInput
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	cand, err := s.db.UpdateCandidate(c.Request().Context(), store.Candidate{
+		ID: c.Param("id"), TenantID: principalOf(c).TenantID, Name: in.Name, Email: in.Email, Notes: in.Notes,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(CodeConflict, "email: a candidate with email %s exists already", in.Email)
+	}
+	if err != nil {
+		return notFound(err, "candidate")
+	}
+	return c.JSON(http.StatusOK, toCandidateJSON(cand))
 }
 
 func (s *Server) handleListCandidates(c echo.Context) error {

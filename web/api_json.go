@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"candor/store"
+	"candor/web/views"
 )
 
 // The API's JSON shapes (DESIGN §5): snake_case, string ids, RFC 3339 UTC
@@ -17,8 +18,11 @@ type positionJSON struct {
 	Description string             `json:"description"`
 	Questions   []string           `json:"questions"`
 	Rubric      []store.RubricItem `json:"rubric"`
-	CreatedAt   time.Time          `json:"created_at"`
-	UpdatedAt   time.Time          `json:"updated_at"`
+	// InterviewerName and Voice: "" means the default.
+	InterviewerName string    `json:"interviewer_name"`
+	Voice           string    `json:"voice"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 func toPositionJSON(p store.Position) positionJSON {
@@ -33,6 +37,7 @@ func toPositionJSON(p store.Position) positionJSON {
 	return positionJSON{
 		ID: p.ID, Title: p.Title, Description: p.Description,
 		Questions: qs, Rubric: rubric,
+		InterviewerName: p.InterviewerName, Voice: p.Voice,
 		CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
 }
@@ -41,11 +46,12 @@ type candidateJSON struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Email     string    `json:"email"`
+	Notes     string    `json:"notes"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func toCandidateJSON(c store.Candidate) candidateJSON {
-	return candidateJSON{ID: c.ID, Name: c.Name, Email: c.Email, CreatedAt: c.CreatedAt.UTC()}
+	return candidateJSON{ID: c.ID, Name: c.Name, Email: c.Email, Notes: c.Notes, CreatedAt: c.CreatedAt.UTC()}
 }
 
 type machineJSON struct {
@@ -158,6 +164,8 @@ type eventJSON struct {
 	Type string          `json:"type"`
 	At   time.Time       `json:"at"`
 	Data json.RawMessage `json:"data"`
+	// Summary (additive) says what happened in words for people.
+	Summary string `json:"summary"`
 }
 
 func toEventJSON(e store.Event) eventJSON {
@@ -165,7 +173,7 @@ func toEventJSON(e store.Event) eventJSON {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
-	return eventJSON{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, At: e.At.UTC(), Data: data}
+	return eventJSON{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, At: e.At.UTC(), Data: data, Summary: views.EventSummary(e)}
 }
 
 func utcPtr(t *time.Time) *time.Time {

@@ -44,6 +44,8 @@ func TestTenantIsolation(t *testing.T) {
 		{"B cannot read A's position", request{Method: "GET", Path: "/api/v1/positions/" + posA}},
 		{"B cannot update A's position", request{Method: "PUT", Path: "/api/v1/positions/" + posA, Body: positionBody}},
 		{"B cannot read A's candidate", request{Method: "GET", Path: "/api/v1/candidates/" + candA}},
+		{"B cannot update A's candidate", request{Method: "PUT", Path: "/api/v1/candidates/" + candA, Body: map[string]any{"name": "X", "email": "x@example.com"}}},
+		{"B cannot delete A's position", request{Method: "DELETE", Path: "/api/v1/positions/" + posA}},
 		{"B cannot read A's interview", request{Method: "GET", Path: "/api/v1/interviews/" + ivA}},
 		{"B cannot read A's transcript", request{Method: "GET", Path: "/api/v1/interviews/" + ivA + "/transcript"}},
 		{"B cannot read A's events", request{Method: "GET", Path: "/api/v1/interviews/" + ivA + "/events"}},

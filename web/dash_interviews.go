@@ -25,10 +25,43 @@ func (s *Server) handleInterviewsPage(c echo.Context) error {
 	return s.renderInterviews(c, http.StatusOK, filter, views.InterviewForm{}, nil)
 }
 
+// listQuery reads the interviews list's search, filters and order from the
+// URL; values that do not parse are dropped (the list shows unfiltered
+// rather than failing).
+func listQuery(c echo.Context) (views.ListQuery, store.InterviewFilter) {
+	q := views.ListQuery{
+		Q:          strings.TrimSpace(c.QueryParam("q")),
+		PositionID: strings.TrimSpace(c.QueryParam("position")),
+		From:       c.QueryParam("from"),
+		To:         c.QueryParam("to"),
+		Sort:       c.QueryParam("sort"),
+	}
+	if len(q.Q) > 200 {
+		q.Q = q.Q[:200]
+	}
+	f := store.InterviewFilter{Query: q.Q, PositionID: q.PositionID, Sort: q.Sort, Limit: interviewListLimit}
+	if _, ok := store.InterviewSorts[q.Sort]; !ok {
+		q.Sort, f.Sort = "", ""
+	}
+	if t, err := time.Parse(time.DateOnly, q.From); err == nil {
+		f.From = t
+	} else {
+		q.From = ""
+	}
+	if t, err := time.Parse(time.DateOnly, q.To); err == nil {
+		f.To = t.AddDate(0, 0, 1) // the whole day
+	} else {
+		q.To = ""
+	}
+	return q, f
+}
+
 func (s *Server) renderInterviews(c echo.Context, status int, filter store.Status, f views.InterviewForm, errs views.FormErrors) error {
 	ctx := c.Request().Context()
 	tenantID := principalOf(c).TenantID
-	ivs, err := s.db.ListInterviews(ctx, tenantID, store.InterviewFilter{Status: filter, Limit: interviewListLimit})
+	lq, lf := listQuery(c)
+	lf.Status = filter
+	ivs, err := s.db.ListInterviews(ctx, tenantID, lf)
 	if err != nil {
 		return fmt.Errorf("list interviews: %w", err)
 	}
@@ -40,6 +73,29 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	if err != nil {
 		return fmt.Errorf("list candidates: %w", err)
 	}
+	rows, err := s.interviewRows(ctx, tenantID, ivs, positions, candidates)
+	if err != nil {
+		return err
+	}
+	usage, err := s.usage(ctx, tenantID, time.Now())
+	if err != nil {
+		return err
+	}
+	d := views.Interviews{TenantID: tenantID, Filter: filter, Query: lq, Rows: rows, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
+	p, err := s.page(c, "Interviews", "interviews")
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.InterviewsPage(p, d))
+}
+
+// interviewRows describes interviews for lists: who, for what, and which of
+// the candidate's interviews it is.
+func (s *Server) interviewRows(ctx context.Context, tenantID string, ivs []store.Interview, positions []store.Position, candidates []store.Candidate) ([]views.InterviewRow, error) {
+	ordinals, err := s.db.InterviewOrdinals(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("interview ordinals: %w", err)
+	}
 	titles := make(map[string]string, len(positions))
 	for _, p := range positions {
 		titles[p.ID] = p.Title
@@ -48,27 +104,21 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	for _, c := range candidates {
 		people[c.ID] = c
 	}
-	usage, err := s.usage(ctx, tenantID, time.Now())
-	if err != nil {
-		return err
-	}
-	d := views.Interviews{TenantID: tenantID, Filter: filter, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
+	rows := make([]views.InterviewRow, 0, len(ivs))
 	for _, iv := range ivs {
 		cand := people[iv.CandidateID]
-		d.Rows = append(d.Rows, views.InterviewRow{
+		rows = append(rows, views.InterviewRow{
 			Interview:      iv,
 			CandidateName:  cand.Name,
 			CandidateEmail: cand.Email,
 			PositionTitle:  titles[iv.PositionID],
+			Ordinal:        ordinals[iv.ID].N,
+			Of:             ordinals[iv.ID].Of,
 			InviteURL:      s.inviteURL(iv.ID),
 			CanRetry:       launchRetryable(iv),
 		})
 	}
-	p, err := s.page(c, "Interviews", "interviews")
-	if err != nil {
-		return err
-	}
-	return render(c, status, views.InterviewsPage(p, d))
+	return rows, nil
 }
 
 func (s *Server) handleCreateInterviewForm(c echo.Context) error {
@@ -140,6 +190,10 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	}
 	if iv.RecordingPath != "" {
 		d.RecordingURL = recordingPartURL(iv.ID, 1)
+		d.RecordingMS = iv.MediaMS
+		for _, e := range d.Entries {
+			d.RecordingMS = max(d.RecordingMS, e.EndMS)
+		}
 		parts, err := s.recordingParts(iv)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -42,10 +43,49 @@ func (s *Server) handlePositionPage(c echo.Context) error {
 	return s.renderPosition(c, http.StatusOK, views.PositionFormFrom(pos), nil)
 }
 
+// handleDeletePositionForm deletes a position without interviews.
+func (s *Server) handleDeletePositionForm(c echo.Context) error {
+	ctx := c.Request().Context()
+	tenantID := principalOf(c).TenantID
+	pos, err := s.db.Position(ctx, tenantID, c.Param("id"))
+	if err != nil {
+		return fmt.Errorf("load position: %w", err)
+	}
+	err = s.db.DeletePosition(ctx, tenantID, pos.ID)
+	if errors.Is(err, store.ErrConflict) {
+		s.setFlash(c, "error", fmt.Sprintf("“%s” has interviews, so it was not deleted.", pos.Title))
+		return seeOther(c, positionPath(pos.ID))
+	}
+	if err != nil {
+		return fmt.Errorf("delete position: %w", err)
+	}
+	s.setFlash(c, "success", fmt.Sprintf("Position “%s” deleted.", pos.Title))
+	return seeOther(c, "/positions")
+}
+
+func positionPath(id string) string { return "/positions/" + id }
+
+// voiceOptions are the choices of the position editor's voice field.
+func voiceOptions() []views.Option {
+	out := []views.Option{{Value: "", Label: "Default (" + positionVoices[0].Label + ")"}}
+	for _, v := range positionVoices {
+		out = append(out, views.Option{Value: v.ID, Label: v.Label})
+	}
+	return out
+}
+
 func (s *Server) renderPosition(c echo.Context, status int, f views.PositionForm, errs views.FormErrors) error {
 	title := f.Title
 	if f.ID == "" {
 		title = "New position"
+	}
+	f.Voices = voiceOptions()
+	if f.ID != "" {
+		ivs, err := s.db.ListInterviews(c.Request().Context(), principalOf(c).TenantID, store.InterviewFilter{PositionID: f.ID, Limit: interviewListLimit})
+		if err != nil {
+			return fmt.Errorf("interviews of position: %w", err)
+		}
+		f.Interviews = len(ivs)
 	}
 	p, err := s.page(c, title, "positions")
 	if err != nil {
@@ -94,8 +134,10 @@ func (s *Server) handleUpdatePositionForm(c echo.Context) error {
 // left entirely empty are dropped.
 func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views.FormErrors) {
 	f := views.PositionForm{
-		Title:       strings.TrimSpace(c.FormValue("title")),
-		Description: strings.TrimSpace(c.FormValue("description")),
+		Title:           strings.TrimSpace(c.FormValue("title")),
+		Description:     strings.TrimSpace(c.FormValue("description")),
+		InterviewerName: strings.TrimSpace(c.FormValue("interviewer_name")),
+		Voice:           strings.TrimSpace(c.FormValue("voice")),
 	}
 	for _, line := range strings.Split(strings.ReplaceAll(c.FormValue("questions"), "\r\n", "\n"), "\n") {
 		if q := strings.TrimSpace(line); q != "" {
@@ -135,7 +177,13 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	if len(f.Rubric) > apiMaxRubricItems {
 		errs["rubric"] = fmt.Sprintf("Use at most %d criteria.", apiMaxRubricItems)
 	}
-	pos := store.Position{Title: f.Title, Description: f.Description, Questions: f.Questions}
+	if utf8.RuneCountInString(f.InterviewerName) > apiMaxInterviewerName {
+		errs["interviewer_name"] = fmt.Sprintf("Keep the name under %d characters.", apiMaxInterviewerName)
+	}
+	if !validVoice(f.Voice) {
+		errs["voice"] = "Choose one of the listed voices."
+	}
+	pos := store.Position{Title: f.Title, Description: f.Description, Questions: f.Questions, InterviewerName: f.InterviewerName, Voice: f.Voice}
 	for i, r := range f.Rubric {
 		w := 1.0
 		if r.Weight != "" {
@@ -154,11 +202,12 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	}
 	if len(errs) == 0 {
 		// The API's rules are the last word, so both doors accept the same.
-		in := positionInput{Title: pos.Title, Description: pos.Description, Questions: pos.Questions, Rubric: pos.Rubric}
+		in := positionInput{Title: pos.Title, Description: pos.Description, Questions: pos.Questions, Rubric: pos.Rubric,
+			InterviewerName: pos.InterviewerName, Voice: pos.Voice}
 		if err := in.validate(); err != nil {
 			errs[""] = err.Error()
 		}
-		pos.Questions, pos.Rubric = in.Questions, in.Rubric
+		pos.Questions, pos.Rubric, pos.InterviewerName, pos.Voice = in.Questions, in.Rubric, in.InterviewerName, in.Voice
 	}
 	return f, pos, errs
 }

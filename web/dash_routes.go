@@ -61,9 +61,14 @@ func (s *Server) dashboardRoutes() {
 	s.e.POST("/positions", s.handleCreatePositionForm, write...)
 	s.e.GET("/positions/:id", s.handlePositionPage, read...)
 	s.e.POST("/positions/:id", s.handleUpdatePositionForm, write...)
+	s.e.POST("/positions/:id/delete", s.handleDeletePositionForm, write...)
 
 	s.e.GET("/candidates", s.handleCandidatesPage, read...)
 	s.e.POST("/candidates", s.handleCreateCandidateForm, write...)
+	s.e.GET("/candidates/:id", s.handleCandidateRecordPage, read...)
+	s.e.POST("/candidates/:id", s.handleUpdateCandidateForm, write...)
+
+	s.e.GET("/search", s.handleSearchPage, read...)
 
 	s.e.GET("/members", s.handleMembersPage, read...)
 	s.e.POST("/members", s.handleAddMember, owner...)

@@ -288,10 +288,14 @@ func (s *Server) apiRoutes() {
 	api.GET("/positions", s.handleListPositions)
 	api.GET("/positions/:id", s.handleGetPosition)
 	api.PUT("/positions/:id", s.handleUpdatePosition, write)
+	api.DELETE("/positions/:id", s.handleDeletePosition, write)
 
 	api.POST("/candidates", s.handleCreateCandidate, write)
 	api.GET("/candidates", s.handleListCandidates)
 	api.GET("/candidates/:id", s.handleGetCandidate)
+	api.PUT("/candidates/:id", s.handleUpdateCandidate, write)
+
+	api.GET("/search", s.handleSearch)
 
 	api.POST("/interviews", s.handleCreateInterview, write)
 	api.GET("/interviews", s.handleListInterviews)

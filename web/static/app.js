@@ -290,4 +290,55 @@
 
   document.querySelectorAll("[data-question-editor]").forEach(enhanceQuestions);
   document.querySelectorAll("[data-rubric-editor]").forEach(enhanceRubric);
+
+  // --- Times in the viewer's time zone ----------------------------------
+  // The server renders UTC; <time data-local> is rewritten in the browser's
+  // zone ("datetime": date and time; "time": time of day), with the zone
+  // named so nobody has to guess.
+  var zone = "";
+  try { zone = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).filter(function (p) { return p.type === "timeZoneName"; }).map(function (p) { return p.value; })[0] || ""; } catch (e) {}
+  function localize(el) {
+    var d = new Date(el.getAttribute("datetime"));
+    if (isNaN(d)) return;
+    var kind = el.getAttribute("data-local");
+    var opts = kind === "time" ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+      : { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" };
+    try {
+      el.textContent = d.toLocaleString(undefined, opts) + (kind === "time" ? "" : " " + zone);
+      el.title = d.toISOString();
+    } catch (e) {}
+  }
+  window.Candor.localize = function (root) {
+    (root || document).querySelectorAll("time[data-local]").forEach(localize);
+  };
+  window.Candor.localize();
+
+  // --- Error summary: focus it after a failed submit ----------------------
+  var summary = document.querySelector(".error-summary");
+  if (summary) summary.focus();
+
+  // --- Erase a candidate (DELETE /api/v1/candidates/:id) -------------------
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("button[data-erase-candidate]");
+    if (!btn) return;
+    if (!window.confirm(btn.getAttribute("data-confirm-text"))) return;
+    btn.disabled = true;
+    fetch("/api/v1/candidates/" + encodeURIComponent(btn.getAttribute("data-erase-candidate")), {
+      method: "DELETE",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrfToken(), "Accept": "application/json" }
+    }).then(function (res) {
+      if (res.ok) {
+        window.location.href = "/candidates";
+        return;
+      }
+      return res.json().catch(function () { return null; }).then(function (body) {
+        showActionMessage(describeFailure(res, body), true);
+        btn.disabled = false;
+      });
+    }, function () {
+      showActionMessage("Could not reach the server. Check your connection and try again.", true);
+      btn.disabled = false;
+    });
+  });
 })();

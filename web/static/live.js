@@ -94,6 +94,45 @@
 
   window.Candor = window.Candor || {};
 
+  // button builds a lifecycle button like the lifecycleButtons/detailButtons
+  // components.
+  function button(id, action, testid, text, cls, retry) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn " + cls;
+    b.setAttribute("data-action", action);
+    b.setAttribute("data-interview", id);
+    b.setAttribute("data-testid", testid);
+    if (retry) b.setAttribute("data-retry", "");
+    b.textContent = text;
+    return b;
+  }
+
+  // buttonsFor are the lifecycle buttons that fit status; detail selects
+  // the interview page's wording.
+  function buttonsFor(id, status, iv, detail) {
+    var retryable = status === "failed" && iv && !iv.started_at;
+    var sm = detail ? "" : "btn-sm ";
+    var out = [];
+    if (status === "scheduled") out.push(button(id, "start", "start-interview", detail ? "Start without the candidate" : "Start", sm + "btn-success"));
+    if (retryable) out.push(button(id, "start", "retry-interview", "Retry", sm + "btn-success", true));
+    if (status === "starting" || status === "running") out.push(button(id, "end", "end-interview", detail ? "End interview" : "End", sm + "btn-danger"));
+    if (status === "scheduled" || retryable) out.push(button(id, "cancel", "cancel-interview", "Cancel", sm + "btn-danger-ghost"));
+    return { buttons: out, invite: !terminal[status] || retryable };
+  }
+
+  // replaceButtons swaps the lifecycle buttons of cell for those of want,
+  // leaving a button whose request is in flight (app.js reloads after it).
+  function replaceButtons(cell, want, canWrite) {
+    var copy = cell.querySelector("[data-testid=copy-invite]");
+    if (copy) copy.hidden = !want.invite;
+    if (!canWrite) return;
+    cell.querySelectorAll("button[data-action]").forEach(function (b) {
+      if (!b.disabled) b.remove();
+    });
+    want.buttons.forEach(function (b) { cell.appendChild(b); });
+  }
+
   var detail = document.querySelector("[data-testid=interview-detail]");
   if (detail) interviewPage(detail);
   var listRoot = document.querySelector("[data-testid=interviews][data-tenant]");
@@ -146,13 +185,24 @@
       jump.hidden = true;
       list.scrollTop = list.scrollHeight;
     });
-    list.scrollTop = list.scrollHeight;
+    // A live transcript opens at its latest line; a finished one at its
+    // first, or at the line the URL names (#entry-<seq>, from search).
+    var isLive = root.getAttribute("data-live") === "true" && !terminal[root.getAttribute("data-status")];
+    if (isLive) list.scrollTop = list.scrollHeight;
+    else list.scrollTop = 0;
 
+    // The indicator tells the connection's state; it says "Live" (in red)
+    // only while the interview itself is running.
+    var connState = "off";
     function setIndicator(state) {
+      connState = state;
+      var status = root.getAttribute("data-status");
       indicator.hidden = state === "off";
       indicator.setAttribute("data-state", state);
+      indicator.setAttribute("data-running", String(status === "running"));
       indicator.querySelector(".live-label").textContent =
-        state === "live" ? "Live" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+        state === "live" ? (status === "running" ? "Live" : "Up to date") :
+        state === "reconnecting" ? "Reconnecting…" : "Connecting…";
     }
 
     function clock(ms) {
@@ -169,6 +219,8 @@
       li.setAttribute("data-testid", "transcript-entry");
       li.setAttribute("data-speaker", e.speaker);
       li.setAttribute("data-seq", String(e.seq));
+      li.setAttribute("data-start-ms", String(e.start_ms || 0));
+      li.id = "entry-" + e.seq;
       var meta = document.createElement("div");
       meta.className = "entry-meta";
       var sp = document.createElement("span");
@@ -235,23 +287,32 @@
       li.setAttribute("data-event-id", String(ev.id));
       li.className = "new";
       var ty = document.createElement("span");
-      ty.className = "event-type";
-      ty.textContent = ev.type;
+      ty.className = "event-summary";
+      ty.textContent = ev.summary || ev.type;
       li.appendChild(ty);
       var at = new Date(ev.at);
       var tm = document.createElement("time");
       tm.className = "muted small";
       if (!isNaN(at)) {
         tm.setAttribute("datetime", at.toISOString().replace(/\.\d+Z$/, "Z"));
+        tm.setAttribute("data-local", "time");
         tm.textContent = fmtTime(at);
+        if (window.Candor.localize) window.Candor.localize(li);
       }
       li.appendChild(tm);
       var data = ev.data == null ? "" : JSON.stringify(ev.data);
       if (data && data !== "{}" && data !== "null") {
+        var raw = document.createElement("details");
+        raw.className = "event-raw";
+        var sum = document.createElement("summary");
+        sum.className = "small";
+        sum.textContent = "Raw data";
         var code = document.createElement("code");
         code.className = "event-data";
         code.textContent = data;
-        li.appendChild(code);
+        raw.appendChild(sum);
+        raw.appendChild(code);
+        li.appendChild(raw);
       }
       return li;
     }
@@ -322,12 +383,76 @@
       }, function () {});
     }
 
-    function setStatus(status) {
+    var actions = root.querySelector("[data-testid=interview-actions]");
+    var explainer = root.querySelector("[data-testid=start-explainer]");
+    function setStatus(status, iv) {
       if (!status) return;
+      var changed = root.getAttribute("data-status") !== status;
       root.setAttribute("data-status", status);
       setBadge(statusSlot && statusSlot.querySelector(".badge"), status);
+      if (explainer) explainer.hidden = status !== "scheduled";
+      if (actions && changed) replaceButtons(actions, buttonsFor(id, status, iv, true), root.hasAttribute("data-can-write"));
+      setIndicator(connState);
+      if (changed) refreshFacts();
       if (terminal[status]) finish();
     }
+
+    // refreshFacts reloads the fields a status change moves (started,
+    // ended, duration, the machine) from the API.
+    function refreshFacts() {
+      fetch("/api/v1/interviews/" + encodeURIComponent(id), {
+        credentials: "same-origin",
+        headers: { "Accept": "application/json" }
+      }).then(function (r) { return r.ok ? r.json() : null; }).then(function (iv) {
+        if (!iv) return;
+        setTime("started-at", iv.started_at);
+        setTime("ended-at", iv.ended_at);
+        var dur = root.querySelector("[data-testid=duration]");
+        if (dur && iv.started_at && iv.ended_at) dur.textContent = fmtDuration((new Date(iv.ended_at) - new Date(iv.started_at)) / 1000);
+        if (iv.machine) {
+          setMachine({ provider: iv.machine.provider, region: iv.machine.region, state: iv.machine.state });
+          machineStart = iv.machine.created_at ? new Date(iv.machine.created_at) : machineStart;
+          machineEnd = iv.machine.destroyed_at ? new Date(iv.machine.destroyed_at) : null;
+          machineBilled = iv.machine.seconds_billed || 0;
+          tickMachine();
+        }
+      }, function () {});
+    }
+
+    function setTime(testid, iso) {
+      var dd = root.querySelector("[data-testid=" + testid + "]");
+      if (!dd || !iso) return;
+      var t = document.createElement("time");
+      t.setAttribute("datetime", iso);
+      t.setAttribute("data-local", "datetime");
+      t.textContent = iso;
+      dd.textContent = "";
+      dd.appendChild(t);
+      if (window.Candor.localize) window.Candor.localize(dd);
+    }
+
+    // fmtDuration matches the server's (views.fmtDuration).
+    function fmtDuration(sec) {
+      sec = Math.max(0, Math.round(sec));
+      if (sec < 60) return sec + "s";
+      var h = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, s = sec % 60;
+      if (h > 0) return h + "h " + pad(m) + "m";
+      return m + "m " + pad(s) + "s";
+    }
+
+    // Machine time counts up while the machine runs.
+    var machineTime = root.querySelector("[data-testid=machine-time]");
+    var machineStart = null, machineEnd = null, machineBilled = 0;
+    function tickMachine() {
+      if (!machineTime || !machineStart) return;
+      var secs = machineBilled > 0 ? machineBilled : ((machineEnd || new Date()) - machineStart) / 1000;
+      machineTime.textContent = fmtDuration(secs);
+    }
+    if (machineTime && machineTime.hasAttribute("data-running")) {
+      var base = parseFloat(machineTime.getAttribute("data-seconds")) || 0;
+      machineStart = new Date(Date.now() - base * 1000);
+    }
+    setInterval(function () { if (!machineEnd && machineBilled === 0 && !terminal[root.getAttribute("data-status")]) tickMachine(); }, 1000);
 
     // setPresence lists who else follows this interview; the reader is "you".
     var self = root.getAttribute("data-viewer");
@@ -381,7 +506,7 @@
           addEvent(m.data);
           break;
         case "interview.status":
-          setStatus(m.data && (m.data.status || (m.data.interview && m.data.interview.status)));
+          setStatus(m.data && (m.data.status || (m.data.interview && m.data.interview.status)), m.data && m.data.interview);
           break;
         case "presence":
           setPresence(m.data && m.data.viewers);
@@ -389,8 +514,91 @@
       }
     }
 
+    // ---- the recording, seekable from the transcript ----------------------
+    var players = Array.prototype.slice.call(root.querySelectorAll("[data-testid=recording-player]"));
+    // A MediaRecorder WebM carries no duration until read to its end: ask
+    // for a far position once, so the player learns it and shows it before
+    // anyone presses play.
+    players.forEach(function (a) {
+      a.addEventListener("loadedmetadata", function once() {
+        a.removeEventListener("loadedmetadata", once);
+        if (a.duration === Infinity || isNaN(a.duration)) {
+          a.addEventListener("durationchange", function back() {
+            if (a.duration === Infinity || isNaN(a.duration)) return;
+            a.removeEventListener("durationchange", back);
+            if (!a.dataset.seeking) a.currentTime = 0;
+          });
+          a.currentTime = 1e101;
+        }
+      });
+    });
+
+    // playerAt is the recording part holding media-clock ms and the offset
+    // into it.
+    function playerAt(ms) {
+      var best = null;
+      players.forEach(function (a) {
+        var start = parseInt(a.getAttribute("data-start-ms"), 10) || 0;
+        if (start <= ms && (!best || start >= best.start)) best = { audio: a, start: start };
+      });
+      return best;
+    }
+
+    function seek(ms, play) {
+      var at = playerAt(ms);
+      if (!at) return false;
+      var a = at.audio;
+      var t = Math.max(0, (ms - at.start) / 1000);
+      a.dataset.seeking = "1";
+      players.forEach(function (o) { if (o !== a) o.pause(); });
+      function go() {
+        a.currentTime = t;
+        delete a.dataset.seeking;
+        if (play) {
+          var p = a.play();
+          if (p && p.catch) p.catch(function () {});
+        }
+      }
+      if (a.readyState >= 1) go();
+      else {
+        a.addEventListener("loadedmetadata", go, { once: true });
+        a.preload = "auto";
+        a.load();
+      }
+      return true;
+    }
+
+    list.addEventListener("click", function (ev) {
+      var b = ev.target.closest("[data-seek-ms]");
+      if (!b) return;
+      var li = b.closest("[data-seq]");
+      markCurrent(li);
+      seek(parseInt(b.getAttribute("data-seek-ms"), 10) || 0, true);
+    });
+
+    function markCurrent(li) {
+      list.querySelectorAll(".entry.current").forEach(function (e) { e.classList.remove("current"); });
+      if (li) li.classList.add("current");
+    }
+
+    // #entry-<seq> (a search hit) opens the transcript at that line, marked,
+    // with the recording cued to its moment.
+    function openHash() {
+      var m = /^#entry-(\d+)$/.exec(location.hash);
+      if (!m) return;
+      var li = document.getElementById("entry-" + m[1]);
+      if (!li) return;
+      markCurrent(li);
+      list.scrollTop = li.offsetTop - list.offsetTop - 8;
+      li.scrollIntoView({ block: "nearest" });
+      seek(parseInt(li.getAttribute("data-start-ms"), 10) || 0, false);
+    }
+    openHash();
+    window.addEventListener("hashchange", openHash);
+
     window.Candor.live = {
       lastSeq: function () { return lastSeq; },
+      seek: seek,
       drop: function () { if (ch) ch.drop(); }
     };
 
@@ -413,28 +621,6 @@
     var topic = "tenant:" + section.getAttribute("data-tenant");
     var canWrite = section.hasAttribute("data-can-write");
 
-    function button(id, action, testid, text, cls, retry) {
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "btn btn-sm " + cls;
-      b.setAttribute("data-action", action);
-      b.setAttribute("data-interview", id);
-      b.setAttribute("data-testid", testid);
-      if (retry) b.setAttribute("data-retry", "");
-      b.textContent = text;
-      return b;
-    }
-
-    function buttonsFor(id, status, iv) {
-      var retryable = status === "failed" && iv && !iv.started_at;
-      var out = [];
-      if (status === "scheduled") out.push(button(id, "start", "start-interview", "Start", "btn-success"));
-      if (retryable) out.push(button(id, "start", "retry-interview", "Retry", "btn-success", true));
-      if (status === "starting" || status === "running") out.push(button(id, "end", "end-interview", "End", "btn-danger"));
-      if (status === "scheduled" || retryable) out.push(button(id, "cancel", "cancel-interview", "Cancel", "btn-danger-ghost"));
-      return { buttons: out, invite: !terminal[status] || retryable };
-    }
-
     function update(d) {
       var id = d && (d.id || (d.interview && d.interview.id));
       var status = d && (d.status || (d.interview && d.interview.status));
@@ -445,15 +631,7 @@
       setBadge(row.querySelector("[data-testid=status-badge]"), status);
       var cell = row.querySelector(".row-actions");
       if (!cell) return;
-      var want = buttonsFor(id, status, d.interview);
-      var copy = cell.querySelector("[data-testid=copy-invite]");
-      if (copy) copy.hidden = !want.invite;
-      if (!canWrite) return;
-      cell.querySelectorAll("button[data-action]").forEach(function (b) {
-        // Leave a button whose request is in flight; app.js reloads after it.
-        if (!b.disabled) b.remove();
-      });
-      want.buttons.forEach(function (b) { cell.appendChild(b); });
+      replaceButtons(cell, buttonsFor(id, status, d.interview, false), canWrite);
     }
 
     var ch = channel(topic, {

@@ -77,7 +77,13 @@ type InterviewRow struct {
 	CandidateName  string
 	CandidateEmail string
 	PositionTitle  string
-	InviteURL      string
+	// Ordinal is the interview's number among its candidate's (1 = first);
+	// Of is how many the candidate has.
+	Ordinal, Of int
+	// Score is the overall score of the interview's scorecard, nil while
+	// there is none.
+	Score     *float64
+	InviteURL string
 	// CanRetry is set for a failed interview that never ran: it can be
 	// started again (and its invite link still works).
 	CanRetry bool
@@ -95,11 +101,23 @@ type Interviews struct {
 	TenantID   string
 	Rows       []InterviewRow
 	Filter     store.Status
+	Query      ListQuery
 	Positions  []store.Position
 	Candidates []store.Candidate
 	Form       InterviewForm
 	Errors     FormErrors
 	Usage      *Usage // nil hides the usage card
+}
+
+// ListQuery is what the interviews list is narrowed and ordered by, as
+// given in the URL.
+type ListQuery struct {
+	Q, PositionID, From, To, Sort string
+}
+
+// Narrowed reports whether anything but the order narrows the list.
+func (q ListQuery) Narrowed() bool {
+	return q.Q != "" || q.PositionID != "" || q.From != "" || q.To != ""
 }
 
 // Usage is the tenant's interview machine time this month and what it
@@ -141,6 +159,9 @@ type InterviewDetail struct {
 	Events         []store.Event
 	InviteURL      string
 	RecordingURL   string // "" when there is no recording
+	// RecordingMS is how long the recording runs on the media clock, so
+	// the page can say it before the player has loaded anything.
+	RecordingMS int64
 	// RecordingParts are the recording's segments (one per processor that
 	// heard the candidate) in media order; the page shows one player each
 	// when there is more than one. Part 1 is RecordingURL.
@@ -172,6 +193,17 @@ type PositionForm struct {
 	ID, Title, Description string
 	Questions              []string
 	Rubric                 []RubricRow
+	InterviewerName, Voice string
+	// Voices are the choices of the voice field (the default, "", first).
+	Voices []Option
+	// Interviews is how many interviews use the position; it can be
+	// deleted only without any.
+	Interviews int
+}
+
+// Option is one choice of a select field.
+type Option struct {
+	Value, Label string
 }
 
 // RubricRow is one criterion in the rubric editor.
@@ -181,16 +213,28 @@ type RubricRow struct {
 
 // PositionFormFrom fills the editor from a stored position.
 func PositionFormFrom(p store.Position) PositionForm {
-	f := PositionForm{ID: p.ID, Title: p.Title, Description: p.Description, Questions: p.Questions}
+	f := PositionForm{ID: p.ID, Title: p.Title, Description: p.Description, Questions: p.Questions,
+		InterviewerName: p.InterviewerName, Voice: p.Voice}
 	for _, r := range p.Rubric {
 		f.Rubric = append(f.Rubric, RubricRow{Name: r.Name, Description: r.Description, Weight: strconv.FormatFloat(r.Weight, 'f', -1, 64)})
 	}
 	return f
 }
 
-// CandidateForm is the create-candidate form's input.
+// CandidateForm is the create and edit candidate forms' input.
 type CandidateForm struct {
-	Name, Email string
+	Name, Email, Notes string
+}
+
+// CandidateDetail is the /candidates/{id} page.
+type CandidateDetail struct {
+	Candidate  store.Candidate
+	Form       CandidateForm
+	Errors     FormErrors
+	Interviews []InterviewRow
+	// Erasable is set when the server can erase a candidate (the erasure
+	// path exists); the delete button shows only then.
+	Erasable bool
 }
 
 // Candidates is the /candidates page.
@@ -347,4 +391,20 @@ func pluralize(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
+}
+
+// interviewDuration is how long an interview ran, "—" if it did not run.
+func interviewDuration(iv store.Interview) string {
+	if iv.StartedAt == nil || iv.EndedAt == nil || iv.EndedAt.Before(*iv.StartedAt) {
+		return "—"
+	}
+	return fmtDuration(iv.EndedAt.Sub(*iv.StartedAt).Seconds())
+}
+
+// scoreText shows a score, "—" without one.
+func scoreText(score *float64) string {
+	if score == nil {
+		return "—"
+	}
+	return strconv.FormatFloat(*score, 'f', 1, 64)
 }
