@@ -190,6 +190,7 @@ type attackRow struct {
 // attackRowSets are the row builders; add yours here.
 var attackRowSets = []func(w *attackWorld) []attackRow{
 	attackRows,
+	attackRecordRows,
 }
 
 // attackCoveredBy lists routes covered by a dedicated TestAttack… func
@@ -572,7 +573,8 @@ func TestAttackXSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	pages := []string{
-		"/interviews", "/interviews/" + iv.ID, "/positions", "/positions/" + p.ID, "/candidates",
+		"/interviews", "/interviews/" + iv.ID, "/positions", "/positions/" + p.ID, "/candidates", "/candidates/" + c.ID,
+		"/search?q=" + url.QueryEscape(attackXSS), "/interviews?q=" + url.QueryEscape(attackXSS),
 		"/members", "/api-keys", "/settings", "/i/" + w.invite(iv.ID),
 		"/login?next=" + url.QueryEscape(attackXSS), "/nope/" + url.PathEscape(attackXSS),
 	}
@@ -588,5 +590,44 @@ func TestAttackXSS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// attackRecordRows cover candidate records, position deletion and search.
+func attackRecordRows(w *attackWorld) []attackRow {
+	a, b := w.a, w.b
+	cand := map[string]any{"name": "Hijacked", "email": "hijacked@example.com", "notes": "x"}
+	noHits := func(t *testing.T, w *attackWorld, res response) {
+		if strings.Contains(string(res.Body), w.a.candidateID) {
+			t.Errorf("B's search finds A's candidate: %.300s", res.Body)
+		}
+	}
+	return []attackRow{
+		{route: "PUT /api/v1/candidates/:id", name: "B cannot edit A's candidate",
+			req: request{Method: "PUT", Path: "/api/v1/candidates/" + a.candidateID, Key: b.Key, Body: cand}, want: 404, code: CodeNotFound},
+		{route: "PUT /api/v1/candidates/:id", name: "a viewer cannot edit a candidate",
+			req: attackAs(a.viewer, request{Method: "PUT", Path: "/api/v1/candidates/" + a.candidateID, Body: cand}), want: 403, code: CodeForbidden},
+		{route: "DELETE /api/v1/positions/:id", name: "B cannot delete A's position",
+			req: request{Method: "DELETE", Path: "/api/v1/positions/" + a.positionID, Key: b.Key}, want: 404, code: CodeNotFound},
+		{route: "DELETE /api/v1/positions/:id", name: "a viewer cannot delete a position",
+			req: attackAs(a.viewer, request{Method: "DELETE", Path: "/api/v1/positions/" + a.positionID}), want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/search", name: "B's search finds none of A's candidates or transcripts",
+			req: request{Method: "GET", Path: "/api/v1/search?q=" + "acme", Key: b.Key}, want: 200, check: noHits},
+		{route: "GET /api/v1/search", name: "a search without a key is refused",
+			req: request{Method: "GET", Path: "/api/v1/search?q=x"}, want: 401},
+		{route: "GET /search", name: "B's search page shows none of A's",
+			req: attackAs(b.owner, request{Method: "GET", Path: "/search?q=" + "acme"}), want: 200, check: noHits},
+		{route: "GET /candidates/:id", name: "B's dashboard cannot open A's candidate",
+			req: attackAs(b.owner, request{Method: "GET", Path: "/candidates/" + a.candidateID}), want: 404},
+		{route: "POST /candidates/:id", name: "B's dashboard cannot edit A's candidate",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: "/candidates/" + a.candidateID}), url.Values{"_csrf": {b.owner.CSRF}, "name": {"Hijacked"}, "email": {"h@example.com"}}), want: 404},
+		{route: "POST /candidates/:id", name: "a viewer cannot edit a candidate on the dashboard",
+			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: "/candidates/" + a.candidateID}), url.Values{"_csrf": {a.viewer.CSRF}, "name": {"Hijacked"}, "email": {"h@example.com"}}), want: 403},
+		{route: "POST /candidates/:id", name: "a candidate edit without CSRF is refused",
+			req: attackForm(attackNoCSRF(a.owner, request{Method: "POST", Path: "/candidates/" + a.candidateID}), url.Values{"name": {"Hijacked"}, "email": {"h@example.com"}}), want: 403},
+		{route: "POST /positions/:id/delete", name: "B's dashboard cannot delete A's position",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: "/positions/" + a.positionID + "/delete"}), url.Values{"_csrf": {b.owner.CSRF}}), want: 404},
+		{route: "POST /positions/:id/delete", name: "a viewer cannot delete a position on the dashboard",
+			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: "/positions/" + a.positionID + "/delete"}), url.Values{"_csrf": {a.viewer.CSRF}}), want: 403},
 	}
 }
