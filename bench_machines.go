@@ -388,7 +388,7 @@ func benchFly(ctx context.Context, dir string, n int, stdout io.Writer, log *slo
 	p, m, err := newBenchPlane(ctx, dir, func(string) (fly.Machines, error) {
 		return fly.NewFly(fly.FlyConfig{
 			APIBaseURL: apiURL, Token: "bench-token", Org: "bench", Image: "registry.fly.io/candor:bench",
-			ProxyBaseURL: flyfake.ProxyURL(apiURL), RetryBase: 10 * time.Millisecond,
+			ProxyBaseURL: flyfake.ProxyURL(apiURL), RetryBase: 10 * time.Millisecond, InstallID: "bench",
 		}, log)
 	}, log)
 	if err != nil {

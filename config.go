@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,13 @@ type serveConfig struct {
 	FlyProxyURL  string
 	FlyCPUs      int
 	FlyMemoryMB  int
+	// Regions is CANDOR_REGIONS: where interview machines may run, in
+	// fallback order (a capacity error moves to the next).
+	Regions []string
+	// FlyMediaPorts is CANDOR_FLY_MEDIA_PORTS ("lo-hi"): direct WebRTC over
+	// UDP to Fly machines, one port of the range per machine; zero: off.
+	FlyMediaPorts [2]int
+	FlyMediaTCP   bool
 
 	// Evaluator is none or openai; EvalModel and EvalBaseURL configure
 	// the openai one (scorecards).
@@ -184,7 +193,40 @@ var serveSettings = []setting{
 	{"eval-model", "CANDOR_EVAL_MODEL", "gpt-4o-mini", "the evaluator's chat model", nil},
 	{"eval-base-url", "CANDOR_EVAL_BASE_URL", "", "the evaluator's OpenAI-compatible server (default OPENAI_BASE_URL, else https://api.openai.com)", absoluteURL},
 	{"webhook-retry-scale", "CANDOR_WEBHOOK_RETRY_SCALE", "1", "multiplies the webhook retry schedule (0.001 makes hours seconds, for tests)", positiveNumber},
+	{"regions", "CANDOR_REGIONS", "", "comma-separated regions interview machines may run in, in fallback order (fly: e.g. iad,ord,fra); default: the default region", regionList},
+	{"fly-media-ports", "CANDOR_FLY_MEDIA_PORTS", "", "direct WebRTC over UDP to Fly machines: a port range like 40000-40999, one port per live machine of a tenant (needs a dedicated IPv4 per tenant app, billed monthly); empty: TURN or WebSocket only", portRange},
+	{"fly-media-tcp", "CANDOR_FLY_MEDIA_TCP", "false", "also offer ICE over TCP on each Fly machine's media port", oneOf("true", "false")},
 }
+
+var regionCodeRE = regexp.MustCompile(`^[a-z]{3}$`)
+
+func regionList(v string) error {
+	for _, r := range strings.Split(v, ",") {
+		if r = strings.TrimSpace(r); r != "" && !regionCodeRE.MatchString(r) {
+			return fmt.Errorf("%q is not a region code: list codes like iad,ord,fra", r)
+		}
+	}
+	return nil
+}
+
+// parsePortRange reads "lo-hi" (or one port).
+func parsePortRange(v string) ([2]int, error) {
+	if v == "" {
+		return [2]int{}, nil
+	}
+	a, b, found := strings.Cut(v, "-")
+	if !found {
+		b = a
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return [2]int{}, errors.New("use a port range like 40000-40999")
+	}
+	return [2]int{lo, hi}, nil
+}
+
+func portRange(v string) error { _, err := parsePortRange(v); return err }
 
 // parseServeConfig reads flags and their environment twins. A bad value
 // stops start-up with one line naming the setting and the fix.
@@ -259,6 +301,16 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 		cfg.EvalBaseURL = "https://api.openai.com"
 	}
 	cfg.WebhookRetryScale, _ = strconv.ParseFloat(get["webhook-retry-scale"], 64)
+	for _, r := range strings.Split(get["regions"], ",") {
+		if r = strings.TrimSpace(r); r != "" && !slices.Contains(cfg.Regions, r) {
+			cfg.Regions = append(cfg.Regions, r)
+		}
+	}
+	if cfg.DefaultRegion != "" && len(cfg.Regions) > 0 && !slices.Contains(cfg.Regions, cfg.DefaultRegion) {
+		return serveConfig{}, fmt.Errorf("--default-region=%q is not in --regions=%q: add it to CANDOR_REGIONS or pick one of them", cfg.DefaultRegion, get["regions"])
+	}
+	cfg.FlyMediaPorts, _ = parsePortRange(get["fly-media-ports"])
+	cfg.FlyMediaTCP = get["fly-media-tcp"] == "true"
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = derivePublicURL(cfg.Addr)
 	}

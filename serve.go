@@ -71,7 +71,11 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	hub := realtime.New(realtime.Options{Registerer: registry}, log)
 	defer hub.Close()
 
-	machines, err := newMachines(ctx, cfg, env, log)
+	installID, err := db.InstallID(ctx)
+	if err != nil {
+		return err
+	}
+	machines, err := newMachines(ctx, cfg, env, installID, log)
 	if err != nil {
 		return err
 	}
@@ -150,20 +154,25 @@ func startReplication(ctx context.Context, cfg serveConfig, dbPath string, env m
 }
 
 // newMachines builds the interview machine backend chosen by --provisioner.
-func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, log *slog.Logger) (fly.Machines, error) {
+func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, installID string, log *slog.Logger) (fly.Machines, error) {
 	switch cfg.Provisioner {
 	case "fly":
 		return fly.NewFly(fly.FlyConfig{
-			APIBaseURL:    env["FLY_FLAPS_BASE_URL"],
-			Token:         env["FLY_API_TOKEN"],
-			Org:           env["FLY_ORG"],
-			Image:         env["FLY_PROCESSOR_IMAGE"],
-			AppPrefix:     cfg.FlyAppPrefix,
-			ProxyBaseURL:  cfg.FlyProxyURL,
-			DefaultRegion: cfg.DefaultRegion,
-			CPUs:          cfg.FlyCPUs,
-			MemoryMB:      cfg.FlyMemoryMB,
-			WarmPerRegion: flyWarmPool(cfg),
+			InstallID:       installID,
+			Regions:         cfg.Regions,
+			MediaPorts:      cfg.FlyMediaPorts,
+			MediaTCP:        cfg.FlyMediaTCP,
+			OperatorSecrets: operatorProviderSettings(env),
+			APIBaseURL:      env["FLY_FLAPS_BASE_URL"],
+			Token:           env["FLY_API_TOKEN"],
+			Org:             env["FLY_ORG"],
+			Image:           env["FLY_PROCESSOR_IMAGE"],
+			AppPrefix:       cfg.FlyAppPrefix,
+			ProxyBaseURL:    cfg.FlyProxyURL,
+			DefaultRegion:   cfg.DefaultRegion,
+			CPUs:            cfg.FlyCPUs,
+			MemoryMB:        cfg.FlyMemoryMB,
+			WarmPerRegion:   flyWarmPool(cfg),
 		}, log)
 	default:
 		exe, err := os.Executable()
@@ -178,6 +187,22 @@ func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, lo
 			WarmPool:   cfg.WarmPool,
 		}, log)
 	}
+}
+
+// operatorProviderNames are the operator's provider settings that Fly
+// machines get as app secrets (under a tenant's own): without them a machine
+// with --stt=openai and no tenant key exits at configuration time. Local
+// processors get them through processorBaseEnv.
+var operatorProviderNames = []string{contract.EnvOpenAIKey, contract.EnvOpenAIBaseURL}
+
+func operatorProviderSettings(env map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, name := range operatorProviderNames {
+		if v := env[name]; v != "" {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // processorBaseEnv is the environment every local processor starts with:

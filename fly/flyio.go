@@ -1,22 +1,25 @@
 package fly
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -58,6 +61,33 @@ type FlyConfig struct {
 	// region in every tenant app that has launched there, so a launch only
 	// updates and starts one instead of creating it. Nil disables.
 	WarmPerRegion map[string]int
+
+	// InstallID names this installation (random, kept in its database). It
+	// is part of every app name, since Fly app names are global and secrets
+	// are per app, and of every machine's metadata: List and reconciliation
+	// touch only this install's machines. Required.
+	InstallID string
+	// Regions are the regions machines may run in, in fallback order
+	// (CANDOR_REGIONS): a launch goes to the interview's region, and on a
+	// capacity error to the next ones. Empty: only DefaultRegion.
+	Regions []string
+	// MediaPorts, when set (CANDOR_FLY_MEDIA_PORTS "lo-hi"), turns on direct
+	// WebRTC over UDP: the tenant app gets a dedicated IPv4 and each machine
+	// publishes one UDP port of the range, unique among the app's live
+	// machines, on which its processor binds fly-global-services.
+	MediaPorts [2]int
+	// MediaTCP also publishes the media port over TCP, for ICE-TCP.
+	MediaTCP bool
+	// MediaBindHost is where the processor binds its UDP media port
+	// (default "fly-global-services", the one address Fly delivers UDP to).
+	MediaBindHost string
+	// OperatorSecrets are the operator's provider settings (after the
+	// tenant-secret allowlist): app secrets under the tenant's own, so a
+	// tenant without its own OpenAI key uses the operator's.
+	OperatorSecrets map[string]string
+	// StopTimeout is how long a machine has between SIGTERM and SIGKILL:
+	// enough to flush pending speech and upload the recording. Default 60 s.
+	StopTimeout time.Duration
 }
 
 // Fly runs each interview on a Fly Machine in its tenant's app.
@@ -68,10 +98,18 @@ type Fly struct {
 	http *http.Client
 
 	mu      sync.Mutex
-	apps    map[string]bool          // apps known to exist
+	apps    map[string]appInfo       // apps known to be provisioned
 	secrets map[string]secretsSynced // last secrets written per app
+	ports   map[string]*appPorts     // media ports in use, per app
+
+	launching atomic.Int32 // Launch calls in progress; warm refills wait for 0
 
 	pool warmPool
+}
+
+// appInfo is what a provisioned tenant app has.
+type appInfo struct {
+	dedicatedIPv4 string // "" unless direct UDP is on
 }
 
 type secretsSynced struct {
@@ -85,7 +123,11 @@ var _ Machines = (*Fly)(nil)
 const (
 	metaTenant    = "candor_tenant"
 	metaInterview = "candor_interview"
+	metaAttempt   = "candor_attempt"
+	metaInstall   = "candor_install"
 )
+
+var installIDRE = regexp.MustCompile(`^[a-z0-9]{4,12}$`)
 
 // planGuestPath is where the interview plan lands on the machine.
 const planGuestPath = "/etc/candor/plan.json"
@@ -100,12 +142,28 @@ func NewFly(cfg FlyConfig, log *slog.Logger) (*Fly, error) {
 		return nil, errors.New("fly: FLY_ORG is not set; set it to your Fly organization slug")
 	case cfg.Image == "":
 		return nil, errors.New("fly: FLY_PROCESSOR_IMAGE is not set; set it to the candor image the processor machines run")
+	case !installIDRE.MatchString(cfg.InstallID):
+		return nil, fmt.Errorf("fly: install id %q must be 4–12 lowercase letters or digits", cfg.InstallID)
+	case cfg.MediaPorts != [2]int{} && (cfg.MediaPorts[0] < 1 || cfg.MediaPorts[1] > 65535 || cfg.MediaPorts[0] > cfg.MediaPorts[1]):
+		return nil, fmt.Errorf("fly: media ports %d-%d are not a port range; set CANDOR_FLY_MEDIA_PORTS like 40000-40999", cfg.MediaPorts[0], cfg.MediaPorts[1])
+	}
+	if cfg.MediaBindHost == "" {
+		cfg.MediaBindHost = "fly-global-services"
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 60 * time.Second
 	}
 	if cfg.AppPrefix == "" {
 		cfg.AppPrefix = "candor"
 	}
 	if cfg.DefaultRegion == "" {
 		cfg.DefaultRegion = "iad"
+		if len(cfg.Regions) > 0 {
+			cfg.DefaultRegion = cfg.Regions[0]
+		}
+	}
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = []string{cfg.DefaultRegion}
 	}
 	if cfg.CPUs <= 0 {
 		cfg.CPUs = 1
@@ -151,12 +209,12 @@ func NewFly(cfg FlyConfig, log *slog.Logger) (*Fly, error) {
 	api, err := flaps.NewWithOptions(context.Background(), flaps.NewClientOpts{
 		UserAgent: "candor",
 		Tokens:    tokens.Parse(cfg.Token),
-		Transport: bodyPerAttempt{base: http.DefaultTransport.(*http.Transport).Clone(), to: apiBase},
+		Transport: &apiTransport{base: http.DefaultTransport.(*http.Transport).Clone(), to: apiBase, log: log},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fly: machines API client: %w", err)
 	}
-	f := &Fly{cfg: cfg, log: log, api: api, http: cfg.HTTPClient, apps: make(map[string]bool), secrets: make(map[string]secretsSynced)}
+	f := &Fly{cfg: cfg, log: log, api: api, http: cfg.HTTPClient, apps: make(map[string]appInfo), secrets: make(map[string]secretsSynced), ports: make(map[string]*appPorts)}
 	f.pool.init()
 	if len(cfg.WarmPerRegion) > 0 {
 		go f.keepWarm()
@@ -168,42 +226,111 @@ func NewFly(cfg FlyConfig, log *slog.Logger) (*Fly, error) {
 
 var slugUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// AppName is the Fly app of a tenant: <prefix>-<slug>, lowercased, other
-// characters turned into dashes, at most 63 characters.
+// AppName is the Fly app of a tenant: <prefix>-<install id>-<slug>,
+// lowercased, other characters turned into dashes, at most 63 characters.
 func (f *Fly) AppName(tenantSlug string) string {
-	slug := strings.Trim(slugUnsafe.ReplaceAllString(strings.ToLower(tenantSlug), "-"), "-")
-	name := f.cfg.AppPrefix + "-" + slug
-	if len(name) > 63 {
-		name = strings.TrimRight(name[:63], "-")
-	}
-	return name
+	return f.appPrefix() + dnsLabel(tenantSlug, 63-len(f.appPrefix()))
 }
 
-// Launch creates the interview's machine in its tenant's app (creating the
-// app and syncing its secrets first if needed), waits for it to start and
-// for /healthz through the proxy. A machine that never gets healthy is
-// destroyed before Launch returns its error.
+// appPrefix starts the name of every app of this install.
+func (f *Fly) appPrefix() string { return f.cfg.AppPrefix + "-" + f.cfg.InstallID + "-" }
+
+// dnsLabel lowercases s, turns other characters into dashes and keeps at
+// most n characters: what Fly accepts in app and machine names.
+func dnsLabel(s string, n int) string {
+	s = strings.Trim(slugUnsafe.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(s) > n {
+		s = strings.TrimRight(s[:n], "-")
+	}
+	return s
+}
+
+// MachineName is the name of an interview's machine for one launch
+// attempt: interview-<id>-<attempt>, so a replacement never collides with
+// a predecessor still being destroyed (Fly names are unique among an app's
+// machines until destroyed, and must be DNS labels).
+func MachineName(interviewID string, attempt int) string {
+	suffix := "-" + strconv.Itoa(max(attempt, 1))
+	return "interview-" + dnsLabel(interviewID, 63-len("interview-")-len(suffix)) + suffix
+}
+
+// Launch creates the interview's machine in its tenant's app (provisioning
+// the app, its network, addresses and secrets first where missing), waits
+// for it to start and for /healthz through the proxy. It places the machine
+// in the spec's region (else the default) and, on a capacity error, in the
+// next configured regions; Machine.Notes says where it went and why. A
+// machine that never gets healthy is destroyed before Launch returns its
+// error; one that stops first fails the launch at once (ErrProcessorExited).
 func (f *Fly) Launch(ctx context.Context, s Spec) (Machine, error) {
 	if err := validateSpec(s); err != nil {
 		return Machine{}, err
 	}
+	f.launching.Add(1)
+	defer f.launching.Add(-1)
 	slug := s.TenantSlug
 	if slug == "" {
 		slug = s.TenantID
 	}
 	app := f.AppName(slug)
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.ReadyTimeout)
-	defer cancel()
-
-	if err := f.ensureApp(ctx, app); err != nil {
-		return Machine{}, err
-	}
-	minSecrets, err := f.syncSecrets(ctx, app, contract.TenantSecrets(s.Secrets))
+	regions, err := f.placement(s.Region)
 	if err != nil {
 		return Machine{}, err
 	}
-	in := f.machineInput(s, minSecrets)
-	key := poolKey{app: app, region: in.Region}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.ReadyTimeout)
+	defer cancel()
+
+	info, err := f.ensureApp(ctx, app)
+	if err != nil {
+		return Machine{}, err
+	}
+	secrets := maps.Clone(f.cfg.OperatorSecrets)
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	maps.Copy(secrets, contract.TenantSecrets(s.Secrets))
+	minSecrets, err := f.syncSecrets(ctx, app, secrets)
+	if err != nil {
+		return Machine{}, err
+	}
+	var notes []string
+	for i, region := range regions {
+		m, err := f.launchIn(ctx, app, info, s, region, minSecrets)
+		if errors.Is(err, ErrCapacity) && i+1 < len(regions) {
+			note := fmt.Sprintf("no machine capacity in %s; trying %s", region, regions[i+1])
+			f.log.Warn("fly placement", "interview", s.InterviewID, "note", note)
+			notes = append(notes, note)
+			continue
+		}
+		m.Notes = notes
+		return m, err
+	}
+	return Machine{}, fmt.Errorf("fly: %w in %v", ErrCapacity, regions)
+}
+
+// placement is the list of regions to try for want: want (or the default)
+// first, then the other configured regions in their configured order.
+func (f *Fly) placement(want string) ([]string, error) {
+	first := cmp.Or(want, f.cfg.DefaultRegion)
+	if !slices.Contains(f.cfg.Regions, first) {
+		return nil, fmt.Errorf("fly: region %q is not one of the configured regions %v (CANDOR_REGIONS)", first, f.cfg.Regions)
+	}
+	out := []string{first}
+	for _, r := range f.cfg.Regions {
+		if r != first {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// launchIn launches s's machine in region.
+func (f *Fly) launchIn(ctx context.Context, app string, info appInfo, s Spec, region string, minSecrets *uint64) (Machine, error) {
+	port, err := f.takeMediaPort(ctx, app)
+	if err != nil {
+		return Machine{}, err
+	}
+	in := f.machineInput(s, region, port, info, minSecrets)
+	key := poolKey{app: app, region: region}
 	if f.cfg.WarmPerRegion[key.region] > 0 {
 		if err := f.adoptWarm(ctx, key); err != nil {
 			f.log.Warn("look up warm fly machines", "app", app, "err", err)
@@ -215,18 +342,21 @@ func (f *Fly) Launch(ctx context.Context, s Spec) (Machine, error) {
 	if id := warmID; id != "" {
 		fm, err = f.claimWarm(ctx, app, id, in)
 		if err != nil {
-			f.log.Warn("claim of a warm fly machine failed; creating one", "app", app, "machine", id, "err", err)
+			f.log.Warn("claim of a warm fly machine failed; creating one", "app", app, "machine", id, "err", err, "fly_request_id", requestID(err))
 			f.destroyAbandoned(ctx, app, id)
 		}
 	}
 	if fm == nil {
 		if fm, err = f.create(ctx, app, in); err != nil {
+			f.releaseMediaPort(app, port, "")
 			return Machine{}, err
 		}
 	}
+	f.bindMediaPort(app, port, fm.ID)
 	m := f.machine(app, fm)
 	if err := f.waitReady(ctx, m); err != nil {
 		f.destroyAbandoned(ctx, app, fm.ID)
+		f.releaseMediaPort(app, port, fm.ID)
 		return Machine{}, fmt.Errorf("fly: machine %s for interview %s: %w", fm.ID, s.InterviewID, err)
 	}
 	m.State = "running"
@@ -264,11 +394,12 @@ func machineState(flyState string) string {
 	return flyState
 }
 
-// machineInput is the create request for s. Tenant secrets are not in it:
-// they are app secrets, which Fly adds to the machine's env itself
-// (MinSecretsVersion makes sure the machine sees the ones just written).
-func (f *Fly) machineInput(s Spec, minSecrets *uint64) fly.LaunchMachineInput {
-	env := make(map[string]string, len(s.Env)+6)
+// machineInput is the create request for s in region. Tenant secrets are
+// not in it: they are app secrets, which Fly adds to the machine's env
+// itself (MinSecretsVersion makes sure the machine sees the ones just
+// written).
+func (f *Fly) machineInput(s Spec, region string, mediaPort int, info appInfo, minSecrets *uint64) fly.LaunchMachineInput {
+	env := make(map[string]string, len(s.Env)+10)
 	for k, v := range s.Env {
 		env[k] = v
 	}
@@ -277,32 +408,60 @@ func (f *Fly) machineInput(s Spec, minSecrets *uint64) fly.LaunchMachineInput {
 	env[envCandidateID] = s.CandidateID
 	env[envPositionID] = s.PositionID
 	env[envPort] = fmt.Sprint(f.cfg.InternalPort)
+	if mediaPort > 0 {
+		// Fly delivers UDP to fly-global-services on the port it arrived
+		// at, with the address rewritten: the processor binds there and
+		// advertises the app's dedicated IPv4 as its host candidate.
+		env[envWebRTCUDPPort] = strconv.Itoa(mediaPort)
+		env[envWebRTCBindHost] = f.cfg.MediaBindHost
+		env[envPublicIPs] = info.dedicatedIPv4
+		if f.cfg.MediaTCP {
+			env[envWebRTCTCPPort] = strconv.Itoa(mediaPort)
+		}
+	}
 	var files []*fly.File
 	if len(s.Plan) > 0 {
 		raw := base64.StdEncoding.EncodeToString(s.Plan)
-		files = append(files, &fly.File{GuestPath: planGuestPath, RawValue: &raw})
+		// Readable by the image's unprivileged user (uid 10001); it holds
+		// no secret.
+		files = append(files, &fly.File{GuestPath: planGuestPath, RawValue: &raw, Mode: 0o444})
 		env[envPlanFile] = planGuestPath
 	}
-	region := s.Region
-	if region == "" {
-		region = f.cfg.DefaultRegion
-	}
-	return fly.LaunchMachineInput{
-		Name:              "interview-" + s.InterviewID,
+	attempt := max(s.Attempt, 1)
+	in := fly.LaunchMachineInput{
+		Name:              MachineName(s.InterviewID, attempt),
 		Region:            region,
 		MinSecretsVersion: minSecrets,
-		Config:            f.machineConfig(env, files, map[string]string{metaTenant: s.TenantID, metaInterview: s.InterviewID}),
+		Config: f.machineConfig(env, files, map[string]string{
+			metaTenant: s.TenantID, metaInterview: s.InterviewID, metaAttempt: strconv.Itoa(attempt), metaInstall: f.cfg.InstallID,
+		}),
 	}
+	if mediaPort > 0 {
+		p := mediaPort
+		in.Config.Services = append(in.Config.Services, fly.MachineService{
+			Protocol: "udp", InternalPort: p, Ports: []fly.MachinePort{{Port: &p}},
+		})
+		if f.cfg.MediaTCP {
+			in.Config.Services = append(in.Config.Services, fly.MachineService{
+				Protocol: "tcp", InternalPort: p, Ports: []fly.MachinePort{{Port: &p}},
+			})
+		}
+	}
+	return in
 }
 
 // machineConfig is the config every candor machine shares: image, guest,
-// destroyed when its process exits, never restarted, one HTTPS service.
+// destroyed when its process exits, never restarted, one HTTPS service with
+// a health check, and a stop that leaves the processor time to flush.
 func (f *Fly) machineConfig(env map[string]string, files []*fly.File, metadata map[string]string) *fly.MachineConfig {
 	// The image's entrypoint serves the control plane by default; every
 	// machine this backend makes is an interview processor.
 	env[envRole] = "processor"
 	autostart, autostop := false, fly.MachineAutostopOff
 	p443, p80 := 443, 80
+	port := f.cfg.InternalPort
+	checkType, path, method := "http", "/healthz", "GET"
+	signal := "SIGTERM"
 	return &fly.MachineConfig{
 		Image:       f.cfg.Image,
 		Env:         env,
@@ -311,6 +470,12 @@ func (f *Fly) machineConfig(env map[string]string, files []*fly.File, metadata m
 		Metadata:    metadata,
 		AutoDestroy: true,
 		Restart:     &fly.MachineRestart{Policy: fly.MachineRestartPolicyNo},
+		Checks: map[string]fly.MachineCheck{"healthz": {
+			Type: &checkType, Port: &port, HTTPPath: &path, HTTPMethod: &method,
+			Interval: &fly.Duration{Duration: 10 * time.Second}, Timeout: &fly.Duration{Duration: 2 * time.Second},
+			GracePeriod: &fly.Duration{Duration: 5 * time.Second},
+		}},
+		StopConfig: &fly.StopConfig{Signal: &signal, Timeout: &fly.Duration{Duration: f.cfg.StopTimeout}},
 		Services: []fly.MachineService{{
 			Protocol: "tcp", InternalPort: f.cfg.InternalPort, Autostart: &autostart, Autostop: &autostop,
 			Ports: []fly.MachinePort{
@@ -321,15 +486,17 @@ func (f *Fly) machineConfig(env map[string]string, files []*fly.File, metadata m
 	}
 }
 
-// ensureApp makes sure the tenant's app exists, with its own network and a
-// public address for the proxy route. Another control plane creating it at
-// the same time is fine.
-func (f *Fly) ensureApp(ctx context.Context, app string) error {
+// ensureApp makes sure the tenant's app exists with its own network and
+// the public addresses the edge needs ({app}.fly.dev resolves only to an
+// app's IPs; UDP needs a dedicated IPv4). Every step checks before it
+// creates, so a launch after a crash or a 429 halfway through finishes the
+// job; another control plane creating the app at the same time is fine.
+func (f *Fly) ensureApp(ctx context.Context, app string) (appInfo, error) {
 	f.mu.Lock()
-	known := f.apps[app]
+	info, known := f.apps[app]
 	f.mu.Unlock()
 	if known {
-		return nil
+		return info, nil
 	}
 	err := f.retry(ctx, true, func() error { _, err := f.api.GetApp(ctx, app); return err })
 	if statusOf(err) == http.StatusNotFound {
@@ -341,7 +508,6 @@ func (f *Fly) ensureApp(ctx context.Context, app string) error {
 		switch st := statusOf(err); {
 		case err == nil:
 			f.log.Info("created fly app", "app", app, "network", network)
-			err = f.assignIPs(ctx, app)
 		case st == http.StatusUnprocessableEntity || st == http.StatusConflict:
 			// Taken: by a concurrent create of ours (fine) or by another org
 			// (then this GET fails and says so).
@@ -351,28 +517,67 @@ func (f *Fly) ensureApp(ctx context.Context, app string) error {
 			}
 		}
 	}
+	if err == nil {
+		info, err = f.ensureIPs(ctx, app)
+	}
 	if err != nil {
-		return fmt.Errorf("fly: app %s: %w", app, err)
+		return appInfo{}, fmt.Errorf("fly: app %s: %w (fly-request-id %s)", app, err, requestID(err))
 	}
 	f.mu.Lock()
-	f.apps[app] = true
+	f.apps[app] = info
 	f.mu.Unlock()
-	return nil
+	return info, nil
 }
 
-// assignIPs gives a new app the addresses <app>.fly.dev resolves to.
-// Assignment is not idempotent, so only a 429 (nothing done) is retried.
-func (f *Fly) assignIPs(ctx context.Context, app string) error {
-	for _, typ := range []string{"shared_v4", "v6"} {
-		err := f.retry(ctx, false, func() error {
-			_, err := f.api.AssignIP(ctx, app, flaps.AssignIPRequest{Type: typ, Organization: f.cfg.Org})
+// ensureIPs assigns the addresses the app lacks: a shared IPv4 and an IPv6
+// for HTTP, and with direct UDP a dedicated IPv4 (billed monthly, so it is
+// created only when none exists). Assignment is not idempotent, so only a
+// 429 (nothing done) is retried, and the list is read first.
+func (f *Fly) ensureIPs(ctx context.Context, app string) (appInfo, error) {
+	var have *flaps.ListIPAssignmentsResponse
+	err := f.retry(ctx, true, func() (err error) { have, err = f.api.GetIPAssignments(ctx, app); return err })
+	if err != nil {
+		return appInfo{}, fmt.Errorf("list addresses: %w", err)
+	}
+	var info appInfo
+	var sharedV4, v6 bool
+	for _, ip := range have.IPs {
+		addr := net.ParseIP(ip.IP)
+		switch {
+		case addr == nil || ip.IsFlycast():
+		case ip.Shared:
+			sharedV4 = true
+		case addr.To4() != nil:
+			info.dedicatedIPv4 = ip.IP
+		default:
+			v6 = true
+		}
+	}
+	want := []string{}
+	if !sharedV4 {
+		want = append(want, "shared_v4")
+	}
+	if !v6 {
+		want = append(want, "v6")
+	}
+	if f.cfg.MediaPorts[0] > 0 && info.dedicatedIPv4 == "" {
+		want = append(want, "v4")
+	}
+	for _, typ := range want {
+		var got *flaps.IPAssignment
+		err := f.retry(ctx, false, func() (err error) {
+			got, err = f.api.AssignIP(ctx, app, flaps.AssignIPRequest{Type: typ, Organization: f.cfg.Org})
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("assign %s address: %w", typ, err)
+			return appInfo{}, fmt.Errorf("assign %s address: %w", typ, err)
+		}
+		f.log.Info("assigned fly app address", "app", app, "type", typ, "ip", got.IP)
+		if typ == "v4" {
+			info.dedicatedIPv4 = got.IP
 		}
 	}
-	return nil
+	return info, nil
 }
 
 // syncSecrets makes the app's secrets exactly want, skipping the API when
@@ -442,16 +647,27 @@ func (f *Fly) syncSecrets(ctx context.Context, app string, want map[string]strin
 // with the interview's name is looked up and destroyed, so none is left
 // running unaccounted for.
 func (f *Fly) create(ctx context.Context, app string, in fly.LaunchMachineInput) (*fly.Machine, error) {
+	renamed := 0
 	for attempt := 1; ; attempt++ {
 		fm, err := f.api.Launch(ctx, app, in)
 		if err == nil {
-			f.log.Info("created fly machine", "app", app, "machine", fm.ID, "region", fm.Region, "interview", in.Config.Metadata[metaInterview])
+			f.log.Info("created fly machine", "app", app, "machine", fm.ID, "name", in.Name, "region", fm.Region, "interview", in.Config.Metadata[metaInterview])
 			return fm, nil
 		}
 		st := statusOf(err)
 		switch {
 		case isCapacity(err):
 			return nil, fmt.Errorf("fly: %w in region %s: %v", ErrCapacity, in.Region, err)
+		case st == http.StatusConflict && in.Config.Metadata[metaInterview] != "" && renamed < 5:
+			// The name is held, by a predecessor still being destroyed
+			// (or a launch the caller does not know of): the next attempt
+			// number is free.
+			renamed++
+			n, _ := strconv.Atoi(in.Config.Metadata[metaAttempt])
+			in.Config.Metadata[metaAttempt] = strconv.Itoa(n + 1)
+			in.Name = MachineName(in.Config.Metadata[metaInterview], n+1)
+			attempt--
+			continue
 		case st == http.StatusTooManyRequests && attempt < f.cfg.MaxAttempts:
 			if err := f.backoff(ctx, attempt); err != nil {
 				return nil, fmt.Errorf("fly: create machine in %s: %w", app, err)
@@ -460,20 +676,22 @@ func (f *Fly) create(ctx context.Context, app string, in fly.LaunchMachineInput)
 		case st == 0 || st >= 500:
 			f.destroyAbandoned(ctx, app, "name:"+in.Name)
 		}
-		return nil, fmt.Errorf("fly: create machine in %s: %w", app, err)
+		return nil, fmt.Errorf("fly: create machine in %s: %w (fly-request-id %s)", app, err, requestID(err))
 	}
 }
 
 // waitReady waits for the machine to be started, then for /healthz through
-// the proxy route. Both are bounded by ctx.
+// the proxy, while watching the machine: one that stops or is destroyed
+// first (its process exited: a configuration error, say) fails at once with
+// ErrProcessorExited. Both are bounded by ctx.
 func (f *Fly) waitReady(ctx context.Context, m Machine) error {
 	for {
 		timeout := 60 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
-			timeout = time.Until(dl)
+			timeout = min(time.Until(dl), timeout)
 		}
 		err := f.retry(ctx, true, func() error {
-			return f.api.Wait(ctx, m.App, m.ID, flaps.WithWaitStates(fly.MachineStateStarted), flaps.WithWaitTimeout(timeout))
+			return f.api.Wait(ctx, m.App, m.ID, flaps.WithWaitStates(fly.MachineStateStarted, fly.MachineStateStopped, fly.MachineStateDestroyed), flaps.WithWaitTimeout(max(timeout, time.Second)))
 		})
 		if err == nil {
 			break
@@ -483,7 +701,43 @@ func (f *Fly) waitReady(ctx context.Context, m Machine) error {
 		}
 		return fmt.Errorf("wait for started: %w", err)
 	}
-	return waitHealthy(ctx, f.http, m.URL, m.Headers, 250*time.Millisecond, nil, true)
+	if st, err := f.state(ctx, m); err != nil {
+		return err
+	} else if st != fly.MachineStateStarted {
+		return fmt.Errorf("%w (machine is %s)", ErrProcessorExited, st)
+	}
+	exited := make(chan struct{})
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+			}
+			if st, err := f.state(watchCtx, m); err == nil && st != fly.MachineStateStarted && st != "starting" {
+				close(exited)
+				return
+			}
+		}
+	}()
+	return waitHealthy(ctx, f.http, m.URL, m.Headers, 250*time.Millisecond, exited, true)
+}
+
+// state is the machine's Fly state ("destroyed" once it is gone).
+func (f *Fly) state(ctx context.Context, m Machine) (string, error) {
+	var fm *fly.Machine
+	err := f.retry(ctx, true, func() (err error) { fm, err = f.api.Get(ctx, m.App, m.ID); return err })
+	if statusOf(err) == http.StatusNotFound {
+		return fly.MachineStateDestroyed, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("machine state: %w", err)
+	}
+	return fm.State, nil
 }
 
 // destroyAbandoned removes a machine a failed Launch leaves behind, with a
@@ -523,8 +777,9 @@ func (f *Fly) Destroy(ctx context.Context, m Machine) error {
 		return fmt.Errorf("fly: destroy needs the machine's app and id, got %q/%q", m.App, m.ID)
 	}
 	if err := f.destroy(ctx, m.App, m.ID); err != nil {
-		return fmt.Errorf("fly: destroy machine %s: %w", m.ID, err)
+		return fmt.Errorf("fly: destroy machine %s: %w (fly-request-id %s)", m.ID, err, requestID(err))
 	}
+	f.releaseMediaPort(m.App, 0, m.ID)
 	return nil
 }
 
@@ -538,7 +793,8 @@ func (f *Fly) destroy(ctx context.Context, app, id string) error {
 	return err
 }
 
-// List returns the live interview machines in every candor app of the org.
+// List returns the live interview machines of this install in the org:
+// those in its apps whose metadata names this install.
 func (f *Fly) List(ctx context.Context) ([]Machine, error) {
 	var apps []flaps.App
 	err := f.retry(ctx, true, func() (err error) {
@@ -550,7 +806,7 @@ func (f *Fly) List(ctx context.Context) ([]Machine, error) {
 	}
 	var out []Machine
 	for _, a := range apps {
-		if !strings.HasPrefix(a.Name, f.cfg.AppPrefix+"-") {
+		if !strings.HasPrefix(a.Name, f.appPrefix()) {
 			continue
 		}
 		var ms []*fly.Machine
@@ -562,7 +818,7 @@ func (f *Fly) List(ctx context.Context) ([]Machine, error) {
 			return nil, fmt.Errorf("fly: list machines of %s: %w", a.Name, err)
 		}
 		for _, fm := range ms {
-			if fm.IsActive() && fm.Config != nil && fm.Config.Metadata[metaInterview] != "" {
+			if fm.IsActive() && fm.Config != nil && fm.Config.Metadata[metaInterview] != "" && fm.Config.Metadata[metaInstall] == f.cfg.InstallID {
 				out = append(out, f.machine(a.Name, fm))
 			}
 		}
@@ -610,44 +866,6 @@ func (f *Fly) backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// bodyPerAttempt gives every request attempt its own copy of the body.
-// fly-go v0.8.0 retries 502/503 with rehttp, which rewinds the one body
-// reader for the next attempt as soon as a response arrives; when the API
-// answers before it has read the body (a 503 from a proxy does), net/http is
-// still writing that reader, so the retry races it and goes out empty or
-// truncated ("ContentLength=870 with Body length 0", or a 400). Sitting
-// under rehttp, this reads the body before sending, so rehttp's rewind
-// touches nothing net/http still uses.
-//
-// It also re-aims requests at FlyConfig.APIBaseURL (to), when set.
-type bodyPerAttempt struct {
-	base http.RoundTripper
-	to   *url.URL
-}
-
-func (t bodyPerAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.to != nil {
-		req = req.Clone(req.Context())
-		req.URL.Scheme, req.URL.Host = t.to.Scheme, t.to.Host
-		req.URL.Path = strings.TrimRight(t.to.Path, "/") + req.URL.Path
-		req.URL.RawPath = ""
-		req.Host = t.to.Host
-	}
-	if req.Body == nil || req.Body == http.NoBody {
-		return t.base.RoundTrip(req)
-	}
-	b, err := io.ReadAll(req.Body)
-	_ = req.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	r := req.Clone(req.Context())
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.ContentLength = int64(len(b))
-	return t.base.RoundTrip(r)
 }
 
 // statusOf is the HTTP status of a Machines API error, 0 if there was no

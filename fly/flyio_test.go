@@ -29,6 +29,7 @@ func newTestFly(t testing.TB, opts ...func(*FlyConfig)) (*Fly, *flyfake.Server, 
 	cfg := FlyConfig{
 		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
 		ProxyBaseURL: flyfake.ProxyURL(srv.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
+		InstallID: "inst1", Regions: flyfake.Regions(),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -70,8 +71,8 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Launch: %v\ncalls:\n%s", err, callLog(fake.Calls()))
 	}
-	wantM := Machine{ID: m.ID, Provider: "fly", App: "candor-acme", Region: "fra", State: "running",
-		URL: base + "/_proxy/candor-acme", InterviewID: "iv_1", TenantID: "ten_1"}
+	wantM := Machine{ID: m.ID, Provider: "fly", App: "candor-inst1-acme", Region: "fra", State: "running",
+		URL: base + "/_proxy/candor-inst1-acme", InterviewID: "iv_1", TenantID: "ten_1"}
 	if m.Headers["fly-force-instance-id"] != m.ID || m.ID == "" {
 		t.Errorf("headers = %v", m.Headers)
 	}
@@ -81,20 +82,20 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 		t.Errorf("machine = %+v\nwant      %+v", m2, wantM)
 	}
 
-	app, ok := fake.App("candor-acme")
-	if !ok || app.Network != "candor-acme-net" || app.Organization.Slug != "candor-test" {
+	app, ok := fake.App("candor-inst1-acme")
+	if !ok || app.Network != "candor-inst1-acme-net" || app.Organization.Slug != "candor-test" {
 		t.Fatalf("app = %+v, %v", app, ok)
 	}
-	if got := fake.Secrets("candor-acme"); len(got) != 1 || got["OPENAI_API_KEY"] != "sk-test" {
+	if got := fake.Secrets("candor-inst1-acme"); len(got) != 1 || got["OPENAI_API_KEY"] != "sk-test" {
 		t.Errorf("app secrets = %v", got)
 	}
-	ms := fake.Machines("candor-acme")
+	ms := fake.Machines("candor-inst1-acme")
 	if len(ms) != 1 {
 		t.Fatalf("machines = %+v", ms)
 	}
 	fm := ms[0]
 	c := fm.Config
-	if fm.Name != "interview-iv_1" || fm.Region != "fra" || fm.State != "started" {
+	if fm.Name != "interview-iv-1-1" || fm.Region != "fra" || fm.State != "started" {
 		t.Errorf("machine name/region/state = %s/%s/%s", fm.Name, fm.Region, fm.State)
 	}
 	if c.Image != "registry.fly.io/candor:v1" || !c.AutoDestroy || c.Restart == nil || c.Restart.Policy != fly.MachineRestartPolicyNo {
@@ -103,8 +104,14 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 	if g := c.Guest; g == nil || g.CPUKind != "shared" || g.CPUs != 1 || g.MemoryMB != 1024 {
 		t.Errorf("guest = %+v", g)
 	}
-	if c.Metadata["candor_tenant"] != "ten_1" || c.Metadata["candor_interview"] != "iv_1" {
+	if c.Metadata["candor_tenant"] != "ten_1" || c.Metadata["candor_interview"] != "iv_1" || c.Metadata["candor_attempt"] != "1" || c.Metadata["candor_install"] != "inst1" {
 		t.Errorf("metadata = %v", c.Metadata)
+	}
+	if chk, ok := c.Checks["healthz"]; !ok || chk.Type == nil || *chk.Type != "http" || chk.HTTPPath == nil || *chk.HTTPPath != "/healthz" || chk.Port == nil || *chk.Port != 8080 {
+		t.Errorf("checks = %+v, want an http check on /healthz", c.Checks)
+	}
+	if sc := c.StopConfig; sc == nil || sc.Signal == nil || *sc.Signal != "SIGTERM" || sc.Timeout == nil || sc.Timeout.Duration < 30*time.Second {
+		t.Errorf("stop config = %+v, want SIGTERM with time to flush", sc)
 	}
 	wantEnv := map[string]string{
 		"SESSION_ID": "iv_1", "TENANT_ID": "ten_1", "CANDIDATE_ID": "cand_1", "POSITION_ID": "pos_1",
@@ -119,11 +126,11 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 			t.Errorf("env %s = %q, want %q", k, c.Env[k], v)
 		}
 	}
-	if env := fake.MachineEnv("candor-acme", m.ID); env["OPENAI_API_KEY"] != "sk-test" || env["SESSION_ID"] != "iv_1" {
+	if env := fake.MachineEnv("candor-inst1-acme", m.ID); env["OPENAI_API_KEY"] != "sk-test" || env["SESSION_ID"] != "iv_1" {
 		t.Errorf("runtime env of the machine = %v", env)
 	}
-	if len(c.Files) != 1 || c.Files[0].GuestPath != "/etc/candor/plan.json" || c.Files[0].RawValue == nil {
-		t.Fatalf("files = %+v", c.Files)
+	if len(c.Files) != 1 || c.Files[0].GuestPath != "/etc/candor/plan.json" || c.Files[0].RawValue == nil || c.Files[0].Mode != 0o444 {
+		t.Fatalf("files = %+v, want the plan readable by the image's unprivileged user", c.Files)
 	}
 	if plan, _ := base64.StdEncoding.DecodeString(*c.Files[0].RawValue); string(plan) != string(spec.Plan) {
 		t.Errorf("plan file = %s", plan)
@@ -140,7 +147,7 @@ func TestFlyLaunchRunsTheInterviewOnAMachineInItsTenantsApp(t *testing.T) {
 	if err := f.Destroy(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if ms := fake.Machines("candor-acme"); ms[0].State != "destroyed" {
+	if ms := fake.Machines("candor-inst1-acme"); ms[0].State != "destroyed" && ms[0].State != "destroying" {
 		t.Errorf("after Destroy the machine is %s", ms[0].State)
 	}
 	if err := f.Destroy(ctx, m); err != nil {
@@ -170,7 +177,7 @@ func TestFlyTwoTenantsNeverShareAnApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ma.App != "candor-acme" || mg.App != "candor-globex-corp" || again.App != ma.App {
+	if ma.App != "candor-inst1-acme" || mg.App != "candor-inst1-globex-corp" || again.App != ma.App {
 		t.Fatalf("apps = %s, %s, %s", ma.App, mg.App, again.App)
 	}
 	a, _ := fake.App(ma.App)
@@ -185,10 +192,10 @@ func TestFlyTwoTenantsNeverShareAnApp(t *testing.T) {
 	if n := countCalls(calls, `^POST /v1/apps\?`); n != 2 {
 		t.Errorf("%d app creations, want 2\n%s", n, callLog(calls))
 	}
-	if n := countCalls(calls, `^POST /v1/apps/candor-acme/secrets$`); n != 1 {
+	if n := countCalls(calls, `^POST /v1/apps/candor-inst1-acme/secrets$`); n != 1 {
 		t.Errorf("unchanged secrets written %d times, want 1", n)
 	}
-	if ms := fake.Machines("candor-globex-corp"); len(ms) != 1 || ms[0].Config.Metadata["candor_tenant"] != "ten_2" {
+	if ms := fake.Machines("candor-inst1-globex-corp"); len(ms) != 1 || ms[0].Config.Metadata["candor_tenant"] != "ten_2" {
 		t.Errorf("globex app machines = %+v", ms)
 	}
 }
@@ -202,12 +209,12 @@ func TestFlyLaunchRetriesTransientAPIErrors(t *testing.T) {
 		{
 			name:  "a 503 on create is retried and one machine is created",
 			fault: flyfake.Fault{Method: "POST", Path: `^/v1/apps/[^/]+/machines$`, Status: 503},
-			want:  []string{"POST /v1/apps/candor-acme/machines → 503", "POST /v1/apps/candor-acme/machines → 200"},
+			want:  []string{"POST /v1/apps/candor-inst1-acme/machines → 503", "POST /v1/apps/candor-inst1-acme/machines → 200"},
 		},
 		{
 			name:  "a 429 on create is retried and one machine is created",
 			fault: flyfake.Fault{Method: "POST", Path: `^/v1/apps/[^/]+/machines$`, Status: 429, Times: 2},
-			want:  []string{"POST /v1/apps/candor-acme/machines → 429", "POST /v1/apps/candor-acme/machines → 429", "POST /v1/apps/candor-acme/machines → 200"},
+			want:  []string{"POST /v1/apps/candor-inst1-acme/machines → 429", "POST /v1/apps/candor-inst1-acme/machines → 429", "POST /v1/apps/candor-inst1-acme/machines → 200"},
 		},
 		{
 			name:  "a 429 on wait is retried",
@@ -287,11 +294,11 @@ func TestFlyFailedLaunchDestroysItsMachine(t *testing.T) {
 				t.Fatal("Launch succeeded")
 			}
 			calls := fake.Calls()
-			ms := fake.Machines("candor-acme")
-			if len(ms) != 1 || ms[0].State != "destroyed" {
+			ms := fake.Machines("candor-inst1-acme")
+			if len(ms) != 1 || (ms[0].State != "destroyed" && ms[0].State != "destroying") {
 				t.Errorf("machines after failed launch = %+v\n%s", ms, callLog(calls))
 			}
-			if countCalls(calls, `^DELETE /v1/apps/candor-acme/machines/\w+\?kill=true$`) != 1 {
+			if countCalls(calls, `^DELETE /v1/apps/candor-inst1-acme/machines/\w+\?kill=true$`) != 1 {
 				t.Errorf("no destroy call:\n%s", callLog(calls))
 			}
 			t.Logf("Launch error: %v", err)
@@ -300,14 +307,14 @@ func TestFlyFailedLaunchDestroysItsMachine(t *testing.T) {
 }
 
 func TestFlyLaunchReportsNoCapacityClearly(t *testing.T) {
-	f, fake, _ := newTestFly(t)
+	f, fake, _ := newTestFly(t, func(c *FlyConfig) { c.Regions = []string{"iad"} })
 	fake.Inject(flyfake.Fault{Method: "POST", Path: `/machines$`, Status: 412,
 		Body: `{"error":"insufficient resources to create new machine with existing volume","status":"insufficient_capacity"}`})
 	_, err := f.Launch(context.Background(), testSpec("iv_c"))
 	if !errors.Is(err, ErrCapacity) || !strings.Contains(err.Error(), "region iad") {
 		t.Fatalf("Launch error = %v, want ErrCapacity naming the region", err)
 	}
-	if n := countCalls(fake.Calls(), `^POST /v1/apps/candor-acme/machines$`); n != 1 {
+	if n := countCalls(fake.Calls(), `^POST /v1/apps/candor-inst1-acme/machines$`); n != 1 {
 		t.Errorf("capacity error retried: %d creates", n)
 	}
 }
@@ -333,12 +340,12 @@ func TestNewFlyNamesTheMissingSetting(t *testing.T) {
 }
 
 func TestFlyAppNameIsASafeSlug(t *testing.T) {
-	f := &Fly{cfg: FlyConfig{AppPrefix: "candor"}}
+	f := &Fly{cfg: FlyConfig{AppPrefix: "candor", InstallID: "inst1"}}
 	for in, want := range map[string]string{
-		"acme":                  "candor-acme",
-		"Globex Corp":           "candor-globex-corp",
-		"--weird__name!!":       "candor-weird-name",
-		strings.Repeat("a", 80): "candor-" + strings.Repeat("a", 56),
+		"acme":                  "candor-inst1-acme",
+		"Globex Corp":           "candor-inst1-globex-corp",
+		"--weird__name!!":       "candor-inst1-weird-name",
+		strings.Repeat("a", 80): "candor-inst1-" + strings.Repeat("a", 50),
 	} {
 		if got := f.AppName(in); got != want {
 			t.Errorf("AppName(%q) = %q, want %q", in, got, want)
@@ -385,7 +392,7 @@ func TestFlyLaunchClaimsAWarmMachineAndRefillsThePool(t *testing.T) {
 	ctx := context.Background()
 	warmIDs := func() []string {
 		var ids []string
-		for _, m := range fake.Machines("candor-acme") {
+		for _, m := range fake.Machines("candor-inst1-acme") {
 			if m.Config.Metadata["candor_pool"] == "1" && m.State == "created" {
 				ids = append(ids, m.ID)
 			}
@@ -402,7 +409,7 @@ func TestFlyLaunchClaimsAWarmMachineAndRefillsThePool(t *testing.T) {
 	waitFor(t, "the pool to adopt it", func() bool {
 		f.pool.mu.Lock()
 		defer f.pool.mu.Unlock()
-		return len(f.pool.idle[poolKey{"candor-acme", "iad"}]) == 1
+		return len(f.pool.idle[poolKey{"candor-inst1-acme", "iad"}]) == 1
 	})
 
 	fake.ResetCalls()
@@ -415,21 +422,21 @@ func TestFlyLaunchClaimsAWarmMachineAndRefillsThePool(t *testing.T) {
 	if m.ID != warm[0] {
 		t.Fatalf("launched %s, want warm machine %s", m.ID, warm[0])
 	}
-	if countCalls(calls, `^POST /v1/apps/candor-acme/machines/`+m.ID+`$`) != 1 {
+	if countCalls(calls, `^POST /v1/apps/candor-inst1-acme/machines/`+m.ID+`$`) != 1 {
 		t.Errorf("no update of the warm machine:\n%s", callLog(calls))
 	}
 	var got fly.Machine
-	for _, fm := range fake.Machines("candor-acme") {
+	for _, fm := range fake.Machines("candor-inst1-acme") {
 		if fm.ID == m.ID {
 			got = fm
 		}
 	}
-	if got.State != "started" || got.Name != "interview-iv_2" || got.Config.Metadata["candor_interview"] != "iv_2" ||
+	if got.State != "started" || got.Name != "interview-iv-2-1" || got.Config.Metadata["candor_interview"] != "iv_2" ||
 		got.Config.Env["SESSION_ID"] != "iv_2" || len(got.Config.Files) != 1 {
 		t.Errorf("claimed machine = %s %s %v %v", got.State, got.Name, got.Config.Metadata, got.Config.Env)
 	}
 	waitFor(t, "the pool to be refilled", func() bool { ids := warmIDs(); return len(ids) == 1 && ids[0] != m.ID })
-	if n := len(fake.Machines("candor-acme")); n != 3 {
+	if n := len(fake.Machines("candor-inst1-acme")); n != 3 {
 		t.Errorf("%d machines, want 3: two interviews and the refill (the launch itself created none)", n)
 	}
 
@@ -452,7 +459,7 @@ func TestFlyWarmPoolAdoptsTheWarmMachinesOfAPreviousRun(t *testing.T) {
 	}
 	var warmID string
 	waitFor(t, "a warm machine", func() bool {
-		for _, m := range fake.Machines("candor-acme") {
+		for _, m := range fake.Machines("candor-inst1-acme") {
 			if m.Config.Metadata["candor_pool"] == "1" {
 				warmID = m.ID
 			}
@@ -474,8 +481,8 @@ func TestFlyWarmPoolAdoptsTheWarmMachinesOfAPreviousRun(t *testing.T) {
 	if m.ID != warmID {
 		t.Errorf("launched %s, want the previous run's warm machine %s", m.ID, warmID)
 	}
-	waitFor(t, "the pool to be refilled", func() bool { return len(fake.Machines("candor-acme")) == 3 })
-	if n := len(fake.Machines("candor-acme")); n != 3 {
+	waitFor(t, "the pool to be refilled", func() bool { return len(fake.Machines("candor-inst1-acme")) == 3 })
+	if n := len(fake.Machines("candor-inst1-acme")); n != 3 {
 		t.Errorf("%d machines, want 3 (two interviews, one warm): a warm machine was created needlessly", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	fly "github.com/superfly/fly-go"
 )
@@ -124,7 +125,7 @@ func (f *Fly) adoptWarm(ctx context.Context, key poolKey) error {
 		return nil
 	}
 	for _, m := range ms {
-		warm := m.Config != nil && m.Config.Metadata[metaPool] == "1" && m.Config.Metadata[metaInterview] == ""
+		warm := m.Config != nil && m.Config.Metadata[metaPool] == "1" && m.Config.Metadata[metaInterview] == "" && m.Config.Metadata[metaInstall] == f.cfg.InstallID
 		idle := m.State == fly.MachineStateCreated || m.State == fly.MachineStateStopped
 		if warm && idle && m.Region == key.region {
 			f.pool.idle[key] = append(f.pool.idle[key], m.ID)
@@ -147,12 +148,15 @@ func (f *Fly) fillWarm(ctx context.Context, req warmRequest) error {
 		if need <= 0 {
 			return nil
 		}
+		if err := f.yieldToLaunches(ctx); err != nil {
+			return err
+		}
 		in := fly.LaunchMachineInput{
 			Name:       "warm-" + randomHex(6),
 			Region:     key.region,
 			SkipLaunch: true,
 			Config: f.machineConfig(map[string]string{envPort: fmt.Sprint(f.cfg.InternalPort)}, nil,
-				map[string]string{metaTenant: req.tenantID, metaPool: "1"}),
+				map[string]string{metaTenant: req.tenantID, metaPool: "1", metaInstall: f.cfg.InstallID}),
 		}
 		fm, err := f.create(ctx, key.app, in)
 		if err != nil {
@@ -163,4 +167,20 @@ func (f *Fly) fillWarm(ctx context.Context, req warmRequest) error {
 		f.pool.mu.Unlock()
 	}
 	return ctx.Err()
+}
+
+// yieldToLaunches waits until no Launch is in progress: a refill spends the
+// same per-app create budget (1/s, burst 3) an interview start needs, and a
+// candidate waiting for a start comes first.
+func (f *Fly) yieldToLaunches(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for f.launching.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }

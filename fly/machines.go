@@ -23,6 +23,9 @@ type Spec struct {
 	Env                                                        map[string]string // CANDOR_CONTROL_URL, CANDOR_PROCESSOR_TOKEN, and anything else for the processor
 	Plan                                                       []byte            // JSON interview plan, delivered as a file; path in env CANDOR_PLAN_FILE
 	Secrets                                                    map[string]string // tenant secrets (OPENAI_API_KEY ...): Fly app secrets / local child env
+	// Attempt numbers the launches of one interview (1, 2, … for
+	// replacements); Fly names the machine interview-<id>-<attempt>. 0 is 1.
+	Attempt int
 }
 
 // Machine is a running processor as the control plane sees it.
@@ -31,6 +34,9 @@ type Machine struct {
 	URL                              string            // base URL the control plane uses to reach the processor
 	Headers                          map[string]string // headers to add when proxying to it (e.g. fly-force-instance-id)
 	InterviewID, TenantID            string            // from metadata (List)
+	// Notes say how the launch went where it did (a region without
+	// capacity, skipped): the caller records them in the interview's events.
+	Notes []string
 }
 
 // Machines launches and destroys processors.
@@ -51,6 +57,12 @@ const (
 // requested region; trying another region (or later) may succeed.
 var ErrCapacity = errors.New("no machine capacity")
 
+// ErrProcessorExited reports a processor whose machine stopped (or whose
+// process exited) before it was healthy: it will not get healthy, so the
+// launch fails at once. The processor posts its own reason to the bridge
+// before exiting.
+var ErrProcessorExited = errors.New("processor exited before it was healthy")
+
 // ErrClosed is returned by Launch after Close.
 var ErrClosed = errors.New("machines closed")
 
@@ -69,6 +81,12 @@ const (
 	// envMachineID lets a restarted control plane tell a leftover child of ours from an
 	// unrelated process that reused its pid.
 	envMachineID = contract.EnvMachineID
+
+	// WebRTC media settings of a Fly machine with direct UDP.
+	envWebRTCUDPPort  = contract.EnvWebRTCUDPPort
+	envWebRTCTCPPort  = contract.EnvWebRTCTCPPort
+	envWebRTCBindHost = contract.EnvWebRTCBindHost
+	envPublicIPs      = contract.EnvPublicIPs
 )
 
 // processorEnv is the env every processor gets for s, whatever the backend:
@@ -124,7 +142,7 @@ func waitHealthy(ctx context.Context, client *http.Client, url string, headers m
 			}
 			return fmt.Errorf("processor not healthy: %w", ctx.Err())
 		case <-exited:
-			return errors.New("processor exited before it was healthy")
+			return ErrProcessorExited
 		case <-timer.C:
 		}
 		last = probeHealth(ctx, client, url, headers, needSession)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -1290,5 +1291,27 @@ func TestOutboxRowsAreOrderedAndReadAfterACursor(t *testing.T) {
 	}
 	if len(rest) != 1 || rest[0].ID != all[1].ID || rest[0].SubjectID != f.interview.ID {
 		t.Fatalf("after cursor = %+v, want only the second", rest)
+	}
+}
+
+func TestInstallIDIsCreatedOnceAndKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	ctx := context.Background()
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := db.InstallID(ctx)
+	if err != nil || !regexp.MustCompile(`^[a-z0-9]{8}$`).MatchString(id) {
+		t.Fatalf("InstallID = %q, %v", id, err)
+	}
+	db.Close()
+	db, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if again, err := db.InstallID(ctx); err != nil || again != id {
+		t.Errorf("after reopening: %q, %v; want %q", again, err, id)
 	}
 }

@@ -241,6 +241,7 @@ func TestReconcileOnFly(t *testing.T) {
 	backend, err := candorfly.NewFly(candorfly.FlyConfig{
 		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
 		ProxyBaseURL: flyfake.ProxyURL(api.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
+		InstallID: "test1", Regions: flyfake.Regions(),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +268,8 @@ func TestReconcileOnFly(t *testing.T) {
 		if rep := e.reconcile(t); rep != (ReconcileReport{OrphansDestroyed: 1}) {
 			t.Errorf("report %+v", rep)
 		}
-		if st := flyState(fake, app, orphan.ID); st != fly.MachineStateDestroyed {
+		// Fly destroys asynchronously: destroying, then destroyed.
+		if st := flyState(fake, app, orphan.ID); st != fly.MachineStateDestroyed && st != fly.MachineStateDestroying {
 			t.Errorf("orphan is %s", st)
 		}
 		if st := flyState(fake, app, first.ProviderID); st != fly.MachineStateStarted {

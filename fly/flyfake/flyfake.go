@@ -5,13 +5,35 @@
 // bodies github.com/superfly/fly-go v0.8.0 (package flaps) sends. Point flaps
 // at it with FLY_FLAPS_BASE_URL.
 //
-// It validates what it receives, records every call, and can inject status
-// codes (429, 503, capacity errors...) and delays. It also stands in for the
-// Fly edge proxy at /_proxy/{app}/...: a request carrying
-// fly-force-instance-id reaches that machine's /healthz if it is started.
-// With a Runner (SetRunner) it also stands in for the Fly host: a started
-// machine's process really runs, and the proxy forwards every request
-// (WebSockets included) to it.
+// It enforces the rules Fly documents, so a client that passes here does
+// not merely agree with fly-go:
+//   - rate limits per action (https://fly.io/docs/machines/api/#rate-limits,
+//     and the Fly team's statement at
+//     https://community.fly.io/t/understanding-fly-io-api-rate-hard-limits/20636):
+//     1 request/s per action, burst 3, except Get Machine at 5/s, burst 10;
+//     create and list count per app, the others per machine; past the limit
+//     429 with Retry-After;
+//   - machine names are unique among the app's machines that are not
+//     destroyed, and destroy is asynchronous: a machine is "destroying" for
+//     a while (SetDestroyDelay) and keeps its name until it is "destroyed"
+//     (https://fly.io/docs/machines/machine-states/);
+//   - guests follow Fly's sizing rules: shared CPUs 1, 2, 4, 6, 8 with
+//     256–2048 MB each, performance CPUs 1–16 (even above 1) with
+//     2048–8192 MB each, memory in 256 MB steps
+//     (https://fly.io/docs/machines/guides-examples/machine-sizing/);
+//   - regions come from a fixed list, and capacity can be withdrawn from a
+//     region (SetCapacity): creates there answer insufficient_capacity;
+//   - a machine whose process exits (ProcessExited, or its Runner failing)
+//     goes stopped and, with auto_destroy, destroying → destroyed.
+//
+// It records every call and can inject status codes and delays (Inject).
+// It also stands in for the Fly edge (edge.go): HTTP to an app that has a
+// public IP reaches a started machine publishing an http service
+// (/_proxy/{app}/... with fly-force-instance-id, or an Edge handler in front
+// of an app outside the fake, e.g. a control plane), fly-replay answers are
+// replayed to the named app and instance, and UDP reaches a machine only
+// through the app's dedicated IPv4 on a port that machine publishes. With a
+// Runner (SetRunner) started machines' processes really run.
 package flyfake
 
 import (
@@ -23,9 +45,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"path"
 	"regexp"
@@ -37,6 +59,7 @@ import (
 
 	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
+	"golang.org/x/time/rate"
 )
 
 // Call is one request the fake answered.
@@ -66,12 +89,18 @@ type Fault struct {
 type Server struct {
 	mux *http.ServeMux
 
-	mu         sync.Mutex
-	token      string
-	startDelay time.Duration
-	apps       map[string]*app
-	calls      []Call
-	faults     []*fault
+	mu           sync.Mutex
+	token        string
+	startDelay   time.Duration
+	destroyDelay time.Duration
+	apps         map[string]*app
+	calls        []Call
+	faults       []*fault
+	limits       map[string]Limit         // by action; nil: unlimited
+	buckets      map[string]*rate.Limiter // by action + app or machine
+	noCapacity   map[string]bool          // regions without room
+
+	edge edgeState
 
 	runner    Runner
 	runs      map[string]*run // by machine id, while a Runner runs it
@@ -123,6 +152,7 @@ func (s *Server) Close() {
 			s.runner.Stop(rn.app, id)
 		}
 	}
+	s.edge.close()
 }
 
 type fault struct {
@@ -141,16 +171,49 @@ type app struct {
 
 type machine struct {
 	fly.Machine
-	readyAt time.Time // when a starting machine counts as started
+	app       string
+	readyAt   time.Time // when a starting machine counts as started
+	destroyAt time.Time // when a destroying machine counts as destroyed
+	// globalIP is the address "fly-global-services" resolves to on this
+	// machine: where the edge delivers its UDP.
+	globalIP string
+	srv      *Server
 }
 
-// New returns an empty fake. Token, if not "", is the only accepted bearer
-// token; otherwise any Authorization header is accepted (none is still 401).
+// New returns an empty fake with Fly's documented rate limits
+// (DefaultLimits) and a destroy that takes 200 ms. Token, if not "", is the
+// only accepted bearer token; otherwise any Authorization header is accepted
+// (none is still 401).
 func New(token string) *Server {
-	s := &Server{token: token, apps: make(map[string]*app), mux: http.NewServeMux()}
+	s := &Server{
+		token: token, apps: make(map[string]*app), mux: http.NewServeMux(),
+		destroyDelay: 200 * time.Millisecond,
+		limits:       DefaultLimits(), buckets: make(map[string]*rate.Limiter),
+		noCapacity: make(map[string]bool),
+	}
+	s.edge.init()
 	s.routes()
 	return s
 }
+
+// SetDestroyDelay sets how long a destroyed machine stays "destroying"
+// (holding its name) before it is "destroyed".
+func (s *Server) SetDestroyDelay(d time.Duration) {
+	s.mu.Lock()
+	s.destroyDelay = d
+	s.mu.Unlock()
+}
+
+// SetCapacity makes creates in region fail with insufficient_capacity
+// (ok=false) or succeed again (ok=true).
+func (s *Server) SetCapacity(region string, ok bool) {
+	s.mu.Lock()
+	s.noCapacity[region] = !ok
+	s.mu.Unlock()
+}
+
+// Regions is the list of regions the fake accepts.
+func Regions() []string { return slices.Clone(regions) }
 
 // SetStartDelay sets how long a launched or started machine takes to reach
 // "started".
@@ -193,6 +256,19 @@ func (s *Server) App(name string) (flaps.App, bool) {
 		return flaps.App{}, false
 	}
 	return a.App, true
+}
+
+// AppNames lists every app's name, sorted.
+func (s *Server) AppNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(func(yield func(string) bool) {
+		for name := range s.apps {
+			if !yield(name) {
+				return
+			}
+		}
+	})
 }
 
 // Machines returns the app's machines, destroyed ones included, oldest first.
@@ -271,6 +347,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/apps/{app}/ip_assignments", s.listIPs)
 	m.HandleFunc("POST /v1/apps/{app}/ip_assignments", s.assignIP)
 	m.HandleFunc("/_proxy/{app}/{rest...}", s.proxy)
+	m.HandleFunc("/_proxy/{app}", s.proxy)
 }
 
 // ServeHTTP records the call, checks auth, applies faults, then routes.
@@ -282,6 +359,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		// Every answer names its request, as Fly's do; clients log it.
+		rec.Header().Set("fly-request-id", "01"+strings.ToUpper(newID()+newID()))
 		auth := r.Header.Get("Authorization")
 		scheme, tok, _ := strings.Cut(auth, " ")
 		if (scheme != "Bearer" && scheme != "FlyV1") || tok == "" || (s.token != "" && tok != s.token) {
@@ -311,6 +390,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(rec, body)
 			return
 		}
+	}
+	if s.limited(rec, r) {
+		return
 	}
 	s.mux.ServeHTTP(rec, r)
 }
@@ -464,10 +546,57 @@ func (a *app) activeMachines() int {
 	return n
 }
 
-// advance moves a starting machine to started once its start delay passed.
+// advance moves a starting machine to started once its start delay passed
+// (starting its process, with a Runner), and a destroying one to destroyed
+// once its destroy delay passed. Callers hold s.mu.
 func (m *machine) advance() {
-	if m.State == "starting" && !time.Now().Before(m.readyAt) {
+	now := time.Now()
+	if m.State == "starting" && !now.Before(m.readyAt) {
 		m.setState(fly.MachineStateStarted)
+		m.srv.startRunLocked(m)
+		if a := m.srv.apps[m.app]; a != nil {
+			m.srv.listenUDPLocked(a, m)
+		}
+	}
+	if m.State == fly.MachineStateDestroying && !now.Before(m.destroyAt) {
+		m.setState(fly.MachineStateDestroyed)
+	}
+}
+
+// destroyLocked starts the asynchronous destroy of m: its process ends now,
+// its name is held until the destroy delay passed. Callers hold s.mu.
+func (s *Server) destroyLocked(m *machine) {
+	m.setState(fly.MachineStateDestroying)
+	m.destroyAt = time.Now().Add(s.destroyDelay)
+	s.stopRunLocked(m.app, m.ID)
+}
+
+// exitedLocked is what the host does when m's process exits: the machine
+// stops, and with auto_destroy it is destroyed. Callers hold s.mu.
+func (s *Server) exitedLocked(m *machine) {
+	switch m.State {
+	case fly.MachineStateStarted, "starting", "stopping":
+	default:
+		return
+	}
+	m.setState(fly.MachineStateStopped)
+	if m.Config.AutoDestroy {
+		s.destroyLocked(m)
+		return
+	}
+	s.stopRunLocked(m.app, m.ID)
+}
+
+// ProcessExited tells the fake that the process of machine id ended on its
+// own (a Runner calls it, or a test standing in for a crash).
+func (s *Server) ProcessExited(appName, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.apps[appName]; ok {
+		if m, ok := a.machines[id]; ok {
+			m.advance()
+			s.exitedLocked(m)
+		}
 	}
 }
 
@@ -478,6 +607,39 @@ func (m *machine) setState(state string) {
 }
 
 var regions = []string{"ams", "arn", "bom", "cdg", "dfw", "ewr", "fra", "gru", "iad", "jnb", "lax", "lhr", "nrt", "ord", "otp", "sin", "sjc", "syd", "waw", "yyz"}
+
+// validateGuest applies Fly's sizing rules
+// (https://fly.io/docs/machines/guides-examples/machine-sizing/): the CPU
+// counts of the presets (fly-go's MachinePresets), memory in 256 MB steps
+// between 256 MB and 2 GB per shared CPU, 2 GB and 8 GB per performance CPU.
+func validateGuest(g *fly.MachineGuest) string {
+	kind := g.CPUKind
+	if kind == "" {
+		kind = "shared"
+	}
+	var cpus []int
+	var minPer, maxPer int
+	switch kind {
+	case "shared":
+		cpus, minPer, maxPer = []int{1, 2, 4, 6, 8}, fly.MIN_MEMORY_MB_PER_SHARED_CPU, fly.MAX_MEMORY_MB_PER_SHARED_CPU
+	case "performance":
+		cpus, minPer, maxPer = []int{1, 2, 4, 6, 8, 10, 12, 14, 16}, fly.MIN_MEMORY_MB_PER_CPU, fly.MAX_MEMORY_MB_PER_CPU
+	default:
+		return fmt.Sprintf("invalid guest: unknown cpu_kind %q", g.CPUKind)
+	}
+	if !slices.Contains(cpus, g.CPUs) {
+		return fmt.Sprintf("invalid guest: %d %s cpus is not a size Fly offers (cpus must be one of %v)", g.CPUs, kind, cpus)
+	}
+	if g.MemoryMB%256 != 0 || g.MemoryMB < minPer*g.CPUs || g.MemoryMB > maxPer*g.CPUs {
+		return fmt.Sprintf("invalid guest: memory_mb %d must be a multiple of 256 between %d and %d for %d %s cpus", g.MemoryMB, minPer*g.CPUs, maxPer*g.CPUs, g.CPUs, kind)
+	}
+	return ""
+}
+
+// machineNameRE is what Fly accepts as a machine name: it becomes a DNS
+// label (<name>.vm.<app>.internal), so lowercase letters, digits and
+// dashes, at most 63 characters.
+var machineNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -491,14 +653,8 @@ func validateConfig(c *fly.MachineConfig) string {
 		return "config.image is required"
 	}
 	if g := c.Guest; g != nil {
-		if g.CPUs < 1 || g.CPUs > 16 {
-			return fmt.Sprintf("invalid guest: cpus must be between 1 and 16, got %d", g.CPUs)
-		}
-		if g.MemoryMB < 256 || g.MemoryMB%256 != 0 {
-			return fmt.Sprintf("invalid guest: memory_mb must be a multiple of 256, got %d", g.MemoryMB)
-		}
-		if g.CPUKind != "" && g.CPUKind != "shared" && g.CPUKind != "performance" {
-			return fmt.Sprintf("invalid guest: unknown cpu_kind %q", g.CPUKind)
+		if msg := validateGuest(g); msg != "" {
+			return msg
 		}
 	}
 	if c.Restart != nil {
@@ -541,6 +697,19 @@ func validateConfig(c *fly.MachineConfig) string {
 		if svc.InternalPort < 1 || svc.InternalPort > 65535 {
 			return "services: invalid internal_port"
 		}
+		switch svc.Protocol {
+		case "tcp":
+		case "udp":
+			// Fly rewrites a UDP packet's address, never its port
+			// (https://fly.io/docs/networking/udp-and-tcp/).
+			for _, p := range svc.Ports {
+				if p.Port == nil || *p.Port != svc.InternalPort {
+					return "services: a udp service must publish its internal_port unchanged"
+				}
+			}
+		default:
+			return fmt.Sprintf("services: unknown protocol %q", svc.Protocol)
+		}
 	}
 	return ""
 }
@@ -558,10 +727,25 @@ func (s *Server) createMachine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid region %q", in.Region))
 		return
 	}
+	if in.Name != "" && !machineNameRE.MatchString(in.Name) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid name %q: lowercase letters, digits and dashes, at most 63", in.Name))
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.lookupApp(w, r)
 	if a == nil {
+		return
+	}
+	region := in.Region
+	if region == "" {
+		region = "iad"
+	}
+	if s.noCapacity[region] {
+		writeJSON(w, http.StatusPreconditionFailed, map[string]string{
+			"error":  fmt.Sprintf("insufficient resources to create new machine with existing volume in region %s", region),
+			"status": "insufficient_capacity",
+		})
 		return
 	}
 	if in.Name != "" {
@@ -577,10 +761,6 @@ func (s *Server) createMachine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("min_secrets_version %d is newer than the app's secrets (%d)", *in.MinSecretsVersion, a.secretsVersion))
 		return
 	}
-	region := in.Region
-	if region == "" {
-		region = "iad"
-	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	id := newID()
 	name := in.Name
@@ -592,7 +772,7 @@ func (s *Server) createMachine(w http.ResponseWriter, r *http.Request) {
 		PrivateIP: "fdaa:0:1:a7b:" + id[:4] + ":" + id[4:8] + ":" + id[8:12] + ":2", CreatedAt: now, UpdatedAt: now,
 		Config: in.Config, HostStatus: fly.HostStatusOk,
 		ImageRef: imageRef(in.Config.Image),
-	}}
+	}, app: a.Name, srv: s, globalIP: loopbackIP()}
 	m.setState(fly.MachineStateCreated)
 	if !in.SkipLaunch {
 		m.setState("starting")
@@ -686,7 +866,7 @@ func (s *Server) updateMachine(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	if m.State == fly.MachineStateDestroyed {
+	if m.State == fly.MachineStateDestroyed || m.State == fly.MachineStateDestroying {
 		writeError(w, http.StatusPreconditionFailed, "failed_precondition: machine is destroyed")
 		return
 	}
@@ -732,7 +912,7 @@ func (s *Server) startMachine(w http.ResponseWriter, r *http.Request) {
 }
 
 // stopMachine stops at once. A machine with auto_destroy is destroyed when
-// it stops, as on Fly.
+// it stops, as on Fly (asynchronously: destroying, then destroyed).
 func (s *Server) stopMachine(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		var in fly.StopMachineInput
@@ -746,34 +926,69 @@ func (s *Server) stopMachine(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	if m.State == fly.MachineStateDestroyed {
+	if m.State == fly.MachineStateDestroyed || m.State == fly.MachineStateDestroying {
 		writeError(w, http.StatusPreconditionFailed, "failed_precondition: machine is destroyed")
 		return
 	}
-	m.setState(fly.MachineStateStopped)
-	if m.Config.AutoDestroy {
-		m.setState(fly.MachineStateDestroyed)
-	}
-	s.stopRunLocked(r.PathValue("app"), m.ID)
+	s.exitedLocked(m)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
-// stopRunLocked stops the machine's process, if a Runner runs it. Callers
-// hold mu; the Runner's Stop is called without it, after Run returned.
+// startRunLocked runs m's process through the Runner, if there is one: the
+// process belongs to the machine and runs until it is stopped or destroyed,
+// or Close. A process that fails to come up is an exit. Callers hold s.mu.
+func (s *Server) startRunLocked(m *machine) {
+	if s.runner == nil {
+		return
+	}
+	if _, ok := s.runs[m.ID]; ok {
+		return
+	}
+	a := s.apps[m.app]
+	env := make(map[string]string, len(a.secrets)+len(m.Config.Env))
+	for k, v := range a.secrets {
+		env[k] = v
+	}
+	for k, v := range m.Config.Env {
+		env[k] = v
+	}
+	rn := &run{app: m.app, ready: make(chan struct{})}
+	s.runs[m.ID] = rn
+	ctx, runner, fm := s.runCtx, s.runner, m.Machine
+	s.runWG.Go(func() {
+		base, err := runner.Run(ctx, rn.app, fm, env)
+		if err == nil {
+			rn.url, err = url.Parse(base)
+		}
+		rn.err = err
+		close(rn.ready)
+		if err != nil {
+			s.ProcessExited(rn.app, fm.ID)
+		}
+	})
+}
+
+// stopRunLocked ends the machine's process, if a Runner runs it, without
+// waiting for it. Callers hold s.mu.
 func (s *Server) stopRunLocked(app, id string) {
 	rn, ok := s.runs[id]
 	if !ok {
 		return
 	}
 	delete(s.runs, id)
-	s.mu.Unlock()
-	<-rn.ready
-	s.runner.Stop(app, id)
-	s.mu.Lock()
+	runner := s.runner
+	s.runWG.Go(func() {
+		<-rn.ready
+		if rn.err == nil {
+			runner.Stop(app, id)
+		}
+	})
 }
 
-// deleteMachine destroys a machine. A running one needs force=true (the
-// documented parameter; fly-go v0.8.0 sends kill=true, accepted too).
+// deleteMachine destroys a machine, asynchronously: it answers at once and
+// the machine is "destroying" (name still taken) until the destroy delay
+// passed. A running one needs force=true (the documented parameter; fly-go
+// v0.8.0 sends kill=true, accepted too).
 func (s *Server) deleteMachine(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	force := q.Get("force") == "true" || q.Get("kill") == "true"
@@ -787,14 +1002,16 @@ func (s *Server) deleteMachine(w http.ResponseWriter, r *http.Request) {
 	case fly.MachineStateDestroyed:
 		writeError(w, http.StatusNotFound, "machine not found")
 		return
+	case fly.MachineStateDestroying:
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		return
 	case fly.MachineStateStarted, "starting", "stopping":
 		if !force {
 			writeError(w, http.StatusPreconditionFailed, "failed_precondition: unable to destroy machine, not currently stopped")
 			return
 		}
 	}
-	m.setState(fly.MachineStateDestroyed)
-	s.stopRunLocked(r.PathValue("app"), m.ID)
+	s.destroyLocked(m)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
@@ -967,7 +1184,9 @@ func (s *Server) assignIP(w http.ResponseWriter, r *http.Request) {
 	case "v6":
 		ip = flaps.IPAssignment{IP: "2a09:8280:1::" + newID()[:4]}
 	case "v4":
-		ip = flaps.IPAssignment{IP: "137.66.1." + strconv.Itoa(int(newID()[0]))}
+		// A dedicated IPv4 is a loopback address of its own here, so the
+		// edge can listen for the app's UDP on it.
+		ip = flaps.IPAssignment{IP: loopbackIP()}
 	case "private_v6":
 		ip = flaps.IPAssignment{IP: "fdaa:0:1:a7b::" + newID()[:4]}
 	default:
@@ -981,91 +1200,27 @@ func (s *Server) assignIP(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
+	if in.Type == "v4" {
+		for _, have := range a.ips {
+			if !have.Shared && net.ParseIP(have.IP).To4() != nil && (in.Region == "" || have.Region == in.Region) {
+				// One dedicated IPv4 per app is what candor asks for;
+				// a second is billed again. The fake refuses it so a
+				// client that does not check first is caught.
+				writeError(w, http.StatusConflict, "app already has a dedicated IPv4 ("+have.IP+"); each one is billed")
+				return
+			}
+		}
+	}
 	a.ips = append(a.ips, ip)
 	if a.Status == "pending" {
 		a.Status = "deployed"
 	}
+	for _, m := range a.machines {
+		if m.State == fly.MachineStateStarted {
+			s.listenUDPLocked(a, m)
+		}
+	}
 	writeJSON(w, http.StatusOK, ip)
-}
-
-// proxy stands in for the Fly edge: /_proxy/{app}/... with
-// fly-force-instance-id reaches that machine if it is started, as
-// https://<app>.fly.dev/... would; otherwise it answers like the edge does
-// when it has no instance to route to. Without a Runner only /healthz
-// answers (200); with one, every request goes to the machine's process.
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get("fly-force-instance-id")
-	app := r.PathValue("app")
-	s.mu.Lock()
-	var state string
-	var m fly.Machine
-	var env map[string]string
-	if a, ok := s.apps[app]; ok {
-		if mm, ok := a.machines[id]; ok {
-			mm.advance()
-			state, m = mm.State, mm.Machine
-			env = make(map[string]string, len(a.secrets)+len(mm.Config.Env))
-			for k, v := range a.secrets {
-				env[k] = v
-			}
-			for k, v := range mm.Config.Env {
-				env[k] = v
-			}
-		}
-	}
-	runner := s.runner
-	var rn *run
-	if runner != nil && state == fly.MachineStateStarted {
-		var started bool
-		if rn, started = s.runs[id]; !started {
-			rn = &run{app: app, ready: make(chan struct{})}
-			s.runs[id] = rn
-			// The process belongs to the machine, not to this request: it
-			// runs until the machine is stopped or destroyed, or Close.
-			ctx := s.runCtx
-			s.runWG.Go(func() {
-				defer close(rn.ready)
-				base, err := runner.Run(ctx, app, m, env)
-				if err == nil {
-					rn.url, err = url.Parse(base)
-				}
-				rn.err = err
-			})
-		}
-	}
-	s.mu.Unlock()
-	switch {
-	case state == "":
-		http.Error(w, "no such instance", http.StatusServiceUnavailable)
-		return
-	case state != fly.MachineStateStarted:
-		http.Error(w, "instance is "+state, http.StatusServiceUnavailable)
-		return
-	case rn == nil && "/"+r.PathValue("rest") == "/healthz":
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-		return
-	case rn == nil:
-		http.NotFound(w, r)
-		return
-	}
-	select {
-	case <-rn.ready:
-	case <-r.Context().Done():
-		return
-	}
-	if rn.err != nil {
-		// The machine's process did not come up: the edge has nothing to
-		// route to.
-		http.Error(w, "instance failed to start: "+rn.err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.Out.URL.Scheme, pr.Out.URL.Host = rn.url.Scheme, rn.url.Host
-		pr.Out.URL.Path = "/" + r.PathValue("rest")
-		pr.Out.URL.RawPath = ""
-		pr.Out.Host = rn.url.Host
-	}}
-	rp.ServeHTTP(w, r)
 }
 
 func newID() string {

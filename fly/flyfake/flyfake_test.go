@@ -92,6 +92,25 @@ func createApp(t *testing.T, srv *httptest.Server, name string) {
 	mustStatus(t, st, http.StatusCreated, body)
 }
 
+func assignIP(t *testing.T, srv *httptest.Server, app, typ string) string {
+	t.Helper()
+	st, body := call(t, srv, "POST", "/v1/apps/"+app+"/ip_assignments", `{"type":"`+typ+`","org_slug":"personal"}`)
+	mustStatus(t, st, http.StatusOK, body)
+	return field(body, "ip").(string)
+}
+
+// waitUntil polls cond until it holds or 10 s pass.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 const validMachine = `{
   "name": "interview-1",
   "region": "fra",
@@ -101,6 +120,7 @@ const validMachine = `{
     "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024},
     "metadata": {"candor_tenant": "ten_1", "candor_interview": "iv_1"},
     "files": [{"guest_path": "/etc/candor/plan.json", "raw_value": "e30="}],
+    "services": [{"protocol": "tcp", "internal_port": 8080, "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
     "auto_destroy": true,
     "restart": {"policy": "no"}
   }
@@ -155,6 +175,11 @@ func TestCreateMachineRejectsInvalidBodies(t *testing.T) {
 		{"a config without image", "candor-acme", `{"config":{"guest":{"cpus":1,"memory_mb":256}}}`, "config.image is required", 400},
 		{"a guest with no cpus", "candor-acme", `{"config":{"image":"i","guest":{"cpus":0,"memory_mb":256}}}`, "cpus", 400},
 		{"memory not a multiple of 256", "candor-acme", `{"config":{"image":"i","guest":{"cpus":1,"memory_mb":300}}}`, "memory_mb", 400},
+		{"3 shared cpus, which no preset has", "candor-acme", `{"config":{"image":"i","guest":{"cpu_kind":"shared","cpus":3,"memory_mb":768}}}`, "not a size Fly offers", 400},
+		{"more than 2 GB per shared cpu", "candor-acme", `{"config":{"image":"i","guest":{"cpu_kind":"shared","cpus":1,"memory_mb":4096}}}`, "between 256 and 2048", 400},
+		{"less than 2 GB per performance cpu", "candor-acme", `{"config":{"image":"i","guest":{"cpu_kind":"performance","cpus":2,"memory_mb":2048}}}`, "between 4096 and 16384", 400},
+		{"a name that is not a DNS label", "candor-acme", `{"name":"interview_1","config":{"image":"i"}}`, "invalid name", 400},
+		{"a udp service whose public port differs", "candor-acme", `{"config":{"image":"i","services":[{"protocol":"udp","internal_port":4000,"ports":[{"port":5000}]}]}}`, "unchanged", 400},
 		{"an unknown restart policy", "candor-acme", `{"config":{"image":"i","restart":{"policy":"sometimes"}}}`, "restart policy", 400},
 		{"a relative file path", "candor-acme", `{"config":{"image":"i","files":[{"guest_path":"plan.json","raw_value":"e30="}]}}`, "absolute", 400},
 		{"a raw_value that is not base64", "candor-acme", `{"config":{"image":"i","files":[{"guest_path":"/p","raw_value":"{}"}]}}`, "base64", 400},
@@ -162,7 +187,8 @@ func TestCreateMachineRejectsInvalidBodies(t *testing.T) {
 		{"an unknown region", "candor-acme", `{"region":"xxx","config":{"image":"i"}}`, "invalid region", 400},
 		{"an unknown app", "candor-nope", validMachine, "app not found", 404},
 	}
-	_, srv := newServer(t)
+	fake, srv := newServer(t)
+	fake.SetLimits(nil) // a table of creates in one app; the limits have their own test
 	createApp(t, srv, "candor-acme")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +204,7 @@ func TestCreateMachineRejectsInvalidBodies(t *testing.T) {
 func TestAMachineIsCreatedStartedAndDestroyed(t *testing.T) {
 	fake, srv := newServer(t)
 	createApp(t, srv, "candor-acme")
+	assignIP(t, srv, "candor-acme", "shared_v4")
 	st, body := call(t, srv, "POST", "/v1/apps/candor-acme/machines", validMachine)
 	mustStatus(t, st, http.StatusOK, body)
 	id, _ := field(body, "id").(string)
@@ -202,14 +229,16 @@ func TestAMachineIsCreatedStartedAndDestroyed(t *testing.T) {
 	if st != 200 || field(body, "status") != "ok" {
 		t.Errorf("healthz through proxy: %d %v", st, body)
 	}
-	st, _ = call(t, srv, "GET", "/_proxy/candor-acme/healthz", "")
+	st, _ = call(t, srv, "GET", "/_proxy/candor-acme/healthz", "", "fly-force-instance-id", "0000000000000")
 	if st != http.StatusServiceUnavailable {
-		t.Errorf("healthz without instance id: %d, want 503", st)
+		t.Errorf("healthz of an unknown instance: %d, want 503", st)
 	}
 
 	st, body = call(t, srv, "DELETE", m, "")
 	mustStatus(t, st, http.StatusPreconditionFailed, body)
 	st, body = call(t, srv, "DELETE", m+"?force=true", "")
+	mustStatus(t, st, http.StatusOK, body)
+	st, body = call(t, srv, "GET", m+"/wait?state=destroyed&timeout=5", "")
 	mustStatus(t, st, http.StatusOK, body)
 	st, body = call(t, srv, "GET", m, "")
 	if st != 200 || field(body, "state") != "destroyed" {
@@ -258,8 +287,11 @@ func TestASkipLaunchMachineStartsOnlyWhenStarted(t *testing.T) {
 	mustStatus(t, st, http.StatusOK, body)
 	st, body = call(t, srv, "POST", m+"/stop", `{"id":"x","signal":"SIGTERM"}`)
 	mustStatus(t, st, http.StatusOK, body)
-	if _, body = call(t, srv, "GET", m, ""); field(body, "state") != "destroyed" {
-		t.Errorf("auto_destroy machine after stop is %v", field(body, "state"))
+	if _, body = call(t, srv, "GET", m, ""); field(body, "state") != "destroying" {
+		t.Errorf("auto_destroy machine after stop is %v, want destroying", field(body, "state"))
+	}
+	if st, body = call(t, srv, "GET", m+"/wait?state=destroyed&timeout=5", ""); st != 200 {
+		t.Errorf("auto_destroy machine never destroyed: %d %v", st, body)
 	}
 }
 
@@ -267,7 +299,7 @@ func TestListFiltersMachinesByMetadata(t *testing.T) {
 	_, srv := newServer(t)
 	createApp(t, srv, "candor-acme")
 	for _, iv := range []string{"iv_1", "iv_2"} {
-		body := strings.ReplaceAll(strings.ReplaceAll(validMachine, "interview-1", "interview-"+iv), `"candor_interview": "iv_1"`, `"candor_interview": "`+iv+`"`)
+		body := strings.ReplaceAll(strings.ReplaceAll(validMachine, "interview-1", "interview-"+strings.ReplaceAll(iv, "_", "-")), `"candor_interview": "iv_1"`, `"candor_interview": "`+iv+`"`)
 		st, b := call(t, srv, "POST", "/v1/apps/candor-acme/machines", body)
 		mustStatus(t, st, 200, b)
 	}
@@ -368,8 +400,9 @@ func TestARunnerRunsStartedMachinesBehindTheProxy(t *testing.T) {
 	fake.SetRunner(runner)
 	t.Cleanup(fake.Close)
 	createApp(t, srv, "candor-acme")
+	assignIP(t, srv, "candor-acme", "v6")
 	st, body := call(t, srv, "POST", "/v1/apps/candor-acme/machines",
-		`{"name":"m1","config":{"image":"candor:v1","env":{"SESSION":"iv_7"}}}`)
+		`{"name":"m1","config":{"image":"candor:v1","env":{"SESSION":"iv_7"},"services":[{"protocol":"tcp","internal_port":8080,"ports":[{"port":80,"handlers":["http"]}]}]}}`)
 	mustStatus(t, st, http.StatusOK, body)
 	id, _ := field(body, "id").(string)
 
@@ -379,9 +412,13 @@ func TestARunnerRunsStartedMachinesBehindTheProxy(t *testing.T) {
 	}
 	st, body = call(t, srv, "DELETE", "/v1/apps/candor-acme/machines/"+id+"?force=true", "")
 	mustStatus(t, st, http.StatusOK, body)
-	runner.mu.Lock()
-	stopped := slices.Clone(runner.stopped)
-	runner.mu.Unlock()
+	var stopped []string
+	waitUntil(t, "the destroyed machine's process to stop", func() bool {
+		runner.mu.Lock()
+		defer runner.mu.Unlock()
+		stopped = slices.Clone(runner.stopped)
+		return len(stopped) > 0
+	})
 	if !slices.Equal(stopped, []string{id}) {
 		t.Errorf("stopped %v, want the destroyed machine", stopped)
 	}

@@ -37,4 +37,8 @@ const (
 	EnvWebRTCUDPPort = "CANDOR_WEBRTC_UDP_PORT"
 	EnvWebRTCTCPPort = "CANDOR_WEBRTC_TCP_PORT"
 	EnvPublicIPs     = "CANDOR_PUBLIC_IPS"
+	// EnvWebRTCBindHost is where the UDP media port is bound: on Fly
+	// "fly-global-services", the one address Fly delivers UDP to (TCP
+	// binds every address, as Fly requires).
+	EnvWebRTCBindHost = "CANDOR_WEBRTC_BIND_HOST"
 )
