@@ -29,7 +29,7 @@ func newTestFly(t testing.TB, opts ...func(*FlyConfig)) (*Fly, *flyfake.Server, 
 	cfg := FlyConfig{
 		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
 		ProxyBaseURL: flyfake.ProxyURL(srv.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
-		InstallID: "inst1", Regions: flyfake.Regions(),
+		InstallID: "inst1", Regions: flyfake.Regions(), DefaultRegion: "iad",
 	}
 	for _, o := range opts {
 		o(&cfg)
