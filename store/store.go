@@ -48,6 +48,8 @@ type DB struct {
 	read  *sql.DB // query_only connections for read transactions
 
 	secretKey []byte
+	// externalCheckpoints: Litestream checkpoints the WAL (Options).
+	externalCheckpoints bool
 	now       func() time.Time // replaced in tests
 
 	// Statements of the bridge's hot path, prepared once: preparing costs
@@ -86,7 +88,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock up front, so a write transaction
 	// never fails half-way with SQLITE_BUSY when it upgrades from reading.
-	writePragmas := basePragmas + "&_pragma=journal_mode(WAL)&_txlock=immediate"
+	// secure_delete zeroes what a DELETE frees, so erased words do not
+	// linger in free pages (erasure, retention).
+	writePragmas := basePragmas + "&_pragma=journal_mode(WAL)&_pragma=secure_delete(on)&_txlock=immediate"
 	if opts.ExternalCheckpoints {
 		writePragmas += "&_pragma=wal_autocheckpoint(0)"
 	}
@@ -105,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{write: write, secretKey: opts.SecretKey, now: time.Now}
+	db := &DB{write: write, secretKey: opts.SecretKey, now: time.Now, externalCheckpoints: opts.ExternalCheckpoints}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err

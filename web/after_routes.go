@@ -1,6 +1,10 @@
 package web
 
-import "github.com/labstack/echo/v4"
+import (
+	"github.com/labstack/echo/v4"
+
+	"candor/store"
+)
 
 // afterRoutes registers what follows an interview: exports, the report,
 // scorecards and reviews, webhooks, retention, erasure and the audit log.
@@ -15,6 +19,13 @@ func (s *Server) afterRoutes(api *echo.Group, write echo.MiddlewareFunc) {
 	api.DELETE("/webhooks/:id", s.handleDeleteWebhook, write)
 	api.GET("/webhooks/:id/deliveries", s.handleListDeliveries, write)
 	api.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.handleRetryDelivery, write)
+
+	owner := s.requireRole(store.RoleOwner)
+	api.GET("/retention", s.handleGetRetention)
+	api.PUT("/retention", s.handlePutRetention, owner)
+	api.DELETE("/candidates/:id", s.handleEraseCandidate, write)
+	api.DELETE("/interviews/:id", s.handleEraseInterview, write)
+	api.GET("/audit", s.handleAudit, owner)
 }
 
 // startAfterInterview starts the outbox consumers: the scorer (and, in
@@ -22,4 +33,5 @@ func (s *Server) afterRoutes(api *echo.Group, write echo.MiddlewareFunc) {
 func (s *Server) startAfterInterview() {
 	s.startScorer()
 	s.startWebhooks()
+	s.startSweeper()
 }

@@ -9,7 +9,7 @@ import (
 	"candor/store"
 )
 
-func init() { attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows) }
+func init() { attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows, afterErasureAttackRows) }
 
 func afterAttackRows(w *attackWorld) []attackRow {
 	a, b := w.a, w.b
@@ -55,5 +55,35 @@ func afterWebhookAttackRows(w *attackWorld) []attackRow {
 			req: request{Method: "GET", Path: "/api/v1/webhooks/" + wh.ID + "/deliveries", Key: b.Key}, want: 404, code: CodeNotFound},
 		{route: "POST /api/v1/webhooks/:id/deliveries/:delivery_id/retry", name: "B cannot retry a delivery it does not own",
 			req: request{Method: "POST", Path: "/api/v1/webhooks/" + wh.ID + "/deliveries/msg_x/retry", Key: b.Key}, want: 404, code: CodeNotFound},
+	}
+}
+
+func afterErasureAttackRows(w *attackWorld) []attackRow {
+	a, b := w.a, w.b
+	return []attackRow{
+		{route: "DELETE /api/v1/candidates/:id", name: "B cannot erase A's candidate",
+			req: request{Method: "DELETE", Path: "/api/v1/candidates/" + a.candidateID, Key: b.Key}, want: 404, code: CodeNotFound},
+		{route: "DELETE /api/v1/candidates/:id", name: "a viewer cannot erase a candidate",
+			req: attackAs(a.viewer, request{Method: "DELETE", Path: "/api/v1/candidates/" + a.candidateID}), want: 403, code: CodeForbidden},
+		{route: "DELETE /api/v1/candidates/:id", name: "a cookie without CSRF cannot erase a candidate",
+			req: attackNoCSRF(a.owner, request{Method: "DELETE", Path: "/api/v1/candidates/" + a.candidateID}), want: 403, code: CodeForbidden},
+		{route: "DELETE /api/v1/interviews/:id", name: "B cannot erase A's interview",
+			req: request{Method: "DELETE", Path: "/api/v1/interviews/" + a.endedID, Key: b.Key}, want: 404, code: CodeNotFound},
+		{route: "DELETE /api/v1/interviews/:id", name: "B's owner cannot erase A's running interview",
+			req: attackAs(b.owner, request{Method: "DELETE", Path: "/api/v1/interviews/" + a.runningID}), want: 404, code: CodeNotFound},
+		{route: "DELETE /api/v1/interviews/:id", name: "a viewer cannot erase an interview",
+			req: attackAs(a.viewer, request{Method: "DELETE", Path: "/api/v1/interviews/" + a.endedID}), want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/audit", name: "a recruiter cannot read the audit log",
+			req: attackAs(a.recruiter, request{Method: "GET", Path: "/api/v1/audit"}), want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/audit", name: "an API key cannot read the audit log",
+			req: request{Method: "GET", Path: "/api/v1/audit", Key: a.Key}, want: 403, code: CodeForbidden},
+		{route: "GET /api/v1/audit", name: "B's owner reads only B's audit log",
+			req: attackAs(b.owner, request{Method: "GET", Path: "/api/v1/audit"}), want: 200},
+		{route: "GET /api/v1/retention", name: "B reads only its own retention",
+			req: request{Method: "GET", Path: "/api/v1/retention", Key: b.Key}, want: 200},
+		{route: "PUT /api/v1/retention", name: "a recruiter cannot change retention",
+			req: attackAs(a.recruiter, request{Method: "PUT", Path: "/api/v1/retention", Body: `{"recordings_days":1}`}), want: 403, code: CodeForbidden},
+		{route: "PUT /api/v1/retention", name: "a cookie without CSRF cannot change retention",
+			req: attackNoCSRF(a.owner, request{Method: "PUT", Path: "/api/v1/retention", Body: `{"recordings_days":1}`}), want: 403, code: CodeForbidden},
 	}
 }

@@ -71,6 +71,9 @@ type Config struct {
 	EvalTimeout time.Duration
 	// WebhookRetryScale multiplies the webhook retry schedule; default 1.
 	WebhookRetryScale float64
+	// RetentionInterval is how often retention policies are applied;
+	// default 1 hour, negative disables the sweeper.
+	RetentionInterval time.Duration
 	// OutboxPoll is how often outbox consumers (scorer, webhooks) look
 	// for new events; default 1 s, negative disables them.
 	OutboxPoll time.Duration
@@ -124,6 +127,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WebhookRetryScale <= 0 {
 		c.WebhookRetryScale = 1
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Hour
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = time.Second
@@ -182,6 +188,8 @@ type Server struct {
 	webhookKick chan struct{}
 	webhookOnce sync.Once
 	webhookHTTP *http.Client
+	// sweepKick wakes the retention sweeper (erasure.go).
+	sweepKick chan struct{}
 	// processorClient talks to processors (POST /end).
 	processorClient *http.Client
 
