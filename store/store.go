@@ -50,7 +50,7 @@ type DB struct {
 	secretKey []byte
 	// externalCheckpoints: Litestream checkpoints the WAL (Options).
 	externalCheckpoints bool
-	now       func() time.Time // replaced in tests
+	now                 func() time.Time // replaced in tests
 
 	// Statements of the bridge's hot path, prepared once: preparing costs
 	// more than running them.

@@ -9,7 +9,9 @@ import (
 	"candor/store"
 )
 
-func init() { attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows, afterErasureAttackRows) }
+func init() {
+	attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows, afterErasureAttackRows)
+}
 
 func afterAttackRows(w *attackWorld) []attackRow {
 	a, b := w.a, w.b
