@@ -15,6 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"candor/fly"
+	"candor/processor"
+	"candor/processor/contract"
+	"candor/processor/stt"
 	"candor/store/replica"
 )
 
@@ -170,9 +174,9 @@ var serveSettings = []setting{
 	{"addr", "CANDOR_ADDR", "127.0.0.1:8080", "listen address", hostPort},
 	{"data", "CANDOR_DATA", "./data", "data directory (SQLite database, keys, recordings)", nil},
 	{"public-url", "CANDOR_PUBLIC_URL", "", "the one URL by which browsers and processors reach the control plane (default: derived from --addr)", absoluteURL},
-	{"provisioner", "CANDOR_PROVISIONER", "local", "where interview processors run: local child processes or fly machines", oneOf("local", "fly")},
-	{"stt", "CANDOR_STT", "pocketsphinx", "speech-to-text engine", oneOf("pocketsphinx", "openai", "openai-realtime")},
-	{"interviewer", "CANDOR_INTERVIEWER", "scripted", "AI interviewer", oneOf("scripted", "openai-realtime")},
+	{"provisioner", "CANDOR_PROVISIONER", fly.DefaultProvider, "where interview processors run: " + fly.ProviderHelp(), oneOf(fly.ProviderNames()...)},
+	{"stt", "CANDOR_STT", stt.DefaultEngine, "speech-to-text engine", oneOf(stt.EngineNames()...)},
+	{"interviewer", "CANDOR_INTERVIEWER", processor.DefaultInterviewer, "AI interviewer", oneOf(processor.InterviewerNames()...)},
 	{"warm-pool", "CANDOR_WARM_POOL", "1", "idle processors kept ready for the next interview", wholeNumber},
 	{"log-level", "CANDOR_LOG_LEVEL", "info", "debug, info, warn or error", oneOf("debug", "info", "warn", "error")},
 	{"log-format", "CANDOR_LOG_FORMAT", "text", "text or json", oneOf("text", "json")},
@@ -331,19 +335,23 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 // checkControlEnv validates the settings that only live in the environment
 // (they are secrets, so they have no flags).
 func checkControlEnv(cfg serveConfig, env map[string]string) error {
-	if cfg.Provisioner == "fly" {
-		for _, name := range []string{"FLY_API_TOKEN", "FLY_ORG", "FLY_PROCESSOR_IMAGE"} {
-			if env[name] == "" {
-				return fmt.Errorf("%s is not set: the fly provisioner needs it (set it in the environment, or use --provisioner=local)", name)
-			}
+	provider, _ := fly.LookupProvider(cfg.Provisioner)
+	for _, name := range provider.Settings {
+		if env[name] == "" {
+			return fmt.Errorf("%s is not set: the %s provisioner needs it (set it in the environment, or use --provisioner=%s)", name, provider.Name, fly.DefaultProvider)
 		}
+	}
+	if !provider.Direct {
 		if strings.HasPrefix(cfg.PublicURL, "http://127.") || strings.HasPrefix(cfg.PublicURL, "http://localhost") {
 			return fmt.Errorf("--public-url=%q cannot be reached from Fly machines: set --public-url (env CANDOR_PUBLIC_URL) to the control plane's public address", cfg.PublicURL)
 		}
 	}
-	needsOpenAI := cfg.STT != "pocketsphinx" || cfg.Interviewer != "scripted" || cfg.Evaluator == "openai"
-	if needsOpenAI && env["OPENAI_API_KEY"] == "" {
-		return errors.New("OPENAI_API_KEY is not set: --stt/--interviewer/--evaluator openai engines need it (set it in the environment, or use --stt=pocketsphinx --interviewer=scripted --evaluator=none)")
+	engine, _ := stt.Lookup(cfg.STT)
+	interviewer, _ := processor.LookupInterviewer(cfg.Interviewer)
+	needsOpenAI := engine.OpenAI || interviewer.OpenAI || cfg.Evaluator == "openai"
+	if needsOpenAI && contract.CheckOpenAIKey(env[contract.EnvOpenAIKey], env[contract.EnvOpenAIBaseURL]) != nil {
+		return fmt.Errorf("OPENAI_API_KEY is not set: --stt=%s/--interviewer=%s/--evaluator=%s need it (set it, or OPENAI_BASE_URL for a local OpenAI-compatible server, in the environment; or use --stt=%s --interviewer=%s --evaluator=none)",
+			cfg.STT, cfg.Interviewer, cfg.Evaluator, stt.DefaultEngine, processor.DefaultInterviewer)
 	}
 	return nil
 }

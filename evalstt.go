@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"candor/processor/contract"
 	"candor/processor/stt"
 )
 
@@ -22,7 +23,7 @@ func runEvalSTT(ctx context.Context, args []string, env map[string]string, stdou
 	fs := flag.NewFlagSet("candor eval-stt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	corpus := fs.String("corpus", "", "folder of WAV files with a refs.txt (<file> <reference text> per line)")
-	engine := fs.String("engine", firstNonEmpty(env["CANDOR_STT"], "pocketsphinx"), "pocketsphinx, openai or openai-realtime")
+	engine := fs.String("engine", firstNonEmpty(env[contract.EnvSTT], stt.DefaultEngine), strings.Join(stt.EngineNames(), ", "))
 	model := fs.String("model", "", "model name for the OpenAI engines (default: the engine's)")
 	transport := fs.String("transport", "wav", "how the audio reaches the engine: wav (the file as is), webm or ogg (Opus chunks through /process-audio's reassembler and decoder), whip (Opus over WebRTC to the WHIP server)")
 	bitrate := fs.String("opus-bitrate", "32k", "Opus bitrate for the webm, ogg and whip transports (WebRTC sends speech at about 32 kbit/s)")
@@ -45,8 +46,8 @@ func runEvalSTT(ctx context.Context, args []string, env map[string]string, stdou
 		}
 	}
 	eng, err := stt.New(*engine, stt.Config{
-		OpenAIKey:     env["OPENAI_API_KEY"],
-		OpenAIBaseURL: env["OPENAI_BASE_URL"],
+		OpenAIKey:     env[contract.EnvOpenAIKey],
+		OpenAIBaseURL: env[contract.EnvOpenAIBaseURL],
 		Model:         *model,
 	})
 	if err != nil {

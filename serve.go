@@ -156,7 +156,7 @@ func startReplication(ctx context.Context, cfg serveConfig, dbPath string, env m
 // newMachines builds the interview machine backend chosen by --provisioner.
 func newMachines(ctx context.Context, cfg serveConfig, env map[string]string, installID string, log *slog.Logger) (fly.Machines, error) {
 	switch cfg.Provisioner {
-	case "fly":
+	case fly.ProviderFly:
 		return fly.NewFly(fly.FlyConfig{
 			InstallID:       installID,
 			Regions:         cfg.Regions,

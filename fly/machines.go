@@ -47,12 +47,6 @@ type Machines interface {
 	Close() error                                        // stop pool/children
 }
 
-// Provider names, as stored in store.Machine.Provider.
-const (
-	ProviderLocal = "local"
-	ProviderFly   = "fly"
-)
-
 // ErrCapacity reports that the provider has no room for a machine in the
 // requested region; trying another region (or later) may succeed.
 var ErrCapacity = errors.New("no machine capacity")

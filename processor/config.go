@@ -11,6 +11,7 @@
 package processor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,8 @@ import (
 	"candor/processor/contract"
 	"candor/processor/contract/egress"
 	"candor/processor/media"
+	"candor/processor/stt"
+	"candor/processor/tts"
 )
 
 // Config is everything a processor needs. ConfigFromEnv builds it from the
@@ -107,12 +110,6 @@ func DefaultTiming() Timing {
 // Idle reports whether the config describes an unclaimed warm-pool processor.
 func (c Config) Idle() bool { return c.SessionID == "" }
 
-var (
-	sttEngines   = []string{"pocketsphinx", "openai", "openai-realtime"}
-	interviewers = []string{"scripted", "openai-realtime"}
-	voices       = []string{"espeak", "openai"}
-)
-
 // ConfigFromEnv reads the processor's settings. A bad or missing setting is an
 // error that names the setting and the fix.
 func ConfigFromEnv(env map[string]string) (Config, error) {
@@ -140,17 +137,17 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 		cfg.DataDir = "./data"
 	}
 	if cfg.Interviewer == "" {
-		cfg.Interviewer = "scripted"
+		cfg.Interviewer = DefaultInterviewer
+	}
+	ivSpec, ok := LookupInterviewer(cfg.Interviewer)
+	if !ok {
+		return Config{}, fmt.Errorf("CANDOR_INTERVIEWER=%q is not available in this processor: set it to one of %s", cfg.Interviewer, interviewerList())
 	}
 	if cfg.STT == "" {
-		cfg.STT = "pocketsphinx"
-		if cfg.Interviewer == "openai-realtime" {
-			// The interviewer's own session transcribes the candidate.
-			cfg.STT = "openai-realtime"
-		}
+		cfg.STT = cmp.Or(ivSpec.STT, stt.DefaultEngine)
 	}
 	if cfg.TTS == "" {
-		cfg.TTS = "espeak"
+		cfg.TTS = tts.DefaultVoice
 	}
 
 	addr, err := listenAddr(get(contract.EnvAddr), get(contract.EnvPort))
@@ -159,24 +156,34 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	cfg.Addr = addr
 
-	if !slices.Contains(sttEngines, cfg.STT) {
-		return Config{}, fmt.Errorf("CANDOR_STT=%q is not an engine: set it to one of %s", cfg.STT, strings.Join(sttEngines, ", "))
+	sttSpec, ok := stt.Lookup(cfg.STT)
+	if !ok {
+		return Config{}, fmt.Errorf("CANDOR_STT=%q is not an engine: set it to one of %s", cfg.STT, strings.Join(stt.EngineNames(), ", "))
 	}
-	if strings.HasPrefix(cfg.STT, "openai") && cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "" {
-		return Config{}, fmt.Errorf("OPENAI_API_KEY is not set but CANDOR_STT=%s needs it: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server), or use CANDOR_STT=pocketsphinx", cfg.STT)
+	voiceSpec, ok := tts.Lookup(cfg.TTS)
+	if !ok {
+		return Config{}, fmt.Errorf("CANDOR_TTS=%q is not a voice: set it to one of %s", cfg.TTS, strings.Join(tts.VoiceNames(), ", "))
 	}
 	if cfg.OpenAIBaseURL != "" {
 		if err := checkURL(cfg.OpenAIBaseURL); err != nil {
 			return Config{}, fmt.Errorf("OPENAI_BASE_URL %w", err)
 		}
 	}
-	if !slices.Contains(interviewers, cfg.Interviewer) {
-		return Config{}, fmt.Errorf("CANDOR_INTERVIEWER=%q is not available in this processor: set it to %s", cfg.Interviewer, strings.Join(interviewers, " or "))
-	}
-	if cfg.Interviewer == "openai-realtime" {
-		if cfg.OpenAIKey == "" {
-			return Config{}, errors.New("OPENAI_API_KEY is not set but CANDOR_INTERVIEWER=openai-realtime needs it: set OPENAI_API_KEY (the tenant's secret), or use CANDOR_INTERVIEWER=scripted")
+	// One rule (contract.CheckOpenAIKey) for every part that needs a key.
+	for _, part := range []struct {
+		setting, name, offline string
+		openAI                 bool
+	}{
+		{contract.EnvSTT, cfg.STT, stt.DefaultEngine, sttSpec.OpenAI},
+		{contract.EnvInterviewer, cfg.Interviewer, DefaultInterviewer, ivSpec.OpenAI},
+		{contract.EnvTTS, cfg.TTS, tts.DefaultVoice, voiceSpec.OpenAI},
+	} {
+		if part.openAI && contract.CheckOpenAIKey(cfg.OpenAIKey, cfg.OpenAIBaseURL) != nil {
+			return Config{}, fmt.Errorf("OPENAI_API_KEY is not set but %s=%s needs it: set OPENAI_API_KEY (the tenant's secret, or OPENAI_BASE_URL for a local OpenAI-compatible server), or use %s=%s",
+				part.setting, part.name, part.setting, part.offline)
 		}
+	}
+	if slices.Contains(ivSpec.Settings, contract.EnvRealtimeSessionMax) {
 		cfg.RealtimeModel = get(contract.EnvRealtimeModel)
 		cfg.RealtimeVoice = get(contract.EnvRealtimeVoice)
 		cfg.RealtimeSessionMax = defaultRealtimeSessionMax
@@ -190,13 +197,6 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if cfg.WebRTC, err = parseWebRTC(get); err != nil {
 		return Config{}, err
-	}
-
-	if !slices.Contains(voices, cfg.TTS) {
-		return Config{}, fmt.Errorf("CANDOR_TTS=%q is not a voice: set it to one of %s", cfg.TTS, strings.Join(voices, ", "))
-	}
-	if cfg.TTS == "openai" && cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "" {
-		return Config{}, errors.New("OPENAI_API_KEY is not set but CANDOR_TTS=openai needs it: set OPENAI_API_KEY, or use CANDOR_TTS=espeak")
 	}
 
 	if cfg.SessionID == "" {

@@ -240,39 +240,20 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 	return s, nil
 }
 
-// newInterviewer builds the configured interviewer. The openai-realtime
-// interviewer transcribes the candidate itself when CANDOR_STT is
-// openai-realtime too: the session then runs no separate speech stream (the
-// same audio would otherwise be transcribed twice, as two entries); with
-// pocketsphinx or openai it runs beside that engine with its own input
-// transcription off. engine names what transcribes the candidate when the
-// interviewer does ("" otherwise).
+// newInterviewer builds the configured interviewer (see InterviewerSpec).
+// engine names what transcribes the candidate when the interviewer does
+// ("" otherwise).
 func (s *session) newInterviewer(resume Resume) (iv Interviewer, engine string, err error) {
-	cfg := s.cfg
-	switch cfg.Interviewer {
-	case "openai-realtime":
-		rt := &Realtime{
-			Plan:   s.plan,
-			Resume: resume,
-			Config: RealtimeConfig{
-				APIKey:              cfg.OpenAIKey,
-				BaseURL:             cfg.OpenAIBaseURL,
-				PublicTargetsOnly:   cfg.PublicTargetsOnly,
-				Model:               cfg.RealtimeModel,
-				Voice:               cfg.RealtimeVoice,
-				SessionMax:          cfg.RealtimeSessionMax,
-				TranscribeCandidate: cfg.STT == "openai-realtime",
-			},
-			Log: s.log,
-		}
-		if rt.Config.TranscribeCandidate {
-			s.stream = interviewerTranscribes{}
-			engine = "openai-realtime (the interviewer's session)"
-		}
-		return rt, engine, nil
-	default:
-		return &Scripted{Plan: s.plan, Pause: cfg.Timing.AnswerPause, BriefWords: 6, Resume: resume}, "", nil
+	spec, ok := LookupInterviewer(s.cfg.Interviewer)
+	if !ok {
+		return nil, "", fmt.Errorf("CANDOR_INTERVIEWER=%q is not an interviewer: set it to one of %s", s.cfg.Interviewer, interviewerList())
 	}
+	iv, transcribes := spec.New(interviewerParams{cfg: s.cfg, plan: s.plan, resume: resume, log: s.log})
+	if transcribes {
+		s.stream = interviewerTranscribes{}
+		engine = s.cfg.STT + " (the interviewer's session)"
+	}
+	return iv, engine, nil
 }
 
 // interviewerTranscribes stands in for the speech stream when the

@@ -2,13 +2,10 @@ package processor
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"time"
 
-	"candor/processor/tts"
-
 	"candor/processor/contract"
+	"candor/processor/tts"
 )
 
 // Voice synthesizes the interviewer's speech as 16 kHz mono s16 PCM
@@ -19,18 +16,8 @@ type Voice interface {
 
 var _ Voice = tts.Voice(nil)
 
-// newVoice returns the interviewer's voice: OpenAI speech when CANDOR_TTS=openai,
-// otherwise espeak-ng with the plan's voice hint.
+// newVoice returns the interviewer's voice registered as CANDOR_TTS, with
+// the plan's voice hint.
 func newVoice(cfg Config, plan contract.Plan) (Voice, error) {
-	if cfg.TTS == "openai" {
-		return tts.NewOpenAI(tts.OpenAIConfig{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, Client: openAIHTTPClient(cfg, 60*time.Second)}), nil
-	}
-	if _, err := exec.LookPath("espeak-ng"); err != nil {
-		return nil, fmt.Errorf("espeak-ng: %w (install Debian's espeak-ng)", err)
-	}
-	v := tts.NewEspeak()
-	if plan.Interviewer.Voice != "" {
-		v.Voice = plan.Interviewer.Voice
-	}
-	return v, nil
+	return tts.New(cfg.TTS, tts.VoiceConfig{OpenAIKey: cfg.OpenAIKey, OpenAIBaseURL: cfg.OpenAIBaseURL, HTTP: openAIHTTPClient(cfg, 60*time.Second), Hint: plan.Interviewer.Voice})
 }

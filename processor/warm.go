@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"candor/processor/stt"
+	"candor/processor/tts"
 
 	"candor/processor/contract"
 )
@@ -76,7 +77,8 @@ func (w *warm) prepare(log *slog.Logger) {
 	} else if err := sp.Close(); err == nil {
 		w.spoolPath = path
 	}
-	if cfg.STT != "pocketsphinx" && cfg.STT != "" {
+	if spec, ok := stt.Lookup(cfg.STT); !ok || !spec.Prestart {
+		log.Info("warm pool: the speech engine starts at the claim (it needs what the claim brings)", "stt", cfg.STT)
 		return
 	}
 	engine, err := stt.New(cfg.STT, stt.Config{Logger: log})
@@ -100,9 +102,12 @@ func (w *warm) prepare(log *slog.Logger) {
 // warmVoice synthesizes a word once so the voice's binary and data are in
 // memory before the interviewer's greeting; a claim cuts it short.
 func (w *warm) warmVoice(ctx context.Context, log *slog.Logger) {
+	if spec, ok := tts.Lookup(w.cfg.TTS); !ok || !spec.Prestart {
+		return // a voice behind the network: nothing local to warm
+	}
 	v, err := newVoice(w.cfg, contract.Plan{})
-	if err != nil || w.cfg.TTS == "openai" {
-		return // no voice, or one behind the network: nothing local to warm
+	if err != nil {
+		return
 	}
 	if _, err := v.Speak(ctx, "Hello."); err != nil && ctx.Err() == nil {
 		log.Debug("warm pool: voice warm-up", "err", err)

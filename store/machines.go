@@ -8,10 +8,10 @@ import (
 )
 
 func validMachine(m Machine) error {
-	switch m.Provider {
-	case ProviderLocal, ProviderFly:
-	default:
-		return fmt.Errorf("machine provider %q: %w", m.Provider, ErrInvalid)
+	// Which providers exist is package fly's registry; the store keeps the
+	// name as text.
+	if m.Provider == "" {
+		return fmt.Errorf("machine provider is empty: %w", ErrInvalid)
 	}
 	switch m.State {
 	case MachineStarting, MachineRunning, MachineStopping, MachineDestroyed, MachineFailed:

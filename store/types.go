@@ -55,12 +55,6 @@ const (
 	SpeakerInterviewer = "interviewer"
 )
 
-// Machine providers.
-const (
-	ProviderLocal = "local"
-	ProviderFly   = "fly"
-)
-
 // Machine states (DESIGN §5).
 const (
 	MachineStarting  = "starting"

@@ -160,7 +160,7 @@ func TestReconcile(t *testing.T) {
 		if _, err := e.db.SetInterviewStatus(ctx, a.ID, iv, store.StatusStarting, store.StatusScheduled); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.db.CreateMachine(ctx, store.Machine{TenantID: a.ID, InterviewID: iv, Provider: store.ProviderLocal,
+		if _, err := e.db.CreateMachine(ctx, store.Machine{TenantID: a.ID, InterviewID: iv, Provider: candorfly.ProviderLocal,
 			ProviderID: "local-gone", State: store.MachineRunning}); err != nil {
 			t.Fatal(err)
 		}

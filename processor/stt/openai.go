@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net/http"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
-	"candor/processor/contract/egress"
+	"candor/processor/contract"
+	"candor/processor/openai"
 )
 
 // OpenAI transcribes utterances cut by the Segmenter with POST
@@ -23,30 +21,25 @@ import (
 // whisper.cpp server).
 type OpenAI struct {
 	cfg    Config
-	client *http.Client
+	client *openai.Client
 }
 
 var _ Engine = (*OpenAI)(nil)
 
 // NewOpenAI returns the engine; the model defaults to whisper-1.
+func init() {
+	Register(EngineSpec{
+		Name: "openai", OpenAI: true,
+		Settings: []string{contract.EnvOpenAIKey, contract.EnvOpenAIBaseURL},
+		New:      func(cfg Config) (Engine, error) { return NewOpenAI(cfg), nil },
+	})
+}
+
 func NewOpenAI(cfg Config) *OpenAI {
 	if cfg.Model == "" {
 		cfg.Model = "whisper-1"
 	}
-	if cfg.MaxRetries <= 0 {
-		cfg.MaxRetries = 4
-	}
-	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = 500 * time.Millisecond
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 60 * time.Second
-	}
-	client := &http.Client{}
-	if cfg.PublicTargetsOnly {
-		client.Transport = egress.Transport()
-	}
-	return &OpenAI{cfg: cfg, client: client}
+	return &OpenAI{cfg: cfg, client: cfg.openAIClient()}
 }
 
 func (o *OpenAI) Name() string { return "openai" }
@@ -208,15 +201,7 @@ func (o *OpenAI) transcribe(ctx context.Context, pcm []int16) (string, error) {
 	if err := mw.Close(); err != nil {
 		return "", err
 	}
-	resp, err := doWithRetry(ctx, o.client, o.cfg, func() (*http.Request, error) {
-		req, err := http.NewRequest(http.MethodPost, o.cfg.baseURL()+"/v1/audio/transcriptions", bytes.NewReader(body.Bytes()))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+o.cfg.OpenAIKey)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		return req, nil
-	})
+	resp, err := o.client.Post(ctx, "/v1/audio/transcriptions", mw.FormDataContentType(), body.Bytes())
 	if err != nil {
 		return "", err
 	}
@@ -230,102 +215,6 @@ func (o *OpenAI) transcribe(ctx context.Context, pcm []int16) (string, error) {
 	return out.Text, nil
 }
 
-// APIError is a non-retryable (or finally failed) answer from an OpenAI-compatible server.
-type APIError struct {
-	Status  int
-	Message string
-}
-
-func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
-
-// doWithRetry sends the request built by newReq, retrying network errors,
-// 429 and 5xx with exponential backoff; a Retry-After header sets the wait.
-// A 2xx response is returned open; anything else becomes an *APIError.
-func doWithRetry(ctx context.Context, client *http.Client, cfg Config, newReq func() (*http.Request, error)) (*http.Response, error) {
-	backoff := cfg.RetryBase
-	var last error
-	for attempt := 0; ; attempt++ {
-		req, err := newReq()
-		if err != nil {
-			return nil, err
-		}
-		rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		resp, err := client.Do(req.WithContext(rctx))
-		wait := backoff
-		switch {
-		case err != nil:
-			cancel()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			last = err
-		case resp.StatusCode/100 == 2:
-			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-			return resp, nil
-		default:
-			msg := apiErrorMessage(resp)
-			cancel()
-			last = &APIError{Status: resp.StatusCode, Message: msg}
-			if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
-				return nil, last
-			}
-			if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
-				wait = min(ra, maxRetryAfter)
-			}
-		}
-		if attempt >= cfg.MaxRetries {
-			return nil, fmt.Errorf("after %d attempts: %w", attempt+1, last)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
-		backoff = min(2*backoff, 8*time.Second)
-	}
-}
-
-// maxRetryAfter bounds a server-requested wait; beyond it the utterance is
-// better reported as failed than held back for minutes.
-const maxRetryAfter = 2 * time.Minute
-
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
-
-func apiErrorMessage(resp *http.Response) string {
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-		return e.Error.Message
-	}
-	return strings.TrimSpace(string(raw))
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(v string) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
-		return time.Duration(secs * float64(time.Second)), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
-}
+// APIError is a non-retryable (or finally failed) answer from an
+// OpenAI-compatible server.
+type APIError = openai.APIError

@@ -33,6 +33,13 @@ type Pocketsphinx struct {
 var _ Engine = (*Pocketsphinx)(nil)
 
 // NewPocketsphinx finds the decoder binary; it fails when it is not installed.
+func init() {
+	Register(EngineSpec{
+		Name: "pocketsphinx", Prestart: true,
+		New: func(cfg Config) (Engine, error) { return NewPocketsphinx(cfg) },
+	})
+}
+
 func NewPocketsphinx(cfg Config) (*Pocketsphinx, error) {
 	name := cfg.PocketsphinxPath
 	if name == "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"candor/processor/contract"
 	"candor/processor/contract/egress"
 	"candor/processor/internal/oairt"
 	"candor/processor/media"
@@ -44,6 +45,14 @@ const (
 )
 
 // NewRealtime returns the engine; the model defaults to gpt-4o-transcribe.
+func init() {
+	Register(EngineSpec{
+		Name: "openai-realtime", OpenAI: true,
+		Settings: []string{contract.EnvOpenAIKey, contract.EnvOpenAIBaseURL},
+		New:      func(cfg Config) (Engine, error) { return NewRealtime(cfg), nil },
+	})
+}
+
 func NewRealtime(cfg Config) *Realtime {
 	if cfg.Model == "" {
 		cfg.Model = rtDefaultModel

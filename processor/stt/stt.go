@@ -1,9 +1,12 @@
 // Package stt turns 16 kHz mono speech into timed transcript results.
 //
-// Three engines sit behind one small interface: "pocketsphinx" runs Debian's
-// pocketsphinx_continuous offline (the default), "openai" posts utterances cut
-// by the energy segmenter to an OpenAI-compatible /v1/audio/transcriptions,
-// and "openai-realtime" streams to the Realtime API's transcription sessions.
+// Engines sit behind one small interface and register themselves (Register)
+// from their own file: "pocketsphinx" runs Debian's pocketsphinx_continuous
+// offline (the default), "openai" posts utterances cut by the energy
+// segmenter to an OpenAI-compatible /v1/audio/transcriptions, and
+// "openai-realtime" streams to the Realtime API's transcription sessions.
+// Adding an engine is one file here (with its init calling Register) and its
+// test; configuration, the warm pool and eval-stt read the registry.
 // Every engine reports times on the stream clock: milliseconds since the
 // stream's first sample plus the stream's base offset, so a replacement
 // processor that resumes at media_ms keeps one timeline.
@@ -14,8 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
+
+	"candor/processor/contract"
+	"candor/processor/contract/egress"
+	"candor/processor/openai"
 )
 
 // SampleRate is the only rate engines accept: 16 kHz mono signed 16-bit.
@@ -104,32 +113,98 @@ func (c Config) reportError(err error) {
 	log.Error("speech engine", "err", err)
 }
 
-func (c Config) baseURL() string {
-	b := strings.TrimRight(c.OpenAIBaseURL, "/")
-	if b == "" {
-		b = "https://api.openai.com"
+// openAIClient is the client of the "openai" engine: up to MaxRetries
+// retries (default 4) from RetryBase (default 500 ms) doubling to 8 s,
+// RequestTimeout per attempt (default 60 s).
+func (c Config) openAIClient() *openai.Client {
+	hc := &http.Client{}
+	if c.PublicTargetsOnly {
+		hc.Transport = egress.Transport()
 	}
-	return strings.TrimSuffix(b, "/v1")
+	return &openai.Client{
+		Key: c.OpenAIKey, BaseURL: c.OpenAIBaseURL, HTTP: hc,
+		Retries: c.MaxRetries, Backoff: contract.Backoff{Min: c.RetryBase, Max: 8 * time.Second},
+		RequestTimeout: c.RequestTimeout,
+	}
 }
 
-// New returns the engine called name: "pocketsphinx", "openai" or "openai-realtime".
-func New(name string, cfg Config) (Engine, error) {
-	switch name {
-	case "pocketsphinx", "":
-		return NewPocketsphinx(cfg)
-	case "openai":
-		if cfg.OpenAIKey == "" {
-			return nil, fmt.Errorf("speech engine %q: %w (set OPENAI_API_KEY)", name, ErrMissingAPIKey)
-		}
-		return NewOpenAI(cfg), nil
-	case "openai-realtime":
-		if cfg.OpenAIKey == "" {
-			return nil, fmt.Errorf("speech engine %q: %w (set OPENAI_API_KEY)", name, ErrMissingAPIKey)
-		}
-		return NewRealtime(cfg), nil
-	default:
-		return nil, fmt.Errorf("%w %q: choose pocketsphinx, openai or openai-realtime", ErrUnknownEngine, name)
+// EngineSpec is a speech engine as it registers itself (see Register):
+// everything the processor's and the control plane's configuration, the
+// warm pool and eval-stt need to know about it.
+type EngineSpec struct {
+	Name string
+	// OpenAI says the engine talks to an OpenAI-compatible API, so it runs
+	// only where contract.CheckOpenAIKey passes.
+	OpenAI bool
+	// Prestart says an idle warm-pool processor may start a stream before
+	// its claim: the engine needs nothing that comes with the claim (such
+	// as the tenant's key).
+	Prestart bool
+	// Settings are the environment settings the engine reads.
+	Settings []string
+	New      func(Config) (Engine, error)
+}
+
+// DefaultEngine is the engine of a processor that names none.
+const DefaultEngine = "pocketsphinx"
+
+var engines = map[string]EngineSpec{}
+
+// Register adds an engine; each engine's file registers itself from init.
+// A second engine of the same name is a programming error.
+func Register(spec EngineSpec) {
+	if _, dup := engines[spec.Name]; dup || spec.Name == "" || spec.New == nil {
+		panic(fmt.Sprintf("stt: bad or duplicate registration of engine %q", spec.Name))
 	}
+	engines[spec.Name] = spec
+}
+
+// Lookup returns the engine registered as name ("" is DefaultEngine).
+func Lookup(name string) (EngineSpec, bool) {
+	if name == "" {
+		name = DefaultEngine
+	}
+	spec, ok := engines[name]
+	return spec, ok
+}
+
+// Engines returns the registered engines, the default first, then by name.
+func Engines() []EngineSpec {
+	out := make([]EngineSpec, 0, len(engines))
+	for _, s := range engines {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b EngineSpec) int {
+		switch {
+		case a.Name == DefaultEngine:
+			return -1
+		case b.Name == DefaultEngine:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// EngineNames lists the registered engines' names as Engines orders them.
+func EngineNames() []string {
+	var names []string
+	for _, s := range Engines() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// New returns the engine called name ("" is DefaultEngine).
+func New(name string, cfg Config) (Engine, error) {
+	spec, ok := Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("%w %q: choose %s", ErrUnknownEngine, name, strings.Join(EngineNames(), ", "))
+	}
+	if spec.OpenAI && contract.CheckOpenAIKey(cfg.OpenAIKey, cfg.OpenAIBaseURL) != nil {
+		return nil, fmt.Errorf("speech engine %q: %w (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local OpenAI-compatible server)", spec.Name, ErrMissingAPIKey)
+	}
+	return spec.New(cfg)
 }
 
 func samplesToMS(n int64) int64 { return n * 1000 / SampleRate }

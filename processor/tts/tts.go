@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"candor/processor/contract"
 	"candor/processor/media"
+	"candor/processor/openai"
 	"candor/processor/stt"
 )
 
@@ -89,22 +90,21 @@ type OpenAIConfig struct {
 	// Instructions steer tone for models that accept them (gpt-4o-mini-tts).
 	Instructions string
 	MaxRetries   int           // on 429/5xx/network errors, default 3
-	RetryBase    time.Duration // first backoff, default 500ms
-	Client       *http.Client
+	RetryBase    time.Duration // first backoff, default 500ms (Retry-After wins)
+	Client       *http.Client  // each attempt is bounded by 60 s regardless
 }
 
 // OpenAI speaks through POST {base}/v1/audio/speech with response_format
 // pcm (24 kHz mono s16le), resampled to 16 kHz.
-type OpenAI struct{ cfg OpenAIConfig }
+type OpenAI struct {
+	cfg    OpenAIConfig
+	client *openai.Client
+}
 
 var _ Voice = (*OpenAI)(nil)
 
 // NewOpenAI returns the online voice.
 func NewOpenAI(cfg OpenAIConfig) *OpenAI {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.openai.com"
-	}
-	cfg.BaseURL = strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1")
 	if cfg.Model == "" {
 		cfg.Model = "gpt-4o-mini-tts"
 	}
@@ -114,13 +114,13 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 3
 	}
-	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = 500 * time.Millisecond
-	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 60 * time.Second}
+		cfg.Client = &http.Client{}
 	}
-	return &OpenAI{cfg: cfg}
+	return &OpenAI{cfg: cfg, client: &openai.Client{
+		Key: cfg.APIKey, BaseURL: cfg.BaseURL, HTTP: cfg.Client, Retries: cfg.MaxRetries,
+		Backoff: contract.Backoff{Min: cfg.RetryBase, Max: 8 * time.Second},
+	}}
 }
 
 const openAIRate = 24000
@@ -135,57 +135,16 @@ func (o *OpenAI) Speak(ctx context.Context, text string) ([]int16, error) {
 	if o.cfg.Instructions != "" {
 		body["instructions"] = o.cfg.Instructions
 	}
-	raw, _ := json.Marshal(body)
-	backoff := o.cfg.RetryBase
-	for attempt := 0; ; attempt++ {
-		pcm, retry, wait, err := o.post(ctx, raw)
-		if err == nil {
-			return media.Resample(pcm, openAIRate, SampleRate), nil
-		}
-		if !retry || attempt >= o.cfg.MaxRetries {
-			return nil, fmt.Errorf("openai speech: %w", err)
-		}
-		if wait <= 0 {
-			wait = backoff
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("openai speech: %w", ctx.Err())
-		}
-		backoff = min(2*backoff, 8*time.Second)
-	}
-}
-
-// post makes one attempt; retry says whether another may succeed, wait is
-// the server's Retry-After.
-func (o *OpenAI) post(ctx context.Context, body []byte) (pcm []int16, retry bool, wait time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.cfg.BaseURL+"/v1/audio/speech", bytes.NewReader(body))
+	resp, err := o.client.PostJSON(ctx, "/v1/audio/speech", body)
 	if err != nil {
-		return nil, false, 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := o.cfg.Client.Do(req)
-	if err != nil {
-		return nil, ctx.Err() == nil, 0, err
+		return nil, fmt.Errorf("openai speech: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			wait = time.Duration(s) * time.Second
-		}
-		retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-		return nil, retry, wait, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, true, 0, fmt.Errorf("read audio: %w", err)
+		return nil, fmt.Errorf("openai speech: read audio: %w", err)
 	}
-	pcm = make([]int16, len(raw)/2)
+	pcm := make([]int16, len(raw)/2)
 	binary.Decode(raw[:2*len(pcm)], binary.LittleEndian, pcm)
-	return pcm, false, 0, nil
+	return media.Resample(pcm, openAIRate, SampleRate), nil
 }

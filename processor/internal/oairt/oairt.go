@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"candor/processor/contract"
 )
 
 // Rate is the only PCM rate the Realtime API speaks (audio/pcm), in and out.
@@ -33,11 +35,7 @@ const (
 // base URL, default https://api.openai.com, "/v1" suffix accepted) with
 // query: model=… for a conversation, intent=transcription for transcription.
 func URL(base string, query url.Values) (string, error) {
-	base = strings.TrimSuffix(strings.TrimRight(base, "/"), "/v1")
-	if base == "" {
-		base = "https://api.openai.com"
-	}
-	u, err := url.Parse(base)
+	u, err := url.Parse(contract.OpenAIBaseURL(base))
 	if err != nil {
 		return "", fmt.Errorf("OPENAI_BASE_URL: %w", err)
 	}
@@ -71,7 +69,9 @@ func Dial(ctx context.Context, d *websocket.Dialer, base string, query url.Value
 		return nil, err
 	}
 	h := http.Header{}
-	h.Set("Authorization", "Bearer "+apiKey)
+	if apiKey != "" { // a local OpenAI-compatible server may take none
+		h.Set("Authorization", "Bearer "+apiKey)
+	}
 	ws, resp, err := d.DialContext(ctx, u, h)
 	if err != nil {
 		if resp != nil {
