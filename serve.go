@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,11 +104,8 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	}
 	defer srv.Close()
 
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	httpSrv := srv.HTTPServer()
+	httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("control plane listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "provisioner", cfg.Provisioner, "data", cfg.Data)

@@ -346,7 +346,7 @@ func (s *Server) handleListInterviews(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, s.toInterviewJSON(iv, m))
+		out = append(out, s.interviewJSONFor(principalOf(c), iv, m))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"interviews": out})
 }
@@ -360,7 +360,17 @@ func (s *Server) handleGetInterview(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.toInterviewJSON(iv, m))
+	return c.JSON(http.StatusOK, s.interviewJSONFor(principalOf(c), iv, m))
+}
+
+// interviewJSONFor renders iv for p: without its invite link unless p may
+// see invites.
+func (s *Server) interviewJSONFor(p *principal, iv store.Interview, m *store.Machine) interviewJSON {
+	j := s.toInterviewJSON(iv, m)
+	if !p.seesInvites() {
+		j.InviteURL = ""
+	}
+	return j
 }
 
 // latestMachine is the interview's most recent machine, nil if none.

@@ -73,20 +73,22 @@ func toMachineJSON(m store.Machine) *machineJSON {
 }
 
 type interviewJSON struct {
-	ID              string       `json:"id"`
-	PositionID      string       `json:"position_id"`
-	CandidateID     string       `json:"candidate_id"`
-	Status          store.Status `json:"status"`
-	Region          string       `json:"region"`
-	InviteURL       string       `json:"invite_url"`
-	ExpiresAt       time.Time    `json:"expires_at"`
-	ConsentAt       *time.Time   `json:"consent_at"`
-	StartedAt       *time.Time   `json:"started_at"`
-	EndedAt         *time.Time   `json:"ended_at"`
-	CreatedAt       time.Time    `json:"created_at"`
-	MediaMS         int64        `json:"media_ms"`
-	LastHeartbeatAt *time.Time   `json:"last_heartbeat_at"`
-	RecordingURL    *string      `json:"recording_url"`
+	ID          string       `json:"id"`
+	PositionID  string       `json:"position_id"`
+	CandidateID string       `json:"candidate_id"`
+	Status      store.Status `json:"status"`
+	Region      string       `json:"region"`
+	// InviteURL is left out for viewers (principal.seesInvites) and in
+	// realtime messages, which every role receives.
+	InviteURL       string     `json:"invite_url,omitempty"`
+	ExpiresAt       time.Time  `json:"expires_at"`
+	ConsentAt       *time.Time `json:"consent_at"`
+	StartedAt       *time.Time `json:"started_at"`
+	EndedAt         *time.Time `json:"ended_at"`
+	CreatedAt       time.Time  `json:"created_at"`
+	MediaMS         int64      `json:"media_ms"`
+	LastHeartbeatAt *time.Time `json:"last_heartbeat_at"`
+	RecordingURL    *string    `json:"recording_url"`
 	// RecordingParts lists every processor's segment of the recording in
 	// media order (additive to DESIGN §5); recording_url is the first.
 	RecordingParts []recordingPartJSON `json:"recording_parts,omitempty"`
@@ -138,6 +140,14 @@ type statusJSON struct {
 	ID        string        `json:"id"`
 	Status    store.Status  `json:"status"`
 	Interview interviewJSON `json:"interview"`
+}
+
+// MarshalJSON leaves the invite link out: every role of the tenant
+// receives realtime messages, and viewers may not see it.
+func (j statusJSON) MarshalJSON() ([]byte, error) {
+	type plain statusJSON
+	j.Interview.InviteURL = ""
+	return json.Marshal(plain(j))
 }
 
 type entryJSON struct {

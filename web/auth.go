@@ -43,6 +43,12 @@ type principal struct {
 	CSRF                          string
 }
 
+// seesInvites reports whether p may see invite links: an invite link
+// starts and ends the interview, which viewers may not.
+func (p *principal) seesInvites() bool {
+	return p != nil && (p.Role == store.RoleOwner || p.Role == store.RoleRecruiter)
+}
+
 // viewerID names the principal in presence lists.
 func (p *principal) viewerID() string {
 	if p.UserID != "" {
@@ -363,10 +369,10 @@ func (s *Server) hashPassword(ctx context.Context, p string) (hash string, err e
 	return hash, err
 }
 
-// loginLimiter counts sign-in attempts per key within a sliding window. It
+// windowLimiter counts attempts (sign-ins, stored events) per key within a sliding window. It
 // prunes itself as it grows (at most once a window), so it needs no
 // goroutine.
-type loginLimiter struct {
+type windowLimiter struct {
 	mu       sync.Mutex
 	max      int
 	window   time.Duration
@@ -375,13 +381,13 @@ type loginLimiter struct {
 	now      func() time.Time
 }
 
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, failures: map[string][]time.Time{}, now: time.Now}
+func newWindowLimiter(max int, window time.Duration) *windowLimiter {
+	return &windowLimiter{max: max, window: window, failures: map[string][]time.Time{}, now: time.Now}
 }
 
 // reserve counts an attempt for key unless key has had max in the window;
 // check and count are one step, so concurrent attempts cannot all pass.
-func (l *loginLimiter) reserve(key string) bool {
+func (l *windowLimiter) reserve(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.recent(key)) >= l.max {
@@ -398,7 +404,7 @@ func (l *loginLimiter) reserve(key string) bool {
 }
 
 // release gives back one reservation of key (the attempt did not fail).
-func (l *loginLimiter) release(key string) {
+func (l *windowLimiter) release(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ts := l.recent(key)
@@ -409,14 +415,14 @@ func (l *loginLimiter) release(key string) {
 	l.failures[key] = ts[:len(ts)-1]
 }
 
-func (l *loginLimiter) reset(key string) {
+func (l *windowLimiter) reset(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.failures, key)
 }
 
 // recent drops key's failures older than the window and returns the rest.
-func (l *loginLimiter) recent(key string) []time.Time {
+func (l *windowLimiter) recent(key string) []time.Time {
 	cutoff := l.now().Add(-l.window)
 	ts := l.failures[key]
 	i := 0
@@ -513,6 +519,14 @@ const invitePath = "/i/"
 // can be shown again; only its hash (tokenHash) is stored.
 func (s *Server) inviteToken(interviewID string) string {
 	return base64.RawURLEncoding.EncodeToString(s.mac("invite:" + interviewID))
+}
+
+// inviteURLFor is the invite link as p may see it: "" for viewers.
+func (s *Server) inviteURLFor(p *principal, interviewID string) string {
+	if !p.seesInvites() {
+		return ""
+	}
+	return s.inviteURL(interviewID)
 }
 
 // inviteURL is the link a candidate joins with.

@@ -24,13 +24,19 @@ import (
 // running.
 
 const (
-	maxBridgeEntries     = 500
-	bridgeBodyLimit      = 8 << 20
-	maxEntryTextLen      = 20000
-	maxEventMessage      = 4000
-	bridgeCredentialsKey = "candor.bridge.credentials"
-	bridgeIVKey          = "candor.bridge.interview"
-	recordingsDir        = "recordings"
+	maxBridgeEntries = 500
+	bridgeBodyLimit  = 8 << 20
+	maxEntryTextLen  = 20000
+	maxEventMessage  = 4000
+	// bridgeEventLimit caps an event's body: a type, a media clock, a
+	// message of maxEventMessage and a little data.
+	bridgeEventLimit = 8 << 10
+	// storedEventsPerMinute caps the events (not heartbeats) an
+	// interview's processor may store per minute.
+	storedEventsPerMinute = 60
+	bridgeCredentialsKey  = "candor.bridge.credentials"
+	bridgeIVKey           = "candor.bridge.interview"
+	recordingsDir         = "recordings"
 )
 
 var (
@@ -182,7 +188,7 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 
 func (s *Server) handleBridgeEvents(c echo.Context) error {
 	var in contract.Event
-	if err := s.decode(c, &in); err != nil {
+	if err := decodeLimit(c, &in, bridgeEventLimit); err != nil {
 		return err
 	}
 	if in.MediaMS != nil && *in.MediaMS < 0 {
@@ -193,6 +199,15 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	iv := bridgeInterview(c)
+	switch in.Type {
+	case contract.EventReady, contract.EventEnded, contract.EventError:
+		// Stored events: at most storedEventsPerMinute per interview.
+		// Heartbeats are not stored, so they never count and are never
+		// refused.
+		if !s.eventLimit.reserve(iv.ID) {
+			return errorf(CodeTooManyRequests, "more than %d events a minute for this interview; events past that are refused", storedEventsPerMinute)
+		}
+	}
 	data := map[string]any{}
 	if in.MediaMS != nil {
 		data["media_ms"] = *in.MediaMS

@@ -273,6 +273,11 @@ func (s *Server) handleCandidateEnd(c echo.Context) error {
 	if iv.Status == store.StatusCompleted {
 		return c.JSON(http.StatusOK, map[string]store.Status{"status": iv.Status})
 	}
+	if iv.Status != store.StatusRunning && iv.Status != store.StatusStarting {
+		// Checked before anything is written: a repeated end of an
+		// interview that is over must not append an event each time.
+		return errorf(CodeConflict, "the interview is %s; there is nothing to end", iv.Status)
+	}
 	if s.machines == nil {
 		return errNoMachines
 	}

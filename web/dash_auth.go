@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -216,12 +217,25 @@ func (s *Server) handleLogout(c echo.Context) error {
 	return seeOther(c, "/login")
 }
 
-// safeNext keeps a post-login redirect on this site: a local absolute path,
-// never "//host" or "/\host" (which browsers treat as another origin).
+// safeNext keeps a post-login redirect on this site: a path that starts
+// with exactly one "/", parsed as a URL with no scheme or host, holding no
+// control character (browsers drop tabs and newlines, so "/\t/evil.test"
+// would become "//evil.test") and no backslash (which browsers read as
+// "/"). Anything else goes to the interviews.
 func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
-		return "/interviews"
+	const home = "/interviews"
+	if next == "" || len(next) > 2048 || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return home
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' || r == '\u00a0' || r == '\u2028' || r == '\u2029' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return home
 	}
 	return next
 }

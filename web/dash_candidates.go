@@ -98,6 +98,7 @@ func (s *Server) renderCandidate(c echo.Context, status int, cand store.Candidat
 	if err != nil {
 		return err
 	}
+	hideInvites(principalOf(c), rows)
 	p, err := s.page(c, cand.Name, "candidates")
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	if err != nil {
 		return err
 	}
+	hideInvites(principalOf(c), rows)
 	usage, err := s.usage(ctx, tenantID, time.Now())
 	if err != nil {
 		return err
@@ -87,6 +88,16 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 		return err
 	}
 	return render(c, status, views.InterviewsPage(p, d))
+}
+
+// hideInvites drops the invite links from rows unless p may see them.
+func hideInvites(p *principal, rows []views.InterviewRow) {
+	if p.seesInvites() {
+		return
+	}
+	for i := range rows {
+		rows[i].InviteURL = ""
+	}
 }
 
 // interviewRows describes interviews for lists: who, for what, and which of
@@ -186,7 +197,7 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 		return fmt.Errorf("load events: %w", err)
 	}
 	if !iv.Status.Terminal() || d.CanRetry {
-		d.InviteURL = s.inviteURL(iv.ID)
+		d.InviteURL = s.inviteURLFor(principalOf(c), iv.ID)
 	}
 	if iv.RecordingPath != "" {
 		d.RecordingURL = recordingPartURL(iv.ID, 1)

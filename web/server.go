@@ -92,6 +92,13 @@ type Config struct {
 	// a client can set any header.
 	OnFly          bool
 	TrustedProxies []netip.Prefix
+	// ReadHeaderTimeout and IdleTimeout are HTTPServer's; defaults 10 s
+	// and 2 minutes.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	// BodyReadTimeout is how long a form or JSON body may take to arrive;
+	// default 30 s (streams are exempt).
+	BodyReadTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -112,6 +119,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LaunchTimeout <= 0 {
 		c.LaunchTimeout = 3 * time.Minute
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = readHeaderTimeout
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = bodyReadTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = idleTimeout
 	}
 	if c.PasswordConcurrency <= 0 {
 		c.PasswordConcurrency = runtime.NumCPU()
@@ -169,8 +185,10 @@ type Server struct {
 	renderErrorPage func(c echo.Context, status int, msg string) error
 
 	metrics  *metrics
-	logins   *loginLimiter // per account (email)
-	ipLogins *loginLimiter // per client address
+	logins   *windowLimiter // per account (email)
+	ipLogins *windowLimiter // per client address
+	// eventLimit caps stored bridge events per interview per minute.
+	eventLimit *windowLimiter
 	// hashSlots bounds concurrent argon2id work (passwordWork);
 	// passwordChecks counts it, for tests and benchmarks.
 	hashSlots      chan struct{}
@@ -223,8 +241,9 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 		machines:        machines,
 		log:             log,
 		metrics:         m,
-		logins:          newLoginLimiter(5, 15*time.Minute),
-		ipLogins:        newLoginLimiter(50, 15*time.Minute),
+		logins:          newWindowLimiter(5, 15*time.Minute),
+		ipLogins:        newWindowLimiter(50, 15*time.Minute),
+		eventLimit:      newWindowLimiter(storedEventsPerMinute, time.Minute),
 		hashSlots:       make(chan struct{}, cfg.PasswordConcurrency),
 		processorClient: &http.Client{},
 		ctx:             ctx,
@@ -268,6 +287,8 @@ func (s *Server) buildEcho() {
 
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests)
+	e.Use(s.bodyDeadline)
+	e.Use(s.limitForms)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		// The panic becomes an error that logRequests answers and logs
 		// once, with the stack.
@@ -369,7 +390,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
+			slog.String("path", maskedPath(req.URL.Path)),
 			slog.Int("status", res.Status),
 			slog.Duration("elapsed", elapsed),
 			slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
@@ -452,4 +473,19 @@ func (s *Server) clientIP(r *http.Request) string {
 		}
 	}
 	return peer
+}
+
+// maskedPath is path as it may be logged: an invite link's token is a
+// credential (it starts and ends the interview), so /i/<token>/… is
+// logged as /i/…/….
+func maskedPath(path string) string {
+	rest, ok := strings.CutPrefix(path, invitePath)
+	if !ok {
+		return path
+	}
+	_, after, found := strings.Cut(rest, "/")
+	if !found {
+		return invitePath + "…"
+	}
+	return invitePath + "…/" + after
 }
