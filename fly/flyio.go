@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -855,17 +854,7 @@ func (f *Fly) retry(ctx context.Context, idempotent bool, op func() error) error
 }
 
 func (f *Fly) backoff(ctx context.Context, attempt int) error {
-	d := f.cfg.RetryBase << (attempt - 1)
-	d = min(d, 5*time.Second)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return contract.Sleep(ctx, contract.Backoff{Min: f.cfg.RetryBase, Max: 5 * time.Second, Jitter: true}.Delay(attempt))
 }
 
 // statusOf is the HTTP status of a Machines API error, 0 if there was no

@@ -134,24 +134,23 @@ func (b *bridge) answer(req *http.Request, resp *http.Response, err error, path 
 	return nil
 }
 
-// backoff is a capped exponential delay for bridge retries.
+// backoff counts the attempts of one bridge delivery under the one retry
+// policy (contract.Backoff); Reset after a success starts over.
 type backoff struct {
-	min, max, cur time.Duration
+	policy contract.Backoff
+	n      int
+}
+
+func newBackoff(t Timing) backoff {
+	return backoff{policy: contract.Backoff{Min: t.RetryMin, Max: t.RetryMax}}
 }
 
 func (b *backoff) Next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur *= 2
-	}
-	if b.cur > b.max {
-		b.cur = b.max
-	}
-	return b.cur
+	b.n++
+	return b.policy.Delay(b.n)
 }
 
-func (b *backoff) Reset() { b.cur = 0 }
+func (b *backoff) Reset() { b.n = 0 }
 
 // sleep waits d or until ctx is done or wake fires; it reports false when ctx is done.
 func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {

@@ -33,7 +33,7 @@ func newSender(sp *spool, br *bridge, t Timing, log *slog.Logger) *sender {
 		spool:     sp,
 		bridge:    br,
 		log:       log,
-		retry:     backoff{min: t.RetryMin, max: t.RetryMax},
+		retry:     newBackoff(t),
 		poke:      make(chan struct{}, 1),
 		hurry:     make(chan struct{}, 1),
 		delivered: make(chan struct{}),

@@ -271,7 +271,7 @@ func (interviewerTranscribes) Close() error                { return nil }
 func resumeState(ctx context.Context, br *bridge, t Timing, log *slog.Logger) (contract.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.StartTimeout)
 	defer cancel()
-	retry := backoff{min: t.RetryMin, max: t.RetryMax}
+	retry := newBackoff(t)
 	for attempt := 1; ; attempt++ {
 		st, err := br.State(ctx)
 		if err == nil {
@@ -330,7 +330,7 @@ func (s *session) heartbeats(ctx context.Context) {
 // event delivers a bridge event, retrying with backoff until ctx is done; it
 // reports whether the event was delivered.
 func (s *session) event(ctx context.Context, ev contract.Event) bool {
-	retry := backoff{min: s.cfg.Timing.RetryMin, max: s.cfg.Timing.RetryMax}
+	retry := newBackoff(s.cfg.Timing)
 	for attempt := 1; ; attempt++ {
 		err := s.bridge.PostEvent(ctx, ev)
 		if err == nil {

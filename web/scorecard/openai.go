@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"candor/processor/contract"
 )
 
 // Evaluator names.
@@ -126,8 +128,7 @@ func (o *OpenAI) complete(ctx context.Context, r chatRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	base := strings.TrimSuffix(strings.TrimRight(o.BaseURL, "/"), "/v1")
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, contract.OpenAIBaseURL(o.BaseURL)+"/v1/chat/completions", bytes.NewReader(body))
 	if err != nil {
 		return "", fmt.Errorf("evaluator: %w", err)
 	}
