@@ -97,6 +97,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		Evaluator:           evaluatorOf(cfg, env),
 		WebhookRetryScale:   cfg.WebhookRetryScale,
 		OnFly:               env["FLY_APP_NAME"] != "",
+		Regions:             cfg.Regions,
 		TrustedProxies:      cfg.TrustedProxies,
 	}, db, hub, machines, log)
 	if err != nil {

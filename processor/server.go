@@ -119,7 +119,7 @@ func (srv *server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return cors(mux)
+	return cors(srv.underInterviewRoute(mux))
 }
 
 // cors lets the candidate page (served by the control plane, another origin)

@@ -245,7 +245,9 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 	if s.machines == nil {
 		return errNoMachines
 	}
-	iv, m, err := s.startInterview(c.Request().Context(), iv.TenantID, iv.ID)
+	// The candidate's nearest region, as Fly's edge names it, places the
+	// machine when the interview names none.
+	iv, m, err := s.startInterviewIn(c.Request().Context(), iv.TenantID, iv.ID, c.Request().Header.Get("Fly-Region"))
 	if err != nil {
 		return err
 	}

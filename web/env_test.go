@@ -318,6 +318,7 @@ func (e *testEnv) entryCount(t testing.TB, tenantID, interviewID string) int {
 // POST /end that delivers its pending entries to the bridge before it
 // answers {"entries":n}).
 type fakeMachines struct {
+	notes []string // placement notes every launch reports
 	t testing.TB
 
 	mu        sync.Mutex
@@ -356,8 +357,12 @@ func (f *fakeMachines) Launch(ctx context.Context, s fly.Spec) (fly.Machine, err
 	if provider == "" {
 		provider = fly.ProviderLocal
 	}
-	return fly.Machine{ID: id, Provider: provider, Region: s.Region, State: "started", URL: p.srv.URL,
-		InterviewID: s.InterviewID, TenantID: s.TenantID}, nil
+	m := fly.Machine{ID: id, Provider: provider, Region: s.Region, State: "started", URL: p.srv.URL,
+		InterviewID: s.InterviewID, TenantID: s.TenantID, Notes: f.notes}
+	if provider == fly.ProviderFly {
+		m.App = "candor-test-" + s.TenantSlug
+	}
+	return m, nil
 }
 
 func (p *fakeProcessor) serve(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ func (s *Server) startInterview(ctx context.Context, tenantID, id string) (store
 // nearRegion, else in Config.DefaultRegion. A nearRegion that is not a
 // region name is ignored: anyone can send that header.
 func (s *Server) startInterviewIn(ctx context.Context, tenantID, id, nearRegion string) (store.Interview, store.Machine, error) {
-	if !regionRE.MatchString(nearRegion) {
+	if !regionRE.MatchString(nearRegion) || (len(s.cfg.Regions) > 0 && !slices.Contains(s.cfg.Regions, nearRegion)) {
 		nearRegion = ""
 	}
 	unlock := s.locks.lock(id)
@@ -271,6 +272,12 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 		"app": row.App, "region": row.Region, "url": row.URL, "processor_url": s.processorURL(row),
 	}); err != nil {
 		return row, err
+	}
+	for _, note := range fm.Notes {
+		// Where the machine went, and why not where it was asked to.
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "machine.placement", map[string]string{"note": note, "region": row.Region}); err != nil {
+			return row, err
+		}
 	}
 	return row, nil
 }

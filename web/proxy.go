@@ -45,6 +45,12 @@ func (s *Server) handleProcessorProxy(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("machine of %s: %w", id, err)
 	}
+	if replay, ok := s.flyReplay(m, req); ok {
+		c.Response().Header().Set("fly-replay", replay)
+		return c.JSON(http.StatusConflict, map[string]any{"error": map[string]string{
+			"code": "fly_replay", "message": "Fly's edge replays this request to the interview's machine",
+		}})
+	}
 	target, err := url.Parse(m.URL)
 	if err != nil {
 		return fmt.Errorf("machine %s has a bad url %q: %w", m.ID, m.URL, err)

@@ -99,6 +99,9 @@ type Config struct {
 	// BodyReadTimeout is how long a form or JSON body may take to arrive;
 	// default 30 s (streams are exempt).
 	BodyReadTimeout time.Duration
+	// Regions are where interview machines may run (CANDOR_REGIONS); a
+	// candidate's Fly-Region outside them is ignored. Empty: any.
+	Regions []string
 }
 
 func (c *Config) setDefaults() error {
