@@ -319,7 +319,7 @@ func (e *testEnv) entryCount(t testing.TB, tenantID, interviewID string) int {
 // answers {"entries":n}).
 type fakeMachines struct {
 	notes []string // placement notes every launch reports
-	t testing.TB
+	t     testing.TB
 
 	mu        sync.Mutex
 	failNext  error
