@@ -13,6 +13,8 @@ func (s *Server) afterRoutes(api *echo.Group, write echo.MiddlewareFunc) {
 	api.GET("/interviews/:id/report.pdf", s.handleReportPDF)
 	api.GET("/interviews/:id/scorecard", s.handleGetScorecard)
 	api.POST("/interviews/:id/scorecard", s.handleRescore, write)
+	api.GET("/interviews/:id/reviews", s.handleListReviews)
+	api.POST("/interviews/:id/reviews", s.handleSaveReview, write)
 
 	api.POST("/webhooks", s.handleCreateWebhook, write)
 	api.GET("/webhooks", s.handleListWebhooks, write)

@@ -188,21 +188,12 @@ func (s *Server) addReportExtras(c echo.Context, d *reportData) error {
 		return err
 	}
 	d.Scorecard = &sc
+	rs, err := s.db.Reviews(c.Request().Context(), d.Interview.TenantID, d.Interview.ID)
+	if err != nil {
+		return notFound(err, "interview")
+	}
+	for _, r := range rs {
+		d.Reviews = append(d.Reviews, toReviewJSON(r))
+	}
 	return nil
-}
-
-type reviewJSON struct {
-	Reviewer struct {
-		ID   string `json:"id"`
-		Kind string `json:"kind"`
-		Name string `json:"name"`
-	} `json:"reviewer"`
-	Criteria []struct {
-		Name  string `json:"name"`
-		Score int    `json:"score"`
-		Note  string `json:"note"`
-	} `json:"criteria"`
-	Overall        *float64 `json:"overall"`
-	Recommendation string   `json:"recommendation"`
-	Note           string   `json:"note"`
 }
