@@ -45,6 +45,9 @@ type serveConfig struct {
 	// store after the pass at start-up.
 	ReconcileInterval time.Duration
 
+	// RecordingSegment and RecordingSegmentMB bound the parts processors
+	// upload their recordings in (passed to them as they are).
+	RecordingSegment, RecordingSegmentMB string
 	// ReplicateTo is the Litestream replica URL ("" = no replication);
 	// ReplicateWorkDir holds Litestream's working files.
 	ReplicateTo      string
@@ -122,6 +125,20 @@ func replicaURL(v string) error {
 	return replica.CheckURL(v)
 }
 
+func minDuration100ms(v string) error {
+	if d, err := time.ParseDuration(v); err != nil || d < 100*time.Millisecond {
+		return errors.New("use a duration of at least 100ms, such as 60s")
+	}
+	return nil
+}
+
+func megabytes(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 4000 {
+		return errors.New("use a number of megabytes from 1 to 4000")
+	}
+	return nil
+}
+
 func hostPort(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return errors.New("use host:port, e.g. 127.0.0.1:8080")
@@ -185,6 +202,8 @@ var serveSettings = []setting{
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
 	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
+	{"recording-segment", "CANDOR_RECORDING_SEGMENT", "60s", "a processor uploads the recording in parts of this much audio as it goes, so a crash loses at most one part", minDuration100ms},
+	{"recording-segment-mb", "CANDOR_RECORDING_SEGMENT_MB", "16", "upper bound of one recording part in MB (a WAV part grows ~1.9 MB a minute)", megabytes},
 	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
 	{"trusted-proxies", "CANDOR_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose Fly-Client-IP / X-Forwarded-For names the client (on Fly, FLY_APP_NAME set, Fly-Client-IP is used anyway)", prefixList},
@@ -287,6 +306,8 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.PricePerHour, _ = strconv.ParseFloat(get["price-per-machine-hour"], 64)
 	cfg.HeartbeatTimeout, _ = time.ParseDuration(get["heartbeat-timeout"])
 	cfg.ReconcileInterval, _ = time.ParseDuration(get["reconcile-interval"])
+	cfg.RecordingSegment = get["recording-segment"]
+	cfg.RecordingSegmentMB = get["recording-segment-mb"]
 	cfg.ReplicateTo = get["replicate-to"]
 	cfg.ReplicateWorkDir = get["replicate-work-dir"]
 	cfg.AllowPrivateTargets = get["allow-private-targets"] == "true"

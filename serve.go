@@ -259,7 +259,8 @@ var processorPassThrough = []string{
 // processorEnv is what every interview's processor gets on top of what its
 // machine backend sets, whichever backend runs it.
 func processorEnv(cfg serveConfig, env map[string]string) map[string]string {
-	out := map[string]string{contract.EnvSTT: cfg.STT, contract.EnvInterviewer: cfg.Interviewer}
+	out := map[string]string{contract.EnvSTT: cfg.STT, contract.EnvInterviewer: cfg.Interviewer,
+		contract.EnvRecordingSegment: cfg.RecordingSegment, contract.EnvRecordingSegmentMB: cfg.RecordingSegmentMB}
 	for _, name := range processorPassThrough {
 		if v := env[name]; v != "" {
 			out[name] = v

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,7 @@ type fakeControl struct {
 	// header; recordings keeps the latest upload of every segment.
 	recordingType, recordingSegment string
 	recordings                      map[string][]byte
+	recordingStarts                 map[string]int64 // Candor-Recording-Start-Ms by segment
 	mediaMS                         int64
 	// down answers 503 without storing; loseAcks stores, then answers 503 as
 	// if the control plane restarted before the ack left it.
@@ -164,6 +166,10 @@ func (f *fakeControl) putRecording(w http.ResponseWriter, r *http.Request) {
 		f.recordings = map[string][]byte{}
 	}
 	f.recordings[f.recordingSegment] = b
+	if f.recordingStarts == nil {
+		f.recordingStarts = map[string]int64{}
+	}
+	f.recordingStarts[f.recordingSegment], _ = strconv.ParseInt(r.Header.Get(contract.RecordingStartHeader), 10, 64)
 	f.notify()
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)

@@ -71,6 +71,13 @@ type Config struct {
 	// reaches directly.
 	WebRTC media.WebRTCConfig
 
+	// RecordingSegment and RecordingSegmentBytes bound one part of the
+	// recording, uploaded as soon as it is complete so a crash loses at most
+	// one part (CANDOR_RECORDING_SEGMENT, default 60s;
+	// CANDOR_RECORDING_SEGMENT_MB, default 16).
+	RecordingSegment      time.Duration
+	RecordingSegmentBytes int64
+
 	// Listener, when non-nil, is served instead of listening on Addr (tests).
 	Listener net.Listener
 
@@ -198,6 +205,9 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	if cfg.WebRTC, err = parseWebRTC(get); err != nil {
 		return Config{}, err
 	}
+	if cfg.RecordingSegment, cfg.RecordingSegmentBytes, err = parseRecordingSegment(get); err != nil {
+		return Config{}, err
+	}
 
 	if cfg.SessionID == "" {
 		if cfg.PoolToken == "" {
@@ -238,6 +248,30 @@ func (c Config) withClaim(env map[string]string) (Config, error) {
 	next.Timing = c.Timing
 	next.WebRTC = c.WebRTC
 	return next, nil
+}
+
+// Defaults of the recording's part size.
+const (
+	DefaultRecordingSegment   = 60 * time.Second
+	DefaultRecordingSegmentMB = 16
+)
+
+func parseRecordingSegment(get func(string) string) (time.Duration, int64, error) {
+	d, mb := DefaultRecordingSegment, int64(DefaultRecordingSegmentMB)
+	if v := get(contract.EnvRecordingSegment); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d < 100*time.Millisecond {
+			return 0, 0, fmt.Errorf("%s=%q is not a duration of at least 100ms: set it like 60s", contract.EnvRecordingSegment, v)
+		}
+	}
+	if v := get(contract.EnvRecordingSegmentMB); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 4000 {
+			return 0, 0, fmt.Errorf("%s=%q is not a number of megabytes from 1 to 4000: set it like 16", contract.EnvRecordingSegmentMB, v)
+		}
+		mb = n
+	}
+	return d, mb << 20, nil
 }
 
 func listenAddr(addr, port string) (string, error) {

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"candor/processor/media"
 )
@@ -32,25 +34,39 @@ import (
 // WAV chunks, a WebSocket, two WHIP sessions, a skipped chunk, a mix) the WAV
 // is uploaded, so nothing the processor heard is missing from it.
 //
-// Each processor uploads its recording as one segment of the interview,
-// named by a random segment id and the media-clock position where it starts
-// (its resume point); the control plane keeps every segment, so a
-// replacement processor's shorter recording never overwrites its
-// predecessor's.
+// Each processor uploads its recording as segments of the interview, named
+// by a random id and the media-clock position where each starts; the
+// control plane keeps every segment, so a replacement processor's recording
+// never overwrites its predecessor's.
+//
+// So that a crash (SIGKILL, a machine lost) costs at most the last part, the
+// WAV is cut into parts as it grows: every RecordingSegment of audio (or
+// RecordingSegmentBytes) the current part is closed and uploaded in the
+// background as segment <id>-<n>, starting where the part starts on the
+// media clock. At the end, when a compressed original holds all the audio,
+// it is uploaded as segment <id>, and the control plane drops the parts
+// <id>-<n> it replaces; otherwise the last WAV part is uploaded too and the
+// parts are the recording.
 type recorder struct {
 	dir, stem string // files are <dir>/<stem>.<part>.<ext>
 	segment   string
 	startMS   int64
 	log       *slog.Logger
+	// partSamples and partBytes bound one WAV part; 0 = one part.
+	partSamples, partBytes int64
 
-	mu        sync.Mutex
-	wavFile   *os.File
-	wav       *media.WAVWriter
-	wavFailed bool
-	sources   map[any]int64 // samples delivered, by ingest source
-	originals map[any]*original
-	gen       int64 // changes with every write
-	uploaded  int64 // gen of the last upload
+	mu          sync.Mutex
+	wavFile     *os.File
+	wav         *media.WAVWriter
+	wavFailed   bool
+	part        int   // number of the current WAV part, from 1
+	partStart   int64 // samples recorded before the current part
+	pending     []recordingFile
+	sources     map[any]int64 // samples delivered, by ingest source
+	originals   map[any]*original
+	gen         int64         // changes with every write
+	uploaded    int64         // gen of the last upload of the original
+	partsClosed chan struct{} // signalled when a part joins pending
 }
 
 // original is a compressed recording written by one ingest source.
@@ -60,25 +76,32 @@ type original struct {
 	clean             bool // holds all of its source's audio, in order, and nothing else
 }
 
-// recordingFile is what uploadRecording sends.
+// recordingFile is one upload of uploadRecording.
 type recordingFile struct {
 	path, contentType string
+	segment           string
+	startMS           int64
+	part              bool // a WAV part: removed locally once uploaded
 }
 
-func newRecorder(dataDir, sessionID string, startMS int64, log *slog.Logger) *recorder {
+func newRecorder(dataDir, sessionID string, startMS int64, segment time.Duration, segmentBytes int64, log *slog.Logger) *recorder {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	segment := hex.EncodeToString(id[:])
+	seg := hex.EncodeToString(id[:])
 	return &recorder{
 		dir: dataDir,
 		// Named by segment: a restarted processor on the same machine does
 		// not truncate a predecessor's files.
-		stem:      "recording-" + safeName(sessionID) + "-" + segment,
-		segment:   segment,
-		startMS:   startMS,
-		log:       log,
-		sources:   make(map[any]int64),
-		originals: make(map[any]*original),
+		stem:        "recording-" + safeName(sessionID) + "-" + seg,
+		segment:     seg,
+		startMS:     startMS,
+		log:         log,
+		partSamples: int64(segment.Seconds() * media.SampleRate),
+		partBytes:   segmentBytes,
+		part:        1,
+		sources:     make(map[any]int64),
+		originals:   make(map[any]*original),
+		partsClosed: make(chan struct{}, 1),
 	}
 }
 
@@ -94,12 +117,49 @@ func (r *recorder) heard(src any, pcm []int16) {
 	if err := r.writeWAV(pcm); err != nil {
 		r.wavFailed = true
 		r.log.Error("recording: the WAV cannot be written; later audio is not recorded", "err", err)
+		return
 	}
+	full := r.partSamples > 0 && r.wav.Samples() >= r.partSamples ||
+		r.partBytes > 0 && 2*r.wav.Samples() >= r.partBytes
+	if full {
+		if err := r.closePart(); err != nil {
+			r.wavFailed = true
+			r.log.Error("recording: a WAV part cannot be closed; later audio is not recorded", "err", err)
+			return
+		}
+		select {
+		case r.partsClosed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// closePart finishes the current WAV part, queues it for upload and starts
+// the next one. It is a no-op when the part holds no audio.
+func (r *recorder) closePart() error {
+	if r.wav == nil || r.wav.Samples() == 0 {
+		return nil
+	}
+	if err := r.wav.Finish(); err != nil {
+		return err
+	}
+	if err := r.wavFile.Close(); err != nil {
+		return err
+	}
+	r.pending = append(r.pending, recordingFile{
+		path: r.wavFile.Name(), contentType: "audio/wav", part: true,
+		segment: fmt.Sprintf("%s-%d", r.segment, r.part),
+		startMS: r.startMS + r.partStart*1000/media.SampleRate,
+	})
+	r.partStart += r.wav.Samples()
+	r.part++
+	r.wav, r.wavFile = nil, nil
+	return nil
 }
 
 func (r *recorder) writeWAV(pcm []int16) error {
 	if r.wav == nil {
-		f, err := os.Create(filepath.Join(r.dir, r.stem+".wav"))
+		f, err := os.Create(filepath.Join(r.dir, fmt.Sprintf("%s.part%d.wav", r.stem, r.part)))
 		if err != nil {
 			return err
 		}
@@ -152,38 +212,66 @@ func (r *recorder) spoil(src any) {
 	}
 }
 
-// finish makes the files complete on disk and picks the one to upload; ok
-// is false when there is nothing new to upload. gen is passed back to done.
-func (r *recorder) finish() (file recordingFile, gen int64, ok bool, err error) {
+// finish makes the files complete on disk and lists what is left to
+// upload, in order: the compressed original when one source's clean
+// original holds all the audio (the parts it replaces are then not
+// uploaded), else every WAV part not yet uploaded, the current one closed
+// first. gen is passed back to done.
+func (r *recorder) finish() (files []recordingFile, gen int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gen == r.uploaded || len(r.sources) == 0 {
-		return recordingFile{}, 0, false, nil
+		return nil, 0, nil
 	}
 	if len(r.sources) == 1 {
 		for src := range r.sources {
 			if o := r.originals[src]; o != nil && o.f != nil && o.clean {
 				if err := o.f.Sync(); err != nil {
-					return recordingFile{}, 0, false, fmt.Errorf("sync recording: %w", err)
+					return nil, 0, fmt.Errorf("sync recording: %w", err)
 				}
 				path := o.path
 				if o.contentType == "audio/webm" {
 					path = r.sizedWebM(o.path, r.sources[src]*1000/media.SampleRate)
 				}
-				return recordingFile{path: path, contentType: o.contentType}, r.gen, true, nil
+				r.dropPending()
+				return []recordingFile{{path: path, contentType: o.contentType, segment: r.segment, startMS: r.startMS}}, r.gen, nil
 			}
 		}
 	}
-	if r.wav == nil {
-		return recordingFile{}, 0, false, errors.New("the WAV recording could not be written (see the earlier error)")
+	if r.wavFailed && r.wav == nil && len(r.pending) == 0 {
+		return nil, 0, errors.New("the WAV recording could not be written (see the earlier error)")
 	}
-	if err := r.wav.Finish(); err != nil {
-		return recordingFile{}, 0, false, err
+	if err := r.closePart(); err != nil {
+		r.wavFailed = true
+		return nil, 0, err
 	}
-	if err := r.wavFile.Sync(); err != nil {
-		return recordingFile{}, 0, false, fmt.Errorf("sync recording: %w", err)
+	return slices.Clone(r.pending), r.gen, nil
+}
+
+// takeParts returns the closed WAV parts waiting for upload.
+func (r *recorder) takeParts() []recordingFile {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pending)
+}
+
+// partUploaded removes an uploaded part from pending and from disk.
+func (r *recorder) partUploaded(f recordingFile) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = slices.DeleteFunc(r.pending, func(p recordingFile) bool { return p.segment == f.segment })
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.log.Warn("recording: uploaded part not removed", "err", err)
 	}
-	return recordingFile{path: r.wavFile.Name(), contentType: "audio/wav"}, r.gen, true, nil
+}
+
+// dropPending forgets parts the original replaces (their upload would be
+// undone by the original's).
+func (r *recorder) dropPending() {
+	for _, p := range r.pending {
+		_ = os.Remove(p.path)
+	}
+	r.pending = nil
 }
 
 // sizedWebM returns a copy of the WebM at path with its duration written
@@ -230,7 +318,7 @@ func (r *recorder) done(gen int64) {
 func (r *recorder) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.wavFile != nil {
+	if r.wavFile != nil && r.wav != nil {
 		r.wavFile.Close()
 	}
 	for _, o := range r.originals {
@@ -240,12 +328,65 @@ func (r *recorder) close() {
 	}
 }
 
-// uploadRecording PUTs the recording when it changed since the last upload.
+// uploadRecording uploads what is left of the recording (see finish).
 func (s *session) uploadRecording(ctx context.Context) error {
-	file, gen, ok, err := s.rec.finish()
-	if err != nil || !ok {
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	files, gen, err := s.rec.finish()
+	if err != nil || len(files) == 0 {
 		return err
 	}
+	for _, f := range files {
+		if err := s.putRecording(ctx, f); err != nil {
+			return err
+		}
+	}
+	s.rec.done(gen)
+	return nil
+}
+
+// uploadParts uploads the WAV parts closed so far; a part that fails stays
+// pending for the next call.
+func (s *session) uploadParts(ctx context.Context) error {
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	for _, f := range s.rec.takeParts() {
+		if err := s.putRecording(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordingParts uploads each WAV part as soon as it is closed, so that a
+// crash loses at most the part being recorded. A failed upload is retried
+// with the bridge's backoff; End uploads whatever is still pending.
+func (s *session) recordingParts(ctx context.Context) {
+	wait := s.cfg.Timing.RetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.rec.partsClosed:
+		}
+		for {
+			err := s.uploadParts(ctx)
+			if err == nil || ctx.Err() != nil {
+				wait = s.cfg.Timing.RetryMin
+				break
+			}
+			s.log.Warn("recording part not uploaded yet; retrying", "err", err, "in", wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, s.cfg.Timing.RetryMax)
+		}
+	}
+}
+
+func (s *session) putRecording(ctx context.Context, file recordingFile) error {
 	f, err := os.Open(file.path)
 	if err != nil {
 		return fmt.Errorf("open recording: %w", err)
@@ -255,11 +396,13 @@ func (s *session) uploadRecording(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stat recording: %w", err)
 	}
-	seg := RecordingSegment{ID: s.rec.segment, StartMS: s.rec.startMS, ContentType: file.contentType}
+	seg := RecordingSegment{ID: file.segment, StartMS: file.startMS, ContentType: file.contentType}
 	if err := s.bridge.PutRecording(ctx, f, fi.Size(), seg); err != nil {
 		return err
 	}
-	s.rec.done(gen)
+	if file.part {
+		s.rec.partUploaded(file)
+	}
 	return nil
 }
 

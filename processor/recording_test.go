@@ -2,11 +2,13 @@ package processor
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +207,63 @@ func TestAudioOverTwoPathsIsOneContinuousWAV(t *testing.T) {
 		t.Errorf("Content-Type %q, want audio/wav", typ)
 	}
 	checkWAV(t, rec, speech)
+}
+
+func TestTheWAVIsUploadedInPartsAsItGrowsThatJoinIntoTheAudioSent(t *testing.T) {
+	control := newFakeControl(t, "iv_parts", "proc-token")
+	env := interviewEnv(control, t.TempDir())
+	env[contract.EnvRecordingSegment] = "1s"
+	p := startProcessor(t, control, env)
+	control.waitEvent(t, "ready")
+	pcm := append(readWAVPCM(t, librivox+"sense_and_sensibility_01_austen_64kb-0890.wav"), silence(0.5)...)
+	ws := dialAudio(t, p)
+	for off := 0; off < len(pcm); off += 3201 {
+		if err := ws.WriteMessage(websocket.BinaryMessage, pcm[off:min(off+3201, len(pcm))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMedia(t, control, int64(len(pcm)/2)*1000/16000)
+	// Before the end: every complete second is at the control plane already.
+	full := len(pcm) / 2 / 16000
+	control.waitFor(t, "the complete parts to be uploaded", func() bool { return len(control.recordings) >= full })
+	p.end(t)
+
+	control.mu.Lock()
+	defer control.mu.Unlock()
+	type part struct {
+		segment string
+		start   int64
+		wav     []byte
+	}
+	var parts []part
+	for seg, b := range control.recordings {
+		parts = append(parts, part{seg, control.recordingStarts[seg], b})
+	}
+	slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(a.start, b.start) })
+	if len(parts) != full+1 {
+		t.Fatalf("%d parts uploaded for %.2f s of audio in 1 s parts, want %d", len(parts), float64(len(pcm)/2)/16000, full+1)
+	}
+	var joined []byte
+	var at int64
+	base, _, _ := strings.Cut(parts[0].segment, "-")
+	for i, p := range parts {
+		if p.segment != base+"-"+strconv.Itoa(i+1) {
+			t.Errorf("part %d is segment %q, want %s-%d", i+1, p.segment, base, i+1)
+		}
+		if p.start != at*1000/16000 {
+			t.Errorf("part %d starts at %d ms, want %d (where the previous ended)", i+1, p.start, at*1000/16000)
+		}
+		data := p.wav[44:]
+		if size := binary.LittleEndian.Uint32(p.wav[40:]); int(size) != len(data) {
+			t.Errorf("part %d: header says %d data bytes, file holds %d", i+1, size, len(data))
+		}
+		joined = append(joined, data...)
+		at += int64(len(data) / 2) // samples
+	}
+	if !bytes.Equal(joined, pcm) {
+		t.Errorf("the parts joined (%d bytes) are not the PCM sent (%d bytes)", len(joined), len(pcm))
+	}
+	if left, _ := filepath.Glob(filepath.Join(env["CANDOR_DATA"], "*.part*.wav")); len(left) > 0 {
+		t.Errorf("uploaded parts still on the machine's disk: %v", left)
+	}
 }

@@ -66,6 +66,7 @@ type session struct {
 	heard    chan Utterance
 
 	rec       *recorder
+	uploadMu  sync.Mutex // one recording upload at a time, in order
 	recMu     sync.Mutex // guards whipIDs
 	whipIDs   map[string]struct{}
 	endMu     sync.Mutex
@@ -164,7 +165,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		joined:   make(chan struct{}),
 		serving:  make(chan struct{}),
 		heard:    make(chan Utterance, 256),
-		rec:      newRecorder(cfg.DataDir, cfg.SessionID, state.MediaMS, log),
+		rec:      newRecorder(cfg.DataDir, cfg.SessionID, state.MediaMS, cfg.RecordingSegment, cfg.RecordingSegmentBytes, log),
 		whipIDs:  make(map[string]struct{}),
 	}
 	defer func() {
@@ -215,10 +216,14 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		s.whip = w
 	}
 
-	s.workers.Add(2)
+	s.workers.Add(3)
 	go func() {
 		defer s.workers.Done()
 		s.sender.Run(work)
+	}()
+	go func() {
+		defer s.workers.Done()
+		s.recordingParts(work)
 	}()
 	go func() {
 		defer s.workers.Done()

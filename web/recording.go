@@ -38,9 +38,10 @@ import (
 const (
 	recordingSegmentHeader = contract.RecordingSegmentHeader
 	recordingStartHeader   = contract.RecordingStartHeader
-	// maxRecordingParts bounds the segments of one interview (each is a
-	// processor launch; the supervisor gives up long before this).
-	maxRecordingParts = 100
+	// maxRecordingParts bounds the segments of one interview: a processor
+	// uploads a part every minute of audio (CANDOR_RECORDING_SEGMENT), so
+	// this is about 16 hours at the default.
+	maxRecordingParts = 1000
 )
 
 // audioFormat is a recording file type the player can play.
@@ -84,6 +85,20 @@ func audioFormatOfExt(ext string) (audioFormat, bool) {
 }
 
 var segmentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// partOf reports whether segment is a part <whole>-<n> of segment whole.
+func partOf(segment, whole string) bool {
+	n, ok := strings.CutPrefix(segment, whole+"-")
+	if !ok || n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // handleBridgeRecording stores one segment of the interview's recording.
 // The body is streamed to a temporary file and renamed into place, so a
@@ -134,9 +149,11 @@ func (s *Server) handleBridgeRecording(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The segment's earlier upload in another format is replaced too.
+	// The segment's earlier upload in another format is replaced too, and
+	// so are the parts <segment>-<n> a processor uploaded while recording:
+	// this upload (its compressed original) holds all of their audio.
 	for _, p := range parts {
-		if p.segment == segment && filepath.Base(p.path) != stem+format.ext {
+		if p.segment == segment && filepath.Base(p.path) != stem+format.ext || partOf(p.segment, segment) {
 			if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("replace recording segment: %w", err)
 			}

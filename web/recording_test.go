@@ -143,3 +143,39 @@ func TestAReplacementProcessorsRecordingIsKeptBesideItsPredecessors(t *testing.T
 		e.must(t, 404, request{Method: "GET", Path: "/api/v1/interviews/" + iv + path, Key: b.Key}, nil)
 	}
 }
+
+func TestAProcessorsCompressedOriginalReplacesTheWAVPartsItUploadedAsItWent(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, a)
+	tok := e.start(t, a, iv).Processor.Token
+	put := func(segment string, startMS string, contentType string, body []byte) {
+		t.Helper()
+		e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv + "/recording", Key: tok,
+			ContentType: contentType, Body: body,
+			Header: map[string]string{"Candor-Recording-Segment": segment, "Candor-Recording-Start-Ms": startMS}}, nil)
+	}
+	parts := func() []recordingPartJSON {
+		t.Helper()
+		var got interviewJSON
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + iv, Key: a.Key}, &got)
+		return got.RecordingParts
+	}
+	// A predecessor's part, and this processor's first three parts as it
+	// recorded (60 s each).
+	put("old1-1", "0", "audio/wav", wavBytes(32000))
+	put("abcd-1", "10000", "audio/wav", wavBytes(64000))
+	put("abcd-2", "70000", "audio/wav", wavBytes(64000))
+	put("abcd-3", "130000", "audio/wav", wavBytes(64000))
+	put("abcd-extra", "130000", "audio/wav", wavBytes(640)) // not a numbered part of abcd
+	if got := parts(); len(got) != 5 || got[1].StartMS != 10000 || got[3].StartMS != 130000 {
+		t.Fatalf("parts while recording: %+v", got)
+	}
+	// At its end the processor uploads its clean original of all it heard.
+	orig := oggBytes(9000)
+	put("abcd", "10000", "audio/ogg", orig)
+	got := parts()
+	if len(got) != 3 || got[0].StartMS != 0 || got[1].StartMS != 10000 || got[1].ContentType != "audio/ogg" || got[1].Bytes != int64(len(orig)) || got[2].Bytes != int64(44+640) {
+		t.Fatalf("parts after the original: %+v, want the predecessor's, the original and abcd-extra", got)
+	}
+}

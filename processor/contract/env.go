@@ -32,6 +32,12 @@ const (
 	EnvRealtimeVoice      = "CANDOR_REALTIME_VOICE"
 	EnvRealtimeSessionMax = "CANDOR_REALTIME_SESSION_MAX"
 
+	// The recording: a WAV part is closed and uploaded every
+	// CANDOR_RECORDING_SEGMENT of audio (a Go duration, default 60s) or
+	// CANDOR_RECORDING_SEGMENT_MB megabytes, whichever comes first.
+	EnvRecordingSegment   = "CANDOR_RECORDING_SEGMENT"
+	EnvRecordingSegmentMB = "CANDOR_RECORDING_SEGMENT_MB"
+
 	// WebRTC ingest.
 	EnvICEServers    = "CANDOR_ICE_SERVERS"
 	EnvWebRTCUDPPort = "CANDOR_WEBRTC_UDP_PORT"

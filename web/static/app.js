@@ -288,6 +288,76 @@
     showRemove();
   }
 
+  // --- A recording in parts, played as one timeline ---------------------
+  // Each processor (and each minute of a WAV) is a part of its own; the
+  // player plays them in media order and shows where it is on the
+  // interview's clock.
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function enhanceRecording(box) {
+    var player = box.querySelector("audio");
+    var parts = Array.prototype.slice.call(box.querySelectorAll("[data-part-start-ms]"));
+    var pos = box.querySelector("[data-recording-position]");
+    if (!player || parts.length < 2) return;
+    var current = 0;
+    function show() {
+      var start = startOf(current);
+      pos.textContent = "Part " + (current + 1) + " of " + parts.length + " · " + clock(start + player.currentTime * 1000);
+      parts.forEach(function (a, i) {
+        if (i === current) a.setAttribute("aria-current", "true");
+        else a.removeAttribute("aria-current");
+      });
+      box.setAttribute("data-current-part", String(current + 1));
+    }
+    function startOf(i) {
+      return parseInt(parts[i].getAttribute("data-part-start-ms"), 10) || 0;
+    }
+    function load(i, play, offset) {
+      if (i !== current || offset === undefined) {
+        current = i;
+        player.src = parts[i].getAttribute("href");
+        player.setAttribute("data-start-ms", String(startOf(i)));
+      }
+      function go() {
+        if (offset !== undefined) player.currentTime = offset;
+        if (play) {
+          var p = player.play();
+          if (p && p.catch) p.catch(function () {});
+        }
+      }
+      if (player.readyState >= 1) go();
+      else player.addEventListener("loadedmetadata", go, { once: true });
+      show();
+    }
+    // seek plays (or cues) the moment ms of the interview's media clock:
+    // live.js calls it when a transcript line is clicked.
+    window.Candor.recordingTimeline = {
+      seek: function (ms, play) {
+        var i = 0;
+        for (var k = 0; k < parts.length; k++) if (startOf(k) <= ms) i = k;
+        load(i, play, Math.max(0, (ms - startOf(i)) / 1000));
+        return true;
+      }
+    };
+    parts.forEach(function (a, i) {
+      a.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        load(i, true);
+      });
+    });
+    player.addEventListener("ended", function () {
+      if (current + 1 < parts.length) load(current + 1, true);
+    });
+    player.addEventListener("timeupdate", show);
+    show();
+  }
+
+  document.querySelectorAll("[data-recording-timeline]").forEach(enhanceRecording);
   document.querySelectorAll("[data-question-editor]").forEach(enhanceQuestions);
   document.querySelectorAll("[data-rubric-editor]").forEach(enhanceRubric);
 

@@ -545,6 +545,9 @@
     }
 
     function seek(ms, play) {
+      // A recording in parts plays in one player that app.js moves
+      // between the parts.
+      if (window.Candor.recordingTimeline) return window.Candor.recordingTimeline.seek(ms, play);
       var at = playerAt(ms);
       if (!at) return false;
       var a = at.audio;

@@ -368,7 +368,7 @@ func TestInterviewPage(t *testing.T) {
 			t.Errorf("player src = %q", src)
 		}
 	})
-	t.Run("a recording in two parts (a replaced processor) has a player for each", func(t *testing.T) {
+	t.Run("a recording in two parts (a replaced processor) has one player and a link per part", func(t *testing.T) {
 		data := sampleDetail(store.StatusCompleted)
 		data.RecordingURL = "/api/v1/interviews/iv_9/recording"
 		data.RecordingParts = []RecordingPart{
@@ -377,11 +377,17 @@ func TestInterviewPage(t *testing.T) {
 		}
 		d := renderDoc(t, InterviewPage(pageAs(viewer), data))
 		players, labels := d.byTestID("recording-player"), d.byTestID("recording-part")
-		if len(players) != 2 || len(labels) != 2 {
+		if len(players) != 1 || len(labels) != 2 {
 			t.Fatalf("%d players, %d labels", len(players), len(labels))
 		}
-		if src, _ := attr(players[1], "src"); src != "/api/v1/interviews/iv_9/recording?part=2" {
-			t.Errorf("second player src = %q", src)
+		if src, _ := attr(players[0], "src"); src != "/api/v1/interviews/iv_9/recording" {
+			t.Errorf("player src = %q, want part 1", src)
+		}
+		if href, _ := attr(labels[1], "href"); href != "/api/v1/interviews/iv_9/recording?part=2" {
+			t.Errorf("second part links to %q", href)
+		}
+		if start, _ := attr(labels[1], "data-part-start-ms"); start != "87000" {
+			t.Errorf("second part starts at %q", start)
 		}
 		if got := text(labels[1]); !strings.Contains(got, "Part 2") || !strings.Contains(got, fmtClock(87_000)) {
 			t.Errorf("second label = %q", got)

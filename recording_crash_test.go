@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/binary"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAKilledProcessorsRecordingKeepsAllButTheLastPart runs issue 11's
+// "SIGKILL of a processor 5 minutes into an interview: the recording keeps
+// all but the last segment" with 1-second parts instead of minutes.
+func TestAKilledProcessorsRecordingKeepsAllButTheLastPart(t *testing.T) {
+	p := startPlane(t, []string{"Acme"}, []string{"--warm-pool=0", "--heartbeat-timeout=30s", "--recording-segment=1s"}, nil)
+	key := p.keys["Acme"].Key
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+
+	pcm := speechPCM(t, "0880", "0890")
+	p.sendAudio(t, st.Processor.URL, st.Processor.Token, pcm, 0)
+	sent := float64(len(pcm)/2) / 16000
+	type part struct {
+		URL         string
+		ContentType string `json:"content_type"`
+		StartMS     int64  `json:"start_ms"`
+		Bytes       int64
+	}
+	parts := func() []part {
+		var iv struct {
+			RecordingParts []part `json:"recording_parts"`
+		}
+		p.call(t, "GET", "/api/v1/interviews/"+id, key, nil, &iv)
+		return iv.RecordingParts
+	}
+	complete := int(sent) // whole seconds: the parts closed so far
+	waitFor(t, "the closed parts at the control plane", 60*time.Second, func() bool { return len(parts()) >= complete })
+
+	pids := mustGlob(t, filepath.Join(p.dir, "processors", "*.pid"))
+	if len(pids) != 1 {
+		t.Fatalf("pid files %v, want the one processor", pids)
+	}
+	if err := syscall.Kill(processorPID(t, p.dir, strings.TrimSuffix(filepath.Base(pids[0]), ".pid")), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+
+	got := parts()
+	var kept float64
+	var at int64
+	for i, pt := range got {
+		if pt.ContentType != "audio/wav" {
+			t.Fatalf("part %d is %s", i+1, pt.ContentType)
+		}
+		if d := pt.StartMS - at; d < -1 || d > 1 {
+			t.Errorf("part %d starts at %d ms, the previous ended at %d ms: a gap", i+1, pt.StartMS, at)
+		}
+		status, b := p.try(t, "GET", pt.URL, key, nil)
+		if status != http.StatusOK || len(b) < 44 || string(b[:4]) != "RIFF" || int(binary.LittleEndian.Uint32(b[40:])) != len(b)-44 {
+			t.Fatalf("part %d: %d, %d bytes, not a complete WAV", i+1, status, len(b))
+		}
+		secs := float64(len(b)-44) / 32000
+		kept += secs
+		at = pt.StartMS + int64(secs*1000)
+	}
+	if lost := sent - kept; lost < 0 || lost >= 1 {
+		t.Errorf("the recording keeps %.2f s of the %.2f s heard: %.2f s lost, want less than one part (1 s)", kept, sent, lost)
+	}
+}
