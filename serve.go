@@ -234,6 +234,7 @@ func serveProcessor(ctx context.Context, cfg serveConfig, env map[string]string,
 	}
 	pcfg, err := processor.ConfigFromEnv(penv)
 	if err != nil {
+		processor.ReportStartError(ctx, penv, err)
 		return err
 	}
 	return processor.Run(ctx, pcfg, log.With("role", "processor"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"candor/processor/contract"
 	"candor/processor/media"
 )
 
@@ -27,6 +28,8 @@ import (
 //   - CANDOR_WEBRTC_TCP_PORT: a TCP port for ICE-TCP, the path when UDP is blocked.
 //   - CANDOR_PUBLIC_IPS: comma-separated IPs advertised in ICE candidates
 //     instead of the machine's own (1:1 NAT).
+//   - CANDOR_WEBRTC_BIND_HOST: where the UDP port binds (Fly:
+//     fly-global-services; tests: a loopback address standing in for it).
 func parseWebRTC(get func(string) string) (media.WebRTCConfig, error) {
 	var cfg media.WebRTCConfig
 	for _, raw := range splitList(get("CANDOR_ICE_SERVERS")) {
@@ -43,6 +46,7 @@ func parseWebRTC(get func(string) string) (media.WebRTCConfig, error) {
 	if cfg.ICETCPPort, err = parsePort("CANDOR_WEBRTC_TCP_PORT", get("CANDOR_WEBRTC_TCP_PORT")); err != nil {
 		return media.WebRTCConfig{}, err
 	}
+	cfg.UDPBindHost = strings.TrimSpace(get(contract.EnvWebRTCBindHost))
 	for _, ip := range splitList(get("CANDOR_PUBLIC_IPS")) {
 		if net.ParseIP(ip) == nil {
 			return media.WebRTCConfig{}, fmt.Errorf("CANDOR_PUBLIC_IPS entry %q is not an IP address: list addresses like 203.0.113.7,2001:db8::7", ip)

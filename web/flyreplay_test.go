@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -96,5 +98,23 @@ func TestPlacementNotesLandInTheInterviewsEvents(t *testing.T) {
 	e.start(t, a, iv)
 	if evs := e.eventsOf(t, a, iv); !slices.Contains(evs, "machine.placement") {
 		t.Errorf("events %v lack machine.placement", evs)
+	}
+}
+
+// A machine that stops before it is healthy fails the start at once, with
+// the reason its processor posted to the bridge before exiting.
+func TestAStartFailsWithTheProcessorsOwnReason(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, a)
+	if err := e.srv.recordEvent(context.Background(), a.ID, iv, "error", map[string]string{
+		"message": "processor configuration: OPENAI_API_KEY is not set: --stt=openai needs it",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.machines.failNext = fmt.Errorf("fly: machine m1 for interview %s: %w (machine is stopped)", iv, fly.ErrProcessorExited)
+	res := e.do(t, request{Method: "POST", Path: "/api/v1/interviews/" + iv + "/start", Key: a.Key})
+	if res.Status != http.StatusBadGateway || !strings.Contains(string(res.Body), "OPENAI_API_KEY is not set") {
+		t.Errorf("start: %d %s, want 502 with the processor's reason", res.Status, res.Body)
 	}
 }

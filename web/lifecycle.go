@@ -282,6 +282,30 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 	return row, nil
 }
 
+// processorStartError is the reason a processor posted to the bridge before
+// exiting at start-up (processor.ReportStartError), if one arrived during
+// this launch.
+func (s *Server) processorStartError(ctx context.Context, iv store.Interview) string {
+	evs, err := s.db.Events(ctx, iv.TenantID, iv.ID)
+	if err != nil {
+		return ""
+	}
+	since := time.Now().Add(-s.cfg.LaunchTimeout - time.Minute)
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := evs[i]
+		if e.Type != "error" || e.At.Before(since) {
+			continue
+		}
+		var d struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(e.Data, &d) == nil && strings.HasPrefix(d.Message, "processor configuration: ") {
+			return strings.TrimPrefix(d.Message, "processor configuration: ")
+		}
+	}
+	return ""
+}
+
 // failStart marks a start that could not launch its machine as failed, with
 // an error event, and returns the error the client sees.
 func (s *Server) failStart(ctx context.Context, iv store.Interview, cause error) error {
@@ -291,6 +315,11 @@ func (s *Server) failStart(ctx context.Context, iv store.Interview, cause error)
 	}
 	if errors.Is(cause, fly.ErrCapacity) {
 		msg = "no machine capacity in region " + iv.Region + "; schedule the interview in another region or retry later"
+	}
+	if errors.Is(cause, fly.ErrProcessorExited) {
+		if reason := s.processorStartError(ctx, iv); reason != "" {
+			msg = "the interview processor could not start: " + reason
+		}
 	}
 	var errs []error
 	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "error", map[string]string{"message": msg}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,9 +23,13 @@ import (
 // WebRTCConfig configures the processor's WebRTC endpoint.
 type WebRTCConfig struct {
 	ICEServers []webrtc.ICEServer
-	UDPMuxPort int      // >0: every session shares this one UDP port
-	ICETCPPort int      // >0: also accept ICE over TCP on this port
-	PublicIPs  []string // advertised instead of the host's own addresses (1:1 NAT, e.g. a Fly machine)
+	UDPMuxPort int // >0: every session shares this one UDP port
+	// UDPBindHost is the host the UDP mux port binds (default: every
+	// address; on Fly "fly-global-services", the only address Fly delivers
+	// UDP to, resolved when the port is opened).
+	UDPBindHost string
+	ICETCPPort  int      // >0: also accept ICE over TCP on this port
+	PublicIPs   []string // advertised instead of the host's own addresses (1:1 NAT, e.g. a Fly machine)
 
 	// Additions to the team contract:
 
@@ -147,7 +152,15 @@ func NewWHIP(cfg WebRTCConfig, log *slog.Logger) (*WHIP, error) {
 		}
 	}
 	if cfg.UDPMuxPort > 0 {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: bindIP, Port: cfg.UDPMuxPort})
+		udpAddr := &net.UDPAddr{IP: bindIP, Port: cfg.UDPMuxPort}
+		if cfg.UDPBindHost != "" {
+			a, err := net.ResolveUDPAddr("udp", net.JoinHostPort(cfg.UDPBindHost, strconv.Itoa(cfg.UDPMuxPort)))
+			if err != nil {
+				return nil, fmt.Errorf("media: whip: UDP bind host %q: %w", cfg.UDPBindHost, err)
+			}
+			udpAddr = a
+		}
+		conn, err := net.ListenUDP("udp", udpAddr)
 		if err != nil {
 			return nil, fmt.Errorf("media: whip: UDP mux port %d: %w", cfg.UDPMuxPort, err)
 		}
