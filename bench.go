@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+
+	"candor/bench"
 )
 
 // runBench serves `candor bench NAME`: performance figures measured on this
@@ -14,9 +16,9 @@ func runBench(ctx context.Context, args []string, env map[string]string, stdout,
 	}
 	switch args[0] {
 	case "realtime":
-		return benchRealtime(ctx, args[1:], stdout, stderr)
+		return bench.Realtime(ctx, args[1:], stdout, stderr)
 	case "machines":
-		return runBenchMachines(ctx, args[1:], env, stdout, stderr)
+		return bench.Machines(ctx, args[1:], env, stdout, stderr)
 	case "backup":
 		return benchBackup(ctx, args[1:], stdout, stderr)
 	default:

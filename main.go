@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"candor/processor/stt/evalstt"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,7 +45,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		case "admin":
 			return runAdmin(ctx, args[1:], env, stdout, stderr)
 		case "eval-stt":
-			return runEvalSTT(ctx, args[1:], env, stdout, stderr)
+			return evalstt.Run(ctx, args[1:], env, stdout, stderr)
 		case "backup":
 			return runBackup(ctx, args[1:], env, stdout, stderr)
 		case "restore":

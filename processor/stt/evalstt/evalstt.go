@@ -1,6 +1,10 @@
-package main
+// Package evalstt is the `candor eval-stt` command: word error rate and
+// real-time factor of a registered speech engine over a corpus, optionally
+// carried through one of the processor's ingest paths first.
+package evalstt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -15,15 +19,15 @@ import (
 	"candor/processor/stt"
 )
 
-// runEvalSTT serves `candor eval-stt --corpus DIR`: word error rate and
+// Run serves `candor eval-stt --corpus DIR`: word error rate and
 // real-time factor of one speech engine over a folder of WAV files, either
 // read as they are or first carried through one of the processor's ingest
 // paths (--transport), to measure what that path costs in accuracy.
-func runEvalSTT(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("candor eval-stt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	corpus := fs.String("corpus", "", "folder of WAV files with a refs.txt (<file> <reference text> per line)")
-	engine := fs.String("engine", firstNonEmpty(env[contract.EnvSTT], stt.DefaultEngine), strings.Join(stt.EngineNames(), ", "))
+	engine := fs.String("engine", cmp.Or(env[contract.EnvSTT], stt.DefaultEngine), strings.Join(stt.EngineNames(), ", "))
 	model := fs.String("model", "", "model name for the OpenAI engines (default: the engine's)")
 	transport := fs.String("transport", "wav", "how the audio reaches the engine: wav (the file as is), webm or ogg (Opus chunks through /process-audio's reassembler and decoder), whip (Opus over WebRTC to the WHIP server)")
 	bitrate := fs.String("opus-bitrate", "32k", "Opus bitrate for the webm, ogg and whip transports (WebRTC sends speech at about 32 kbit/s)")

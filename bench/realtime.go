@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -55,7 +55,9 @@ type realtimeResult struct {
 func (r realtimeResult) ingestRate() float64   { return float64(r.Acked) / r.Elapsed.Seconds() }
 func (r realtimeResult) deliveryRate() float64 { return float64(r.Delivered) / r.Elapsed.Seconds() }
 
-func benchRealtime(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Realtime serves `candor bench realtime`: the bridge → hub → viewer path
+// under load, against a floor of the same load without Candor.
+func Realtime(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("candor bench realtime", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	load := realtimeLoad{}
@@ -294,7 +296,7 @@ func runRealtimeCandor(ctx context.Context, load realtimeLoad, stderr io.Writer)
 		return realtimeResult{}, err
 	}
 	base := "http://" + ln.Addr().String()
-	srv, err := web.New(web.Config{PublicURL: base, DataDir: dir, SecretKey: key, Version: version}, db, hub, benchMachines{}, log)
+	srv, err := web.New(web.Config{PublicURL: base, DataDir: dir, SecretKey: key, Version: benchVersion}, db, hub, benchMachines{}, log)
 	if err != nil {
 		return realtimeResult{}, err
 	}
