@@ -44,7 +44,7 @@ func runAdmin(ctx context.Context, args []string, env map[string]string, stdout,
 	if err != nil {
 		return fmt.Errorf("CANDOR_SECRET_KEY: %w", err)
 	}
-	db, err := store.Open(ctx, filepath.Join(*data, "candor.db"), store.Options{SecretKey: key})
+	db, err := store.Open(ctx, filepath.Join(*data, dbFileName), store.Options{SecretKey: key})
 	if err != nil {
 		return err
 	}

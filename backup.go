@@ -35,7 +35,7 @@ const (
 	backupManifestName = "candor-backup.json"
 	backupFormat       = 1
 	dbFileName         = "candor.db"
-	secretKeyFileName  = "secret.key"
+	secretKeyFileName  = store.SecretKeyFile
 	recordingsDirName  = "recordings"
 )
 

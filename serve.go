@@ -35,7 +35,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	if err != nil {
 		return fmt.Errorf("CANDOR_SECRET_KEY: %w", err)
 	}
-	dbPath := filepath.Join(cfg.Data, "candor.db")
+	dbPath := filepath.Join(cfg.Data, dbFileName)
 	db, err := store.Open(ctx, dbPath, store.Options{SecretKey: key, ExternalCheckpoints: cfg.ReplicateTo != ""})
 	if err != nil {
 		return err

@@ -19,7 +19,8 @@ import (
 // key: CANDOR_SECRET_KEY (or secret.key) is not the key they were written with.
 var ErrSecretKey = errors.New("secret key does not decrypt stored secrets (is CANDOR_SECRET_KEY the key they were written with?)")
 
-const secretKeyFile = "secret.key"
+// SecretKeyFile is the key file's name in the data dir (backups carry it).
+const SecretKeyFile = "secret.key"
 
 // LoadSecretKey returns the 32-byte key for secrets at rest. A non-empty
 // envValue (CANDOR_SECRET_KEY) must be 32 bytes in base64 or hex. Otherwise the
@@ -33,7 +34,7 @@ func LoadSecretKey(dataDir, envValue string) ([]byte, error) {
 		}
 		return key, nil
 	}
-	path := filepath.Join(dataDir, secretKeyFile)
+	path := filepath.Join(dataDir, SecretKeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		key, err := decodeKey(strings.TrimSpace(string(b)))
