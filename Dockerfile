@@ -17,12 +17,17 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pocketsphinx pocketsphinx-en-us espeak-ng ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /data --uid 10001 candor \
+ && groupadd --system --gid 10001 candor \
+ && useradd --system --home /data --uid 10001 --gid 10001 candor \
  && mkdir -p /data && chown candor /data
 COPY --from=build /out/candor /usr/local/bin/candor
-USER candor
+# No USER: Fly volumes (and Docker's) mount owned by root, so the binary
+# starts as root, gives CANDOR_DATA to CANDOR_RUN_AS and drops to it before
+# it does anything else (privdrop_unix.go; tested by
+# TestImageWorksOnARootOwnedVolume). Interview machines run the same way.
 ENV CANDOR_ADDR=0.0.0.0:8080 \
-    CANDOR_DATA=/data
+    CANDOR_DATA=/data \
+    CANDOR_RUN_AS=10001:10001
 EXPOSE 8080
 VOLUME /data
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/candor"]

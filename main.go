@@ -21,8 +21,13 @@ import (
 var version = "dev"
 
 func main() {
+	env := envMap(os.Environ())
+	if err := dropPrivileges(env); err != nil {
+		fmt.Fprintln(os.Stderr, "candor:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], envMap(os.Environ()), os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil:
