@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -67,5 +70,56 @@ func TestAKilledProcessorsRecordingKeepsAllButTheLastPart(t *testing.T) {
 	}
 	if lost := sent - kept; lost < 0 || lost >= 1 {
 		t.Errorf("the recording keeps %.2f s of the %.2f s heard: %.2f s lost, want less than one part (1 s)", kept, sent, lost)
+	}
+}
+
+// TestAProcessorsWebMReplacesTheWAVPartsItUploadedOnACleanEnd: while it
+// records, a processor fed MediaRecorder WebM uploads WAV parts (what a
+// crash would leave); at a clean end the WebM itself, a tenth of the size,
+// replaces them at the control plane.
+func TestAProcessorsWebMReplacesTheWAVPartsItUploadedOnACleanEnd(t *testing.T) {
+	p := startPlane(t, []string{"Acme"}, []string{"--warm-pool=0", "--recording-segment=1s"}, nil)
+	key := p.keys["Acme"].Key
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+
+	webm := filepath.Join(t.TempDir(), "speech.webm")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
+		"-c:a", "libopus", "-b:a", "32k", "-y", webm).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(webm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, off := 0, 0; off < len(b); i, off = i+1, off+4000 {
+		status, body := p.try(t, "POST", st.Processor.URL+"/process-audio", st.Processor.Token, map[string]any{
+			"audio_chunk": base64.StdEncoding.EncodeToString(b[off:min(off+4000, len(b))]), "speaker": "candidate",
+			"sequence_number": i, "mime_type": "audio/webm;codecs=opus",
+		})
+		if status != http.StatusOK {
+			t.Fatalf("chunk %d: %d %s", i, status, body)
+		}
+	}
+	type part struct {
+		ContentType string `json:"content_type"`
+		Bytes       int64
+	}
+	parts := func() []part {
+		var iv struct {
+			RecordingParts []part `json:"recording_parts"`
+		}
+		p.call(t, "GET", "/api/v1/interviews/"+id, key, nil, &iv)
+		return iv.RecordingParts
+	}
+	waitFor(t, "WAV parts uploaded while recording", 60*time.Second, func() bool {
+		ps := parts()
+		return len(ps) >= 2 && ps[0].ContentType == "audio/wav"
+	})
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key, nil, nil)
+	got := parts()
+	if len(got) != 1 || got[0].ContentType != "audio/webm" || got[0].Bytes < int64(len(b)) {
+		t.Fatalf("recording parts after the end: %+v, want the one WebM of %d bytes (or more, with its duration)", got, len(b))
 	}
 }
