@@ -13,9 +13,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM debian:bookworm-slim
 # pocketsphinx + its English model: offline speech-to-text in the processor.
-# espeak-ng: the offline interviewer's voice. ca-certificates: Fly and OpenAI APIs.
+# flite: the offline interviewer's voice (espeak-ng: the fallback). ca-certificates: Fly and OpenAI APIs.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pocketsphinx pocketsphinx-en-us espeak-ng ca-certificates tini \
+ && apt-get install -y --no-install-recommends pocketsphinx pocketsphinx-en-us flite espeak-ng ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 candor \
  && useradd --system --home /data --uid 10001 --gid 10001 candor \

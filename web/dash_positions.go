@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
 	"candor/store"
 	"candor/web/views"
 )
@@ -67,8 +68,8 @@ func positionPath(id string) string { return "/positions/" + id }
 
 // voiceOptions are the choices of the position editor's voice field.
 func voiceOptions() []views.Option {
-	out := []views.Option{{Value: "", Label: "Default (" + positionVoices[0].Label + ")"}}
-	for _, v := range positionVoices {
+	out := []views.Option{{Value: "", Label: "Default (" + contract.PlanVoices[0].Label + ")"}}
+	for _, v := range contract.PlanVoices {
 		out = append(out, views.Option{Value: v.ID, Label: v.Label})
 	}
 	return out

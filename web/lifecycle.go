@@ -353,6 +353,9 @@ func newPlan(p store.Position) contract.Plan {
 		Position:  contract.PlanPosition{Title: p.Title, Description: p.Description},
 		Questions: nonNil(p.Questions),
 		Rubric:    []contract.PlanRubric{},
+		// The processor fills the rest of the interviewer in (greeting
+		// with this name, closing, voice default).
+		Interviewer: contract.PlanInterviewer{Name: p.InterviewerName, Voice: p.Voice},
 	}
 	for _, r := range p.Rubric {
 		plan.Rubric = append(plan.Rubric, contract.PlanRubric{Name: r.Name, Description: r.Description, Weight: r.Weight})

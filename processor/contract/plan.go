@@ -46,7 +46,7 @@ type PlanInterviewer struct {
 	Greeting string `json:"greeting,omitempty"`  // said when the candidate joins
 	Closing  string `json:"closing,omitempty"`   // said after the last answer
 	FollowUp string `json:"follow_up,omitempty"` // said once after a very brief answer
-	Voice    string `json:"voice,omitempty"`     // TTS voice hint (espeak-ng voice name); "" = default
+	Voice    string `json:"voice,omitempty"`     // one of PlanVoices (or an espeak-ng voice name); "" = default
 }
 
 // DefaultQuestions are asked when a plan has none.

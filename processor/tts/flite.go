@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"candor/processor/contract"
 	"candor/processor/media"
 )
 
@@ -81,4 +82,42 @@ func (f *Flite) Speak(ctx context.Context, text string) ([]int16, error) {
 		return nil, fmt.Errorf("flite output: %w", err)
 	}
 	return pcm, nil
+}
+
+func init() {
+	Register(VoiceSpec{
+		Name: "flite", Prestart: true,
+		New: func(cfg VoiceConfig) (Voice, error) {
+			return offlineVoice(cfg.Hint, "flite")
+		},
+	})
+}
+
+// offlineVoice is the offline voice a plan's hint names
+// (contract.PlanVoices: "flite-slt", "espeak-en-us", or a bare espeak-ng
+// voice), else engine's default. A position's choice of voice wins over the
+// processor's offline engine; flite falls back to espeak-ng where it is not
+// installed, so an interview always has a voice.
+func offlineVoice(hint, engine string) (Voice, error) {
+	if e, _ := contract.SplitPlanVoice(hint); e != "" {
+		engine = e
+	}
+	_, name := contract.SplitPlanVoice(hint)
+	if engine == "flite" {
+		if _, err := exec.LookPath("flite"); err == nil {
+			if name != "" && !slices.Contains(FliteVoices, name) {
+				return nil, fmt.Errorf("flite: unknown voice %q (use one of %s)", name, strings.Join(FliteVoices, ", "))
+			}
+			return NewFlite(name), nil
+		}
+		name = "" // an espeak-ng voice of the same name would be a guess
+	}
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		return nil, fmt.Errorf("espeak-ng: %w (install Debian's flite or espeak-ng)", err)
+	}
+	v := NewEspeak()
+	if name != "" {
+		v.Voice = name
+	}
+	return v, nil
 }

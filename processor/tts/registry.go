@@ -3,7 +3,6 @@ package tts
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 
@@ -34,8 +33,9 @@ type VoiceConfig struct {
 	Hint string
 }
 
-// DefaultVoice is the voice of a processor that names none.
-const DefaultVoice = "espeak"
+// DefaultVoice is the voice of a processor that names none: flite, the most
+// intelligible offline voice (see FliteVoices).
+const DefaultVoice = "flite"
 
 var voices = map[string]VoiceSpec{}
 
@@ -86,14 +86,7 @@ func init() {
 	Register(VoiceSpec{
 		Name: "espeak", Prestart: true,
 		New: func(cfg VoiceConfig) (Voice, error) {
-			if _, err := exec.LookPath("espeak-ng"); err != nil {
-				return nil, fmt.Errorf("espeak-ng: %w (install Debian's espeak-ng)", err)
-			}
-			v := NewEspeak()
-			if cfg.Hint != "" {
-				v.Voice = cfg.Hint
-			}
-			return v, nil
+			return offlineVoice(cfg.Hint, "espeak")
 		},
 	})
 	Register(VoiceSpec{
