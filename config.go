@@ -20,6 +20,7 @@ import (
 	"candor/processor/contract"
 	"candor/processor/stt"
 	"candor/store/replica"
+	"candor/web/mail"
 )
 
 // serveConfig is what `candor [serve]` runs with: every field comes from a
@@ -56,6 +57,12 @@ type serveConfig struct {
 	AllowPrivateTargets bool
 	// TrustedProxies are peers whose client-address headers are believed.
 	TrustedProxies []netip.Prefix
+	// SMTPURL and MailFrom turn email on (invitations, reminders, member
+	// invitations, password resets); ReminderBefore is how long before an
+	// interview's window closes an unjoined candidate is reminded.
+	SMTPURL        string
+	MailFrom       string
+	ReminderBefore time.Duration
 
 	FlyAppPrefix string
 	FlyProxyURL  string
@@ -208,6 +215,9 @@ var serveSettings = []setting{
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
 	{"trusted-proxies", "CANDOR_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose Fly-Client-IP / X-Forwarded-For names the client (on Fly, FLY_APP_NAME set, Fly-Client-IP is used anyway)", prefixList},
 	{"allow-private-targets", "CANDOR_ALLOW_PRIVATE_TARGETS", "false", "let tenant URLs (OPENAI_BASE_URL) be http and reach loopback/private addresses: for self-hosted model servers and tests", oneOf("true", "false")},
+	{"smtp-url", "CANDOR_SMTP_URL", "", "turns email on: smtp://user:pass@host:port (STARTTLS when offered, default port 587) or smtps://user:pass@host:port (TLS, default 465)", nil},
+	{"mail-from", "CANDOR_MAIL_FROM", "", "sender of Candor's email, e.g. \"Acme Hiring <hiring@acme.example>\" (needed with --smtp-url)", nil},
+	{"reminder-before", "CANDOR_REMINDER_BEFORE", "24h", "remind a candidate who has not joined this long before their interview's window closes", positiveDuration},
 	{"fly-app-prefix", "CANDOR_FLY_APP_PREFIX", "candor", "Fly app name prefix; each tenant gets <prefix>-<tenant slug>", nil},
 	{"fly-proxy-url", "CANDOR_FLY_PROXY_URL", "", "how the control plane reaches interview machines, {app} being the tenant app (default https://{app}.fly.dev; http://{app}.flycast inside Fly's private network)", nil},
 	{"fly-cpus", "CANDOR_FLY_CPUS", "1", "CPUs per interview machine", wholeNumber},
@@ -312,6 +322,9 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.ReplicateWorkDir = get["replicate-work-dir"]
 	cfg.AllowPrivateTargets = get["allow-private-targets"] == "true"
 	cfg.TrustedProxies, _ = parsePrefixes(get["trusted-proxies"])
+	cfg.SMTPURL = get["smtp-url"]
+	cfg.MailFrom = get["mail-from"]
+	cfg.ReminderBefore, _ = time.ParseDuration(get["reminder-before"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])
@@ -344,6 +357,13 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 		cfg.SecureCookies = true
 	case "":
 		cfg.SecureCookies = strings.HasPrefix(cfg.PublicURL, "https://")
+	}
+	if cfg.Role == "control" && cfg.SMTPURL != "" {
+		// The URL holds the SMTP password: the error names the setting,
+		// never the value.
+		if _, err := mail.New(cfg.SMTPURL, cfg.MailFrom); err != nil {
+			return serveConfig{}, fmt.Errorf("email settings are not valid: %v (flags --smtp-url and --mail-from, or env CANDOR_SMTP_URL and CANDOR_MAIL_FROM)", err)
+		}
 	}
 	if cfg.Role == "control" {
 		if err := checkControlEnv(cfg, env); err != nil {

@@ -28,6 +28,8 @@ func TestBadSettingsStopStartUpWithOneLineNamingTheSettingAndTheFix(t *testing.T
 		{"the openai engine without a key", []string{"--stt=openai"}, nil, []string{"OPENAI_API_KEY", "--stt=pocketsphinx"}},
 		{"the fly provisioner without a token", []string{"--provisioner=fly", "--public-url=https://candor.example.com"}, map[string]string{"FLY_ORG": "acme", "FLY_PROCESSOR_IMAGE": "registry.fly.io/candor:1"}, []string{"FLY_API_TOKEN", "--provisioner=local"}},
 		{"the fly provisioner with a loopback public URL", []string{"--provisioner=fly"}, map[string]string{"FLY_API_TOKEN": "x", "FLY_ORG": "acme", "FLY_PROCESSOR_IMAGE": "img"}, []string{"--public-url", "cannot be reached from Fly"}},
+		{"an SMTP URL of another scheme, its password not echoed", []string{"--smtp-url=http://u:hunter2-pw@mail.example.com", "--mail-from=hiring@example.com"}, nil, []string{"--smtp-url", "CANDOR_SMTP_URL", "smtps://"}},
+		{"an SMTP URL without a sender", nil, map[string]string{"CANDOR_SMTP_URL": "smtps://u:hunter2-pw@mail.example.com"}, []string{"CANDOR_MAIL_FROM", "sender"}},
 		{"a stray argument", []string{"serve", "extra"}, nil, []string{"unexpected argument"}},
 		{"an unknown command", []string{"frobnicate"}, nil, []string{"unknown command", "serve"}},
 	}
@@ -51,6 +53,9 @@ func TestBadSettingsStopStartUpWithOneLineNamingTheSettingAndTheFix(t *testing.T
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q does not mention %q", msg, w)
 				}
+			}
+			if strings.Contains(msg, "hunter2-pw") {
+				t.Errorf("error %q shows the SMTP password", msg)
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"candor/store"
 	"candor/store/replica"
 	"candor/web"
+	"candor/web/mail"
 	"candor/web/scorecard"
 )
 
@@ -80,7 +81,16 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	}
 	defer machines.Close()
 
-	srv, err := web.New(web.Config{
+	var mailer *mail.SMTP
+	if cfg.SMTPURL != "" {
+		if mailer, err = mail.New(cfg.SMTPURL, cfg.MailFrom); err != nil {
+			return fmt.Errorf("CANDOR_SMTP_URL: %w", err)
+		}
+		log.Info("email on", "smtp", mailer.String(), "from", cfg.MailFrom)
+	} else {
+		log.Info("email off: set CANDOR_SMTP_URL and CANDOR_MAIL_FROM to send invitations and password resets")
+	}
+	webCfg := web.Config{
 		Addr:                cfg.Addr,
 		PublicURL:           cfg.PublicURL,
 		DataDir:             cfg.Data,
@@ -99,11 +109,26 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		OnFly:               env["FLY_APP_NAME"] != "",
 		Regions:             cfg.Regions,
 		TrustedProxies:      cfg.TrustedProxies,
-	}, db, hub, machines, log)
+		ReminderBefore:      cfg.ReminderBefore,
+	}
+	if mailer != nil {
+		webCfg.Mailer = mailer // a nil *SMTP in the interface would read as "on"
+	}
+	srv, err := web.New(webCfg, db, hub, machines, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+
+	// Reminders run beside HTTP and are stopped and waited for before srv
+	// closes.
+	reminderCtx, stopReminders := context.WithCancel(ctx)
+	reminders := make(chan struct{})
+	go func() {
+		defer close(reminders)
+		sendReminders(reminderCtx, srv, time.Minute, log)
+	}()
+	defer func() { stopReminders(); <-reminders }()
 
 	httpSrv := srv.HTTPServer()
 	httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
@@ -276,4 +301,24 @@ func evaluatorOf(cfg serveConfig, env map[string]string) web.Evaluator {
 		return nil
 	}
 	return &scorecard.OpenAI{BaseURL: cfg.EvalBaseURL, APIKey: env["OPENAI_API_KEY"], Model: cfg.EvalModel}
+}
+
+// sendReminders emails due interview reminders every interval until ctx
+// ends. Each pass is bounded; a failing pass is logged and retried on the
+// next tick.
+func sendReminders(ctx context.Context, srv *web.Server, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := srv.SendDueReminders(ctx, time.Now()); err != nil {
+			log.Warn("interview reminders", "err", err)
+		} else if n > 0 {
+			log.Info("interview reminders sent", "count", n)
+		}
+	}
 }

@@ -47,11 +47,13 @@ func (db *DB) CreateInterview(ctx context.Context, iv Interview, inviteTokenHash
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO interviews (id, tenant_id, position_id, candidate_id, status, region,
-				invite_token_hash, expires_at, consent_at, started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				invite_token_hash, expires_at, consent_at, started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path,
+				available_from)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			iv.ID, iv.TenantID, iv.PositionID, iv.CandidateID, string(iv.Status), iv.Region,
 			invite, fmtTime(iv.ExpiresAt), fmtNullTime(iv.ConsentAt), fmtNullTime(iv.StartedAt), fmtNullTime(iv.EndedAt),
-			fmtTime(iv.CreatedAt), iv.MediaMS, fmtNullTime(iv.LastHeartbeatAt), iv.RecordingPath)
+			fmtTime(iv.CreatedAt), iv.MediaMS, fmtNullTime(iv.LastHeartbeatAt), iv.RecordingPath,
+			fmtNullTime(iv.AvailableFrom))
 		if err != nil {
 			return fmt.Errorf("store: create interview: %w", mapErr(err))
 		}
@@ -76,13 +78,15 @@ func ensureExists(ctx context.Context, tx *sql.Tx, table, tenantID, id, what str
 }
 
 const interviewCols = `id, tenant_id, position_id, candidate_id, status, region, expires_at, consent_at,
-	started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path`
+	started_at, ended_at, created_at, media_ms, last_heartbeat_at, recording_path,
+	available_from, invited_at, reminded_at`
 
 func scanInterview(s scanner) (Interview, error) {
 	var iv Interview
 	err := s.Scan(&iv.ID, &iv.TenantID, &iv.PositionID, &iv.CandidateID, &iv.Status, &iv.Region,
 		timeCol{&iv.ExpiresAt}, nullTimeCol{&iv.ConsentAt}, nullTimeCol{&iv.StartedAt}, nullTimeCol{&iv.EndedAt},
-		timeCol{&iv.CreatedAt}, &iv.MediaMS, nullTimeCol{&iv.LastHeartbeatAt}, &iv.RecordingPath)
+		timeCol{&iv.CreatedAt}, &iv.MediaMS, nullTimeCol{&iv.LastHeartbeatAt}, &iv.RecordingPath,
+		nullTimeCol{&iv.AvailableFrom}, nullTimeCol{&iv.InvitedAt}, nullTimeCol{&iv.RemindedAt})
 	return iv, err
 }
 

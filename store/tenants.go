@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,8 +39,10 @@ func Slug(name string) (string, error) {
 	return s, nil
 }
 
-// CreateTenantWithOwner creates a tenant and its first user, an owner, in one
-// transaction. ErrConflict if the name, its slug or the email is taken.
+// CreateTenantWithOwner creates a tenant, a person with this email and
+// password, and the person's owner membership, in one transaction.
+// ErrConflict if the name, its slug or the email is taken (a person who
+// exists joins another organization by invitation, not by setup).
 func (db *DB) CreateTenantWithOwner(ctx context.Context, tenantName, email, name, passwordHash string) (Tenant, User, error) {
 	tenantName = strings.TrimSpace(tenantName)
 	slug, err := Slug(tenantName)
@@ -48,10 +51,14 @@ func (db *DB) CreateTenantWithOwner(ctx context.Context, tenantName, email, name
 	}
 	now := db.nowUTC()
 	t := Tenant{ID: NewID("ten_"), Name: tenantName, Slug: slug, CreatedAt: now}
-	u := User{ID: NewID("usr_"), TenantID: t.ID, Email: strings.TrimSpace(email), Name: name,
-		Role: RoleOwner, PasswordHash: passwordHash, CreatedAt: now}
+	p := Person{ID: NewID("per_"), Email: strings.TrimSpace(email), PasswordHash: passwordHash, CreatedAt: now}
+	u := User{ID: NewID("usr_"), TenantID: t.ID, PersonID: p.ID, Email: p.Email, Name: name,
+		Role: RoleOwner, PasswordHash: passwordHash, CreatedAt: now, JoinedAt: &now}
 	err = db.inWrite(ctx, func(tx *sql.Tx) error {
 		if err := insertTenant(ctx, tx, t); err != nil {
+			return err
+		}
+		if err := insertPerson(ctx, tx, p); err != nil {
 			return err
 		}
 		return insertUser(ctx, tx, u)
@@ -118,44 +125,88 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// CreateUser adds a user to a tenant. Emails are unique across tenants
-// (ErrConflict); an unknown tenant is ErrNotFound.
+// CreateUser adds a new person with this email and password as a member of
+// a tenant. ErrConflict if a person with the email exists already (add them
+// with AddMember); an unknown tenant is ErrNotFound.
 func (db *DB) CreateUser(ctx context.Context, tenantID, email, name string, role Role, passwordHash string) (User, error) {
 	if !role.Valid() {
 		return User{}, fmt.Errorf("role %q: %w", role, ErrInvalid)
 	}
-	u := User{ID: NewID("usr_"), TenantID: tenantID, Email: strings.TrimSpace(email), Name: name,
-		Role: role, PasswordHash: passwordHash, CreatedAt: db.nowUTC()}
-	err := db.inWrite(ctx, func(tx *sql.Tx) error { return insertUser(ctx, tx, u) })
+	now := db.nowUTC()
+	p := Person{ID: NewID("per_"), Email: strings.TrimSpace(email), PasswordHash: passwordHash, CreatedAt: now}
+	u := User{ID: NewID("usr_"), TenantID: tenantID, PersonID: p.ID, Email: p.Email, Name: name,
+		Role: role, PasswordHash: passwordHash, CreatedAt: now, JoinedAt: &now}
+	err := db.inWrite(ctx, func(tx *sql.Tx) error {
+		if err := insertPerson(ctx, tx, p); err != nil {
+			return err
+		}
+		return insertUser(ctx, tx, u)
+	})
 	if err != nil {
 		return User{}, err
 	}
 	return u, nil
 }
 
+// AddMember makes the person with this email a member of the tenant,
+// creating the person (without a password) when there is none. ErrConflict
+// if they are a member already. The answer's PasswordHash is "" when the
+// person has yet to set a password.
+func (db *DB) AddMember(ctx context.Context, tenantID, email, name string, role Role) (User, error) {
+	if !role.Valid() {
+		return User{}, fmt.Errorf("role %q: %w", role, ErrInvalid)
+	}
+	email = strings.TrimSpace(email)
+	var out User
+	err := db.inWrite(ctx, func(tx *sql.Tx) error {
+		now := db.nowUTC()
+		p, err := findPersonByEmail(ctx, tx, email)
+		if errors.Is(err, ErrNotFound) {
+			p = Person{ID: NewID("per_"), Email: email, CreatedAt: now}
+			err = insertPerson(ctx, tx, p)
+		}
+		if err != nil {
+			return err
+		}
+		u := User{ID: NewID("usr_"), TenantID: tenantID, PersonID: p.ID, Email: p.Email, Name: name,
+			Role: role, PasswordHash: p.PasswordHash, CreatedAt: now}
+		if err := insertUser(ctx, tx, u); err != nil {
+			return err
+		}
+		out = u
+		return nil
+	})
+	return out, err
+}
+
 func insertUser(ctx context.Context, tx *sql.Tx, u User) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at)
+	_, err := tx.ExecContext(ctx, `INSERT INTO users (id, tenant_id, person_id, name, role, created_at, joined_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.TenantID, u.Email, u.Name, string(u.Role), u.PasswordHash, fmtTime(u.CreatedAt))
+		u.ID, u.TenantID, u.PersonID, u.Name, string(u.Role), fmtTime(u.CreatedAt), fmtNullTime(u.JoinedAt))
 	if err != nil {
 		return fmt.Errorf("store: create user %q: %w", u.Email, mapErr(err))
 	}
 	return nil
 }
 
-const userCols = `id, tenant_id, email, name, role, password_hash, created_at`
+// userCols select a membership with its person's login: FROM usersFrom.
+const (
+	userCols  = `u.id, u.tenant_id, u.person_id, p.email, u.name, u.role, p.password_hash, u.created_at, u.joined_at`
+	usersFrom = `users u JOIN people p ON p.id = u.person_id`
+)
 
 func scanUser(s scanner) (User, error) {
 	var u User
-	err := s.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, timeCol{&u.CreatedAt})
+	err := s.Scan(&u.ID, &u.TenantID, &u.PersonID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, timeCol{&u.CreatedAt}, nullTimeCol{&u.JoinedAt})
 	return u, err
 }
 
-// UserByEmail finds a user in any tenant (for login); case-insensitive.
-func (db *DB) UserByEmail(ctx context.Context, email string) (User, error) {
+// UserByEmail finds the tenant's member with this email; case-insensitive.
+func (db *DB) UserByEmail(ctx context.Context, tenantID, email string) (User, error) {
 	var u User
 	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
-		u, err = queryOne(ctx, tx, scanUser, "user "+email, `SELECT `+userCols+` FROM users WHERE email = ?`, strings.TrimSpace(email))
+		u, err = queryOne(ctx, tx, scanUser, "user "+email,
+			`SELECT `+userCols+` FROM `+usersFrom+` WHERE u.tenant_id = ? AND p.email = ?`, tenantID, strings.TrimSpace(email))
 		return err
 	})
 	return u, err
@@ -172,14 +223,14 @@ func (db *DB) User(ctx context.Context, tenantID, id string) (User, error) {
 }
 
 func findUser(ctx context.Context, tx *sql.Tx, tenantID, id string) (User, error) {
-	return queryOne(ctx, tx, scanUser, "user "+id, `SELECT `+userCols+` FROM users WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	return queryOne(ctx, tx, scanUser, "user "+id, `SELECT `+userCols+` FROM `+usersFrom+` WHERE u.tenant_id = ? AND u.id = ?`, tenantID, id)
 }
 
 // ListUsers returns the tenant's users, oldest first.
 func (db *DB) ListUsers(ctx context.Context, tenantID string) ([]User, error) {
 	var us []User
 	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
-		us, err = queryAll(ctx, tx, scanUser, `SELECT `+userCols+` FROM users WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+		us, err = queryAll(ctx, tx, scanUser, `SELECT `+userCols+` FROM `+usersFrom+` WHERE u.tenant_id = ? ORDER BY u.created_at, u.id`, tenantID)
 		return err
 	})
 	return us, err

@@ -69,11 +69,46 @@ type Tenant struct {
 	CreatedAt      time.Time
 }
 
+// Person is someone who signs in: an email and a password, shared by all
+// their memberships.
+type Person struct {
+	ID, Email    string
+	PasswordHash string `json:"-"` // "" until they set one
+	CreatedAt    time.Time
+}
+
+// User is a person's membership of one tenant. Email and PasswordHash are
+// the person's.
 type User struct {
-	ID, TenantID, Email, Name string
-	Role                      Role
-	PasswordHash              string `json:"-"`
-	CreatedAt                 time.Time
+	ID, TenantID, PersonID, Email, Name string
+	Role                                Role
+	PasswordHash                        string `json:"-"`
+	CreatedAt                           time.Time
+	// JoinedAt is when the person first signed in here; nil while their
+	// invitation is pending.
+	JoinedAt *time.Time
+}
+
+// Membership is one of a person's organizations, for choosing where to
+// sign in.
+type Membership struct {
+	User   User
+	Tenant Tenant
+}
+
+// Token purposes: links that let a person set their password.
+const (
+	TokenInvite = "invite"
+	TokenReset  = "reset"
+)
+
+// PersonToken is a single-use, expiring link sent by email. Only its hash
+// is stored.
+type PersonToken struct {
+	Hash, PersonID, Purpose string
+	TenantID                string // invite: the organization that invited
+	CreatedAt, ExpiresAt    time.Time
+	UsedAt                  *time.Time
 }
 
 // Session is a dashboard login. IDHash is the hash of the cookie value; the
@@ -122,6 +157,12 @@ type Interview struct {
 	MediaMS                               int64 // last media-clock position reported by a heartbeat
 	LastHeartbeatAt                       *time.Time
 	RecordingPath                         string // relative to data dir, "" if none
+	// AvailableFrom opens the candidate's window (nil: at once); ExpiresAt
+	// closes it.
+	AvailableFrom *time.Time
+	// InvitedAt is when the invitation was last emailed, RemindedAt when
+	// the reminder was.
+	InvitedAt, RemindedAt *time.Time
 }
 
 // InterviewFilter narrows ListInterviews. Zero values mean "any" and "no limit".

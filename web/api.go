@@ -253,6 +253,7 @@ type interviewInput struct {
 	PositionID  string `json:"position_id"`
 	CandidateID string `json:"candidate_id"`
 	Region      string `json:"region"`
+	scheduleInput
 }
 
 var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,31}$`)
@@ -290,24 +291,53 @@ func (s *Server) handleCreateInterview(c echo.Context) error {
 	if _, err := s.db.Candidate(ctx, tenantID, in.CandidateID); err != nil {
 		return notFound(err, "candidate_id: candidate")
 	}
+	send, err := s.sendInvite(in.scheduleInput)
+	if err != nil {
+		return err
+	}
 	iv, err := s.createInterview(c, tenantID, in)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, s.toInterviewJSON(iv, nil))
+	out := createdInterviewJSON{interviewJSON: s.toInterviewJSON(iv, nil)}
+	if send {
+		// The interview exists either way: a refused email is reported
+		// beside it, and POST …/invite tries again.
+		if err := s.emailInvitation(ctx, iv, false); err != nil {
+			out.InviteError = err.Error()
+			var apiErr *Error
+			if errors.As(err, &apiErr) {
+				out.InviteError = apiErr.Message
+			}
+		} else if iv, err = s.db.Interview(ctx, tenantID, iv.ID); err == nil {
+			out.interviewJSON = s.toInterviewJSON(iv, nil)
+		}
+	}
+	return c.JSON(http.StatusCreated, out)
 }
 
-// createInterview stores a scheduled interview with its invite link hash.
-// An interview without a region gets one when it starts (regionFor): the
-// candidate's nearest, else the default.
+// createdInterviewJSON is the answer to creating an interview: the
+// interview, and why its invitation email was not sent when it was not.
+type createdInterviewJSON struct {
+	interviewJSON
+	InviteError string `json:"invite_error,omitempty"`
+}
+
+// createInterview stores a scheduled interview with its invite link hash
+// and its window. An interview without a region gets one when it starts
+// (regionFor): the candidate's nearest, else the default.
 func (s *Server) createInterview(c echo.Context, tenantID string, in interviewInput) (store.Interview, error) {
 	region := in.Region
 	now := time.Now().UTC()
+	from, until, err := in.window(now, s.cfg.InviteTTL)
+	if err != nil {
+		return store.Interview{}, err
+	}
 	id := store.NewID("iv_")
 	iv, err := s.db.CreateInterview(c.Request().Context(), store.Interview{
 		ID: id, TenantID: tenantID, PositionID: in.PositionID, CandidateID: in.CandidateID,
 		Status: store.StatusScheduled, Region: region,
-		ExpiresAt: now.Add(s.cfg.InviteTTL), CreatedAt: now,
+		AvailableFrom: from, ExpiresAt: until, CreatedAt: now,
 	}, tokenHash(s.inviteToken(id)))
 	if err != nil {
 		return store.Interview{}, notFound(err, "position or candidate")

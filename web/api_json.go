@@ -81,7 +81,10 @@ type interviewJSON struct {
 	// InviteURL is left out for viewers (principal.seesInvites) and in
 	// realtime messages, which every role receives.
 	InviteURL       string     `json:"invite_url,omitempty"`
+	AvailableFrom   *time.Time `json:"available_from"`
 	ExpiresAt       time.Time  `json:"expires_at"`
+	InvitedAt       *time.Time `json:"invited_at"`
+	RemindedAt      *time.Time `json:"reminded_at"`
 	ConsentAt       *time.Time `json:"consent_at"`
 	StartedAt       *time.Time `json:"started_at"`
 	EndedAt         *time.Time `json:"ended_at"`
@@ -104,6 +107,7 @@ func (s *Server) toInterviewJSON(iv store.Interview, m *store.Machine) interview
 		ID: iv.ID, PositionID: iv.PositionID, CandidateID: iv.CandidateID,
 		Status: iv.Status, Region: iv.Region, InviteURL: s.inviteURL(iv.ID),
 		ExpiresAt: iv.ExpiresAt.UTC(), ConsentAt: utcPtr(iv.ConsentAt),
+		AvailableFrom: utcPtr(iv.AvailableFrom), InvitedAt: utcPtr(iv.InvitedAt), RemindedAt: utcPtr(iv.RemindedAt),
 		StartedAt: utcPtr(iv.StartedAt), EndedAt: utcPtr(iv.EndedAt),
 		CreatedAt: iv.CreatedAt.UTC(), MediaMS: iv.MediaMS,
 		LastHeartbeatAt: utcPtr(iv.LastHeartbeatAt),

@@ -37,10 +37,10 @@ const apiKeyRole = store.RoleRecruiter
 // set) or an API key (APIKeyID set, no CSRF: a bearer token is not sent by
 // browsers on their own).
 type principal struct {
-	TenantID, UserID, Email, Name string
-	Role                          store.Role
-	APIKeyID                      string
-	CSRF                          string
+	TenantID, UserID, PersonID, Email, Name string
+	Role                                    store.Role
+	APIKeyID                                string
+	CSRF                                    string
 }
 
 // seesInvites reports whether p may see invite links: an invite link
@@ -108,7 +108,7 @@ func (s *Server) loadSession(c echo.Context) error {
 		return fmt.Errorf("load session user: %w", err)
 	}
 	c.Set(principalKey, &principal{
-		TenantID: u.TenantID, UserID: u.ID, Email: u.Email, Name: u.Name,
+		TenantID: u.TenantID, UserID: u.ID, PersonID: u.PersonID, Email: u.Email, Name: u.Name,
 		Role: u.Role, CSRF: sess.CSRFToken,
 	})
 	return nil
@@ -253,9 +253,14 @@ func (s *Server) startSession(c echo.Context, u store.User) error {
 	if err := s.db.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
+	if u.JoinedAt == nil {
+		if err := s.db.MarkJoined(ctx, u.TenantID, u.ID); err != nil {
+			return err
+		}
+	}
 	c.SetCookie(s.sessionCookie(token, sess.ExpiresAt))
 	c.Set(principalKey, &principal{
-		TenantID: u.TenantID, UserID: u.ID, Email: u.Email, Name: u.Name,
+		TenantID: u.TenantID, UserID: u.ID, PersonID: u.PersonID, Email: u.Email, Name: u.Name,
 		Role: u.Role, CSRF: sess.CSRFToken,
 	})
 	return nil
@@ -288,24 +293,25 @@ func (s *Server) sessionCookie(value string, expires time.Time) *http.Cookie {
 	}
 }
 
-// checkLogin returns the user whose email and password these are. Every
-// attempt is reserved before the password is hashed, atomically, per
-// account (5 in 15 minutes, whatever the client address or concurrency)
-// and per client address (50, against trying many emails): past either
-// limit it answers errTooManyAttempts without hashing. A successful sign-in
-// gives its reservations back. The hashing itself waits for one of a
-// CPU-sized set of slots (each argon2id check holds 19 MiB): past
-// Config.PasswordWait it answers errPasswordBusy.
-func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (store.User, error) {
+// checkLogin returns the person whose email and password these are, with
+// the organizations they belong to (at least one). Every attempt is
+// reserved before the password is hashed, atomically, per account (5 in 15
+// minutes, whatever the client address or concurrency) and per client
+// address (50, against trying many emails): past either limit it answers
+// errTooManyAttempts without hashing. A successful sign-in gives its
+// reservations back. The hashing itself waits for one of a CPU-sized set of
+// slots (each argon2id check holds 19 MiB): past Config.PasswordWait it
+// answers errPasswordBusy.
+func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (store.Person, []store.Membership, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if !s.ipLogins.reserve(ip) {
-		return store.User{}, errTooManyAttempts
+		return store.Person{}, nil, errTooManyAttempts
 	}
 	if !s.logins.reserve(email) {
 		s.ipLogins.release(ip)
-		return store.User{}, errTooManyAttempts
+		return store.Person{}, nil, errTooManyAttempts
 	}
-	ok, u, err := s.verifyLogin(ctx, email, password)
+	ok, p, ms, err := s.verifyLogin(ctx, email, password)
 	if err != nil || !ok {
 		if errors.Is(err, errPasswordBusy) {
 			// Nothing was checked: the attempt does not count.
@@ -315,26 +321,34 @@ func (s *Server) checkLogin(ctx context.Context, ip, email, password string) (st
 		if err == nil {
 			err = errBadLogin
 		}
-		return store.User{}, err
+		return store.Person{}, nil, err
 	}
 	s.logins.reset(email)
 	s.ipLogins.release(ip)
-	return u, nil
+	return p, ms, nil
 }
 
-func (s *Server) verifyLogin(ctx context.Context, email, password string) (bool, store.User, error) {
-	u, err := s.db.UserByEmail(ctx, email)
-	hash := u.PasswordHash
+func (s *Server) verifyLogin(ctx context.Context, email, password string) (bool, store.Person, []store.Membership, error) {
+	p, err := s.db.PersonByEmail(ctx, email)
+	hash := p.PasswordHash
 	if errors.Is(err, store.ErrNotFound) {
 		hash = dummyPasswordHash() // same cost as a real check
 	} else if err != nil {
-		return false, store.User{}, fmt.Errorf("look up user: %w", err)
+		return false, store.Person{}, nil, fmt.Errorf("look up person: %w", err)
 	}
 	var ok bool
-	if err := s.passwordWork(ctx, func() { ok = verifyPassword(hash, password) && u.ID != "" }); err != nil {
-		return false, store.User{}, err
+	if err := s.passwordWork(ctx, func() { ok = verifyPassword(hash, password) && p.ID != "" }); err != nil {
+		return false, store.Person{}, nil, err
 	}
-	return ok, u, nil
+	if !ok {
+		return false, p, nil, nil
+	}
+	ms, err := s.db.Memberships(ctx, p.ID)
+	if err != nil {
+		return false, store.Person{}, nil, fmt.Errorf("memberships: %w", err)
+	}
+	// Removed from every organization: as if the account did not exist.
+	return len(ms) > 0, p, ms, nil
 }
 
 var errPasswordBusy = errorf(CodeTooManyRequests, "the server is busy checking other sign-ins; try again in a few seconds")

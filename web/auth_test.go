@@ -57,38 +57,38 @@ func TestLoginRateLimit(t *testing.T) {
 	e.srv.logins.now = func() time.Time { return now }
 	e.srv.ipLogins.now = func() time.Time { return now }
 
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, password); err != nil {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, password); err != nil {
 		t.Fatalf("right password: %v", err)
 	}
 	for i := range 5 {
-		if _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, "wrong"); !errors.Is(err, errBadLogin) {
+		if _, _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, "wrong"); !errors.Is(err, errBadLogin) {
 			t.Fatalf("attempt %d: %v, want errBadLogin", i+1, err)
 		}
 	}
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.1", "ACME@example.com ", password); !errors.Is(err, errTooManyAttempts) {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.1", "ACME@example.com ", password); !errors.Is(err, errTooManyAttempts) {
 		t.Errorf("after 5 failures the right password gave %v, want errTooManyAttempts", err)
 	}
 	// The limit is the account's, whatever the address (issue 9, hole 2).
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.2", email, password); !errors.Is(err, errTooManyAttempts) {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.2", email, password); !errors.Is(err, errTooManyAttempts) {
 		t.Errorf("another address is not limited: %v", err)
 	}
 	for range 5 {
 		e.srv.checkLogin(ctx, "10.0.0.3", "nobody@example.com", "x")
 	}
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.3", "nobody@example.com", "x"); !errors.Is(err, errTooManyAttempts) {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.3", "nobody@example.com", "x"); !errors.Is(err, errTooManyAttempts) {
 		t.Errorf("unknown emails are not limited: %v", err)
 	}
 	now = now.Add(16 * time.Minute)
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, password); err != nil {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.1", email, password); err != nil {
 		t.Errorf("after the window: %v", err)
 	}
 	for i := range 50 {
 		e.srv.checkLogin(ctx, "10.0.0.4", fmt.Sprintf("spray%d@example.com", i), "x")
 	}
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.4", email, password); !errors.Is(err, errTooManyAttempts) {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.4", email, password); !errors.Is(err, errTooManyAttempts) {
 		t.Errorf("an address trying many emails is not limited: %v", err)
 	}
-	if _, err := e.srv.checkLogin(ctx, "10.0.0.5", email, password); err != nil {
+	if _, _, err := e.srv.checkLogin(ctx, "10.0.0.5", email, password); err != nil {
 		t.Errorf("another address after a spray: %v", err)
 	}
 	var pe *Error

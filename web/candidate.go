@@ -107,6 +107,9 @@ func inviteState(iv store.Interview, now time.Time) string {
 	if now.After(iv.ExpiresAt) {
 		return inviteExpired
 	}
+	if iv.AvailableFrom != nil && now.Before(*iv.AvailableFrom) && iv.Status == store.StatusScheduled {
+		return inviteNotYet
+	}
 	return ""
 }
 
@@ -116,6 +119,7 @@ const (
 	inviteExpired = "expired"
 	inviteEnded   = "ended"
 	inviteFailed  = "failed"
+	inviteNotYet  = "notyet"
 )
 
 // candidateNotice answers a page request with the candidate's notice page
@@ -126,6 +130,13 @@ func (s *Server) candidateNotice(c echo.Context, why string) error {
 	n := views.CandidateNotice{AssetVersion: assetVersion(), Code: http.StatusGone}
 	code := CodeConflict
 	switch why {
+	case inviteNotYet:
+		// 403: the link is right, just early; the page says when to return.
+		n.Code = http.StatusForbidden
+		n.Title = "Your interview is not open yet"
+		n.Message = "You can join from the time below (shown in your time zone). Come back to this same link then."
+		iv := inviteInterview(c)
+		n.At = iv.AvailableFrom
 	case inviteExpired:
 		n.Title = "This invitation has expired"
 		n.Message = "The link was valid for a limited time only. Ask the person who invited you to schedule a new interview."
@@ -138,7 +149,10 @@ func (s *Server) candidateNotice(c echo.Context, why string) error {
 	default:
 		n.Code, code = http.StatusNotFound, CodeNotFound
 		n.Title = "This invite link does not work"
-		n.Message = "Check that you opened the complete link from your invitation email. If it still does not work, ask the person who invited you for a new link."
+		n.Message = "Check that you opened the complete link you were sent. If it still does not work, ask the person who invited you for a new link."
+		if s.emailOn() {
+			n.Message = "Check that you opened the complete link from your invitation email. If it still does not work, ask the person who invited you for a new link."
+		}
 	}
 	if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead {
 		return &Error{Code: code, Message: strings.ToLower(n.Title[:1]) + n.Title[1:]}
@@ -175,6 +189,7 @@ func (s *Server) handleCandidatePage(c echo.Context) error {
 		Consented:     iv.ConsentAt != nil,
 		Running:       iv.Status == store.StatusRunning,
 		VideoLimit:    s.cfg.RecordingLimit,
+		Until:         iv.ExpiresAt,
 	}
 	return render(c, http.StatusOK, views.CandidatePage(d))
 }

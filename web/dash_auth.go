@@ -160,7 +160,7 @@ func (s *Server) handleLoginForm(c echo.Context) error {
 	if open {
 		return seeOther(c, "/setup")
 	}
-	return s.renderLogin(c, http.StatusOK, views.LoginForm{Next: c.QueryParam("next")}, nil)
+	return s.renderLogin(c, http.StatusOK, views.LoginForm{Next: c.QueryParam("next"), Email: c.QueryParam("email")}, nil)
 }
 
 func (s *Server) renderLogin(c echo.Context, status int, f views.LoginForm, errs views.FormErrors) error {
@@ -191,7 +191,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if len(errs) > 0 {
 		return s.renderLogin(c, http.StatusUnprocessableEntity, f, errs)
 	}
-	u, err := s.checkLogin(c.Request().Context(), c.RealIP(), f.Email, password)
+	person, ms, err := s.checkLogin(c.Request().Context(), c.RealIP(), f.Email, password)
 	switch {
 	case errors.Is(err, errPasswordBusy):
 		c.Response().Header().Set("Retry-After", passwordRetryAfter)
@@ -203,10 +203,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	if err := s.startSession(c, u); err != nil {
-		return err
-	}
-	return seeOther(c, safeNext(f.Next))
+	return s.signIn(c, person.ID, ms, f.Next)
 }
 
 func (s *Server) handleLogout(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func (s *Server) handleInterviewsPage(c echo.Context) error {
 	if filter != "" && !filter.Valid() {
 		filter = ""
 	}
-	return s.renderInterviews(c, http.StatusOK, filter, views.InterviewForm{}, nil)
+	return s.renderInterviews(c, http.StatusOK, filter, views.InterviewForm{SendInvite: true}, nil)
 }
 
 // listQuery reads the interviews list's search, filters and order from the
@@ -82,7 +83,7 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	if err != nil {
 		return err
 	}
-	d := views.Interviews{TenantID: tenantID, Filter: filter, Query: lq, Rows: rows, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage}
+	d := views.Interviews{TenantID: tenantID, Filter: filter, Query: lq, Rows: rows, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage, EmailOn: s.emailOn()}
 	p, err := s.page(c, "Interviews", "interviews")
 	if err != nil {
 		return err
@@ -134,9 +135,13 @@ func (s *Server) interviewRows(ctx context.Context, tenantID string, ivs []store
 
 func (s *Server) handleCreateInterviewForm(c echo.Context) error {
 	f := views.InterviewForm{
-		PositionID:  strings.TrimSpace(c.FormValue("position_id")),
-		CandidateID: strings.TrimSpace(c.FormValue("candidate_id")),
-		Region:      strings.TrimSpace(c.FormValue("region")),
+		PositionID:    strings.TrimSpace(c.FormValue("position_id")),
+		CandidateID:   strings.TrimSpace(c.FormValue("candidate_id")),
+		Region:        strings.TrimSpace(c.FormValue("region")),
+		AvailableFrom: strings.TrimSpace(c.FormValue("available_from")),
+		ExpiresAt:     strings.TrimSpace(c.FormValue("expires_at")),
+		TZOffset:      strings.TrimSpace(c.FormValue("tz_offset")),
+		SendInvite:    c.FormValue("send_invite") == "true",
 	}
 	errs := views.FormErrors{}
 	if f.PositionID == "" {
@@ -148,10 +153,29 @@ func (s *Server) handleCreateInterviewForm(c echo.Context) error {
 	if f.Region != "" && !regionRE.MatchString(f.Region) {
 		errs["region"] = "Use a region name such as ams, iad or local."
 	}
+	in := interviewInput{PositionID: f.PositionID, CandidateID: f.CandidateID, Region: f.Region}
+	var err error
+	if in.AvailableFrom, err = parseLocalTime(f.AvailableFrom, f.TZOffset); err != nil {
+		errs["available_from"] = "Enter a date and time, or leave it empty to open the link at once."
+	}
+	if in.ExpiresAt, err = parseLocalTime(f.ExpiresAt, f.TZOffset); err != nil {
+		errs["expires_at"] = "Enter a date and time, or leave it empty for the default of 7 days."
+	}
+	send := f.SendInvite && s.emailOn()
+	in.SendInvite = &send
+	if len(errs) == 0 {
+		if _, _, err := in.window(time.Now(), s.cfg.InviteTTL); err != nil {
+			var apiErr *Error
+			if errors.As(err, &apiErr) {
+				errs["expires_at"] = windowMessage(apiErr.Message)
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return s.renderInterviews(c, http.StatusUnprocessableEntity, "", f, errs)
 	}
-	iv, err := s.createInterview(c, principalOf(c).TenantID, interviewInput{PositionID: f.PositionID, CandidateID: f.CandidateID, Region: f.Region})
+	ctx := c.Request().Context()
+	iv, err := s.createInterview(c, principalOf(c).TenantID, in)
 	var apiErr *Error
 	if errors.As(err, &apiErr) && apiErr.Code == CodeNotFound {
 		// A position or candidate removed (or of another tenant) meanwhile.
@@ -160,8 +184,52 @@ func (s *Server) handleCreateInterviewForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.setFlash(c, "success", "Interview scheduled. Copy its invite link and send it to the candidate.")
+	switch {
+	case !send:
+		s.setFlash(c, "success", "Interview scheduled. Copy its invite link and send it to the candidate.")
+	case errors.As(s.emailInvitation(ctx, iv, false), &apiErr):
+		s.setFlash(c, "error", "Interview scheduled, but the invitation was not emailed: "+apiErr.Message+". Resend it below, or copy the invite link.")
+	default:
+		s.setFlash(c, "success", "Interview scheduled and the invitation emailed to the candidate.")
+	}
 	return seeOther(c, "/interviews/"+iv.ID)
+}
+
+// windowMessage turns the API's window error into the form's words.
+func windowMessage(api string) string {
+	switch {
+	case strings.Contains(api, "past"):
+		return "This time has passed already. Choose a later close."
+	case strings.Contains(api, "after available_from"):
+		return "The window must close after it opens."
+	default:
+		return "Choose a close within a year."
+	}
+}
+
+// parseLocalTime reads a datetime-local value ("2006-01-02T15:04") in the
+// zone offsetMinutes behind UTC (JavaScript's getTimezoneOffset); "" is no
+// time.
+func parseLocalTime(v, offsetMinutes string) (*time.Time, error) {
+	if v == "" {
+		return nil, nil
+	}
+	off := 0
+	if offsetMinutes != "" {
+		n, err := strconv.Atoi(offsetMinutes)
+		if err != nil || n < -14*60 || n > 14*60 {
+			return nil, fmt.Errorf("time zone offset %q", offsetMinutes)
+		}
+		off = n
+	}
+	zone := time.FixedZone("", -off*60)
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, v, zone); err == nil {
+			t = t.UTC()
+			return &t, nil
+		}
+	}
+	return nil, fmt.Errorf("time %q", v)
 }
 
 func (s *Server) handleInterviewPage(c echo.Context) error {
@@ -171,7 +239,8 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load interview: %w", err)
 	}
-	d := views.InterviewDetail{Interview: iv, CanRetry: launchRetryable(iv), VideoURL: s.videoURL(iv)}
+	d := views.InterviewDetail{Interview: iv, CanRetry: launchRetryable(iv), VideoURL: s.videoURL(iv), EmailOn: s.emailOn()}
+	d.CanInvite = d.EmailOn && (iv.Status == store.StatusScheduled || d.CanRetry) && time.Now().Before(iv.ExpiresAt)
 	if d.Candidate, err = s.db.Candidate(ctx, tenantID, iv.CandidateID); err != nil {
 		return fmt.Errorf("load candidate: %w", err)
 	}

@@ -55,6 +55,7 @@ func (s *Server) dashboardRoutes() {
 	s.e.GET("/interviews", s.handleInterviewsPage, read...)
 	s.e.POST("/interviews", s.handleCreateInterviewForm, write...)
 	s.e.GET("/interviews/:id", s.handleInterviewPage, read...)
+	s.e.POST("/interviews/:id/invite", s.handleResendInviteForm, write...)
 
 	s.e.GET("/positions", s.handlePositionsPage, read...)
 	s.e.GET("/positions/new", s.handleNewPositionPage, read...)
@@ -73,6 +74,7 @@ func (s *Server) dashboardRoutes() {
 	s.e.GET("/members", s.handleMembersPage, read...)
 	s.e.POST("/members", s.handleAddMember, owner...)
 	s.e.POST("/members/:id/role", s.handleChangeMemberRole, owner...)
+	s.e.POST("/members/:id/invite", s.handleResendMemberInvite, owner...)
 	s.e.POST("/members/:id/delete", s.handleRemoveMember, owner...)
 
 	s.e.GET("/api-keys", s.handleAPIKeysPage, read...)
@@ -83,6 +85,7 @@ func (s *Server) dashboardRoutes() {
 	s.e.POST("/settings/secrets", s.handleSetSecret, owner...)
 	s.e.POST("/settings/secrets/delete", s.handleDeleteSecret, owner...)
 	s.candidateRoutes()
+	s.accountRoutes()
 }
 
 // render writes a page. The component renders into a buffer first, so a

@@ -31,7 +31,7 @@ type dashEnv struct {
 	url string
 }
 
-func newDashEnv(t *testing.T) *dashEnv {
+func newDashEnv(t *testing.T, configure ...func(*Config)) *dashEnv {
 	t.Helper()
 	dir := t.TempDir()
 	key := make([]byte, 32)
@@ -47,7 +47,11 @@ func newDashEnv(t *testing.T) *dashEnv {
 		t.Fatalf("listen: %v", err)
 	}
 	base := "http://" + ln.Addr().String()
-	srv, err := New(Config{PublicURL: base, DataDir: dir, SecretKey: key}, db, hub, nil, slog.New(slog.DiscardHandler))
+	cfg := Config{PublicURL: base, DataDir: dir, SecretKey: key}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv, err := New(cfg, db, hub, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -207,11 +211,29 @@ func (e *dashEnv) login(email, password string) *dashBrowser {
 // tenantOf returns the tenant of a user by email.
 func (e *dashEnv) tenantOf(email string) string {
 	e.t.Helper()
-	u, err := e.db.UserByEmail(context.Background(), email)
+	p, err := e.db.PersonByEmail(context.Background(), email)
 	if err != nil {
-		e.t.Fatalf("user %s: %v", email, err)
+		e.t.Fatalf("person %s: %v", email, err)
 	}
-	return u.TenantID
+	ms, err := e.db.Memberships(context.Background(), p.ID)
+	if err != nil || len(ms) == 0 {
+		e.t.Fatalf("memberships of %s: %v, %v", email, ms, err)
+	}
+	return ms[0].Tenant.ID
+}
+
+// setPassword gives an invited member the password they would choose from
+// their invitation link.
+func (e *dashEnv) setPassword(email, password string) {
+	e.t.Helper()
+	p, err := e.db.PersonByEmail(context.Background(), email)
+	if err != nil {
+		e.t.Fatalf("person %s: %v", email, err)
+	}
+	hash, _ := hashPassword(password)
+	if err := e.db.SetPassword(context.Background(), p.ID, hash, ""); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // seedInterview stores a position, a candidate and an interview for tenantID.
@@ -373,7 +395,8 @@ func TestDashboardViewerIsReadOnly(t *testing.T) {
 	pos, iv := env.seedInterview(tenant, "Cy Candidate", store.StatusScheduled)
 
 	owner.get("/members")
-	wantDashRedirect(t, owner.post("/members", url.Values{"name": {"Vic Viewer"}, "email": {"vic@example.com"}, "role": {"viewer"}, "password": {"viewer password"}}), "/members")
+	wantDashRedirect(t, owner.post("/members", url.Values{"name": {"Vic Viewer"}, "email": {"vic@example.com"}, "role": {"viewer"}}), "/members")
+	env.setPassword("vic@example.com", "viewer password")
 	viewer := env.login("vic@example.com", "viewer password")
 
 	pages := []struct {
@@ -631,12 +654,12 @@ func TestDashboardMembersAPIKeysAndSecrets(t *testing.T) {
 		wantDashRedirect(t, b.post("/members", url.Values{"name": {"Rae"}, "email": {"rae@example.com"}, "role": {"recruiter"}, "password": {"recruiter pw"}}), "/members")
 		dup := b.post("/members", url.Values{"name": {"Rae 2"}, "email": {"rae@example.com"}, "role": {"viewer"}, "password": {"recruiter pw"}})
 		wantDashStatus(t, dup, http.StatusConflict)
-		rae, _ := env.db.UserByEmail(ctx, "rae@example.com")
+		rae, _ := env.db.UserByEmail(ctx, tenant, "rae@example.com")
 		wantDashRedirect(t, b.post("/members/"+rae.ID+"/role", url.Values{"role": {"viewer"}}), "/members")
 		if u, _ := env.db.User(ctx, tenant, rae.ID); u.Role != store.RoleViewer {
 			t.Errorf("role = %s", u.Role)
 		}
-		me, _ := env.db.UserByEmail(ctx, "olive@example.com")
+		me, _ := env.db.UserByEmail(ctx, tenant, "olive@example.com")
 		b.post("/members/"+me.ID+"/role", url.Values{"role": {"viewer"}})
 		if u, _ := env.db.User(ctx, tenant, me.ID); u.Role != store.RoleOwner {
 			t.Errorf("owner demoted themselves")

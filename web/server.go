@@ -102,6 +102,12 @@ type Config struct {
 	// Regions are where interview machines may run (CANDOR_REGIONS); a
 	// candidate's Fly-Region outside them is ignored. Empty: any.
 	Regions []string
+	// Mailer sends email (invitations, reminders, member invitations,
+	// password resets); nil turns email off.
+	Mailer mailer
+	// ReminderBefore is how long before an interview's window closes its
+	// candidate is reminded, if they have not joined; default 24 hours.
+	ReminderBefore time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -137,6 +143,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PasswordWait <= 0 {
 		c.PasswordWait = 5 * time.Second
+	}
+	if c.ReminderBefore <= 0 {
+		c.ReminderBefore = 24 * time.Hour
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
@@ -198,6 +207,7 @@ type Server struct {
 	passwordChecks atomic.Int64
 	upgrader       *websocket.Upgrader
 	locks          interviewLocks
+	resets         *windowLimiter // password reset requests per client address
 	// entryLocks orders each interview's entry writes and their publishes:
 	// the hub drops a live entry whose seq is below one already sent, so two
 	// overlapping bridge requests must not publish out of order. Separate
@@ -248,6 +258,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 		ipLogins:        newWindowLimiter(50, 15*time.Minute),
 		eventLimit:      newWindowLimiter(storedEventsPerMinute, time.Minute),
 		hashSlots:       make(chan struct{}, cfg.PasswordConcurrency),
+		resets:          newWindowLimiter(5, 15*time.Minute),
 		processorClient: &http.Client{},
 		ctx:             ctx,
 		cancel:          cancel,
@@ -335,6 +346,7 @@ func (s *Server) apiRoutes() {
 	api.POST("/interviews/:id/start", s.handleStartInterview, write)
 	api.POST("/interviews/:id/end", s.handleEndInterview, write)
 	api.POST("/interviews/:id/cancel", s.handleCancelInterview, write)
+	api.POST("/interviews/:id/invite", s.handleResendInvite, write)
 	api.GET("/interviews/:id/transcript", s.handleTranscript)
 	api.GET("/interviews/:id/events", s.handleEvents)
 	api.GET("/interviews/:id/recording", s.handleGetRecording)

@@ -411,4 +411,14 @@
       btn.disabled = false;
     });
   });
+
+  // Scheduling times are typed in the recruiter's zone; the server learns
+  // which from this offset (minutes behind UTC, for the time entered).
+  document.querySelectorAll("form [data-tz-offset]").forEach(function (el) {
+    el.form.addEventListener("submit", function () {
+      var when = el.form.querySelector("input[type=datetime-local]:not([value=''])");
+      var d = when && when.value ? new Date(when.value) : new Date();
+      el.value = String(isNaN(d) ? new Date().getTimezoneOffset() : d.getTimezoneOffset());
+    });
+  });
 })();

@@ -92,6 +92,11 @@ type InterviewRow struct {
 // InterviewForm is the create-interview form's input.
 type InterviewForm struct {
 	PositionID, CandidateID, Region string
+	// AvailableFrom and ExpiresAt are datetime-local values in the
+	// recruiter's time zone, TZOffset its offset (minutes behind UTC, as
+	// JavaScript's getTimezoneOffset gives it; "" means UTC).
+	AvailableFrom, ExpiresAt, TZOffset string
+	SendInvite                         bool
 }
 
 // Interviews is the /interviews page.
@@ -107,6 +112,7 @@ type Interviews struct {
 	Form       InterviewForm
 	Errors     FormErrors
 	Usage      *Usage // nil hides the usage card
+	EmailOn    bool   // invitations can be emailed
 }
 
 // ListQuery is what the interviews list is narrowed and ordered by, as
@@ -170,6 +176,9 @@ type InterviewDetail struct {
 	// CanRetry is set for a failed interview that never ran: it can be
 	// started again.
 	CanRetry bool
+	// EmailOn says the server sends email; CanInvite that the invitation
+	// can be emailed now (email on, interview open to joining).
+	EmailOn, CanInvite bool
 }
 
 // RecordingPart is one segment of an interview's recording.
@@ -252,9 +261,10 @@ type MemberForm struct {
 
 // Members is the /members page.
 type Members struct {
-	Users  []store.User
-	Form   MemberForm
-	Errors FormErrors
+	Users   []store.User
+	Form    MemberForm
+	Errors  FormErrors
+	EmailOn bool // member invitations go by email
 }
 
 // APIKeys is the /api-keys page.
