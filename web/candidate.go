@@ -241,7 +241,7 @@ type joinJSON struct {
 	InterviewID  string       `json:"interview_id"`
 	Status       store.Status `json:"status"`
 	ProcessorURL string       `json:"processor_url"`
-	// Token is the candidate token (CONTRACTS.md): it opens the processor's
+	// Token is the candidate token (contract.CandidateToken): it opens the processor's
 	// media and events endpoints but not its POST /end.
 	Token string `json:"token"`
 }
