@@ -146,7 +146,7 @@ func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
 	mimeType := normalizeMime(c.MimeType)
 
 	s.audioMu.Lock()
-	if s.closed {
+	if s.phase.reached(phaseClosing) {
 		s.audioMu.Unlock()
 		writeError(w, http.StatusConflict, "ended", "the interview has ended")
 		return
@@ -203,7 +203,7 @@ var upgrader = websocket.Upgrader{
 // control messages; none is needed yet, so they are ignored.
 func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	s.audioMu.Lock()
-	if s.closed {
+	if s.phase.reached(phaseClosing) {
 		s.audioMu.Unlock()
 		writeError(w, http.StatusConflict, "ended", "the interview has ended")
 		return
@@ -218,7 +218,7 @@ func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	s.audioMu.Lock()
-	if s.closed {
+	if s.phase.reached(phaseClosing) {
 		s.audioMu.Unlock()
 		return
 	}
@@ -298,10 +298,7 @@ func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_sdp", "the body is not an SDP offer")
 		return
 	}
-	s.audioMu.Lock()
-	closed := s.closed
-	s.audioMu.Unlock()
-	if closed {
+	if s.phase.reached(phaseClosing) {
 		writeError(w, http.StatusConflict, "ended", "the interview has ended")
 		return
 	}

@@ -189,7 +189,7 @@ func (srv *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	state := "idle"
 	if s != nil {
 		state = "live"
-		if s.ended.Load() {
+		if s.phase.reached(phaseEnded) {
 			state = "ended"
 		}
 	}

@@ -50,9 +50,11 @@ type session struct {
 	audioMu sync.Mutex // serializes writes to stream and ingest state
 	stream  stt.Stream
 	baseMS  int64
-	samples atomic.Int64            // candidate samples written: the media clock
-	ended   atomic.Bool             // no more audio reaches the stream
-	closed  bool                    // no new ingest (guarded by audioMu)
+	samples atomic.Int64 // candidate samples written: the media clock
+	// phase is the session's one notion of "over" (see phase.go); it
+	// moves to phaseClosing under audioMu, so ingest paths that checked it
+	// under audioMu saw a consistent state.
+	phase   lifecycle
 	chunks  map[string]*chunkStream // /process-audio streams by speaker
 	ingest  sync.WaitGroup          // /ws/audio readers
 	wsAudio map[*websocket.Conn]struct{}
@@ -69,9 +71,7 @@ type session struct {
 	uploadMu  sync.Mutex // one recording upload at a time, in order
 	recMu     sync.Mutex // guards whipIDs
 	whipIDs   map[string]struct{}
-	endMu     sync.Mutex
-	endedSent bool        // guarded by endMu
-	over      atomic.Bool // the ended event was delivered: heartbeats stop
+	endMu     sync.Mutex // one End (or Close) at a time
 	closeOnce sync.Once
 }
 
@@ -179,31 +179,10 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 	if err != nil {
 		return nil, err
 	}
-	if s.stream == nil && warmStream != nil {
-		// The decoder started at base 0 before the resume point was known.
-		onResult := func(r stt.Result) {
-			r.StartMS += s.baseMS
-			r.EndMS += s.baseMS
-			s.onResult(r)
-		}
-		w.onResult.Store(&onResult)
-		s.stream, engineName, adopted = warmStream, w.engine, true
-	}
 	if s.stream == nil {
-		engine, err := stt.New(cfg.STT, stt.Config{
-			OpenAIKey:         cfg.OpenAIKey,
-			OpenAIBaseURL:     cfg.OpenAIBaseURL,
-			PublicTargetsOnly: cfg.PublicTargetsOnly,
-			Logger:            log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
+		if engineName, adopted, err = s.startSpeech(w, warmStream); err != nil {
+			return nil, err
 		}
-		s.stream, err = engine.NewStream(work, s.baseMS, s.onResult)
-		if err != nil {
-			return nil, fmt.Errorf("start speech stream (%s): %w", engine.Name(), err)
-		}
-		engineName = engine.Name()
 	}
 	if v, err := newVoice(cfg, plan); err != nil {
 		log.Warn("interviewer speaks as text only: no voice", "err", err)
@@ -216,6 +195,47 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		s.whip = w
 	}
 
+	s.startWorkers(iv)
+	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engineName,
+		"interviewer", cfg.Interviewer, "resume_turns", resume.Turns, "whip", s.whip != nil)
+	return s, nil
+}
+
+// startSpeech gives the session its speech stream: the one an idle
+// processor prepared (warmStream, from w) when it fits, else a new one of
+// CANDOR_STT. adopted says the prepared one was taken.
+func (s *session) startSpeech(w *warm, warmStream stt.Stream) (engine string, adopted bool, err error) {
+	if warmStream != nil {
+		// The decoder started at base 0 before the resume point was known.
+		onResult := func(r stt.Result) {
+			r.StartMS += s.baseMS
+			r.EndMS += s.baseMS
+			s.onResult(r)
+		}
+		w.onResult.Store(&onResult)
+		s.stream = warmStream
+		return w.engine, true, nil
+	}
+	cfg := s.cfg
+	eng, err := stt.New(cfg.STT, stt.Config{
+		OpenAIKey:         cfg.OpenAIKey,
+		OpenAIBaseURL:     cfg.OpenAIBaseURL,
+		PublicTargetsOnly: cfg.PublicTargetsOnly,
+		Logger:            s.log,
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("speech engine CANDOR_STT=%s: %w", cfg.STT, err)
+	}
+	if s.stream, err = eng.NewStream(s.work, s.baseMS, s.onResult); err != nil {
+		return "", false, fmt.Errorf("start speech stream (%s): %w", eng.Name(), err)
+	}
+	return eng.Name(), false, nil
+}
+
+// startWorkers starts the session's own goroutines (delivery, recording
+// parts, heartbeats) and the interviewer; Close stops and waits for them.
+func (s *session) startWorkers(iv Interviewer) {
+	work := s.work
 	s.workers.Add(3)
 	go func() {
 		defer s.workers.Done()
@@ -236,13 +256,10 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 	go func() {
 		defer close(s.interviewerDone)
 		if err := iv.Run(ivCtx, s); err != nil && ivCtx.Err() == nil {
-			log.Error("interviewer stopped", "err", err)
-			s.event(ivCtx, contract.Event{Type: "error", Message: "interviewer: " + err.Error()})
+			s.log.Error("interviewer stopped", "err", err)
+			s.event(ivCtx, contract.Event{Type: contract.EventError, Message: "interviewer: " + err.Error()})
 		}
 	}()
-	log.Info("interview session ready", "last_seq", s.seq, "media_ms", s.baseMS, "stt", engineName,
-		"interviewer", cfg.Interviewer, "resume_turns", resume.Turns, "whip", s.whip != nil)
-	return s, nil
 }
 
 // newInterviewer builds the configured interviewer (see InterviewerSpec).
@@ -319,7 +336,7 @@ func (s *session) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if s.over.Load() {
+		if s.phase.reached(phaseOver) {
 			return // the interview ended: silence is expected now
 		}
 		// A missed heartbeat is not retried: the next one carries newer news.
@@ -520,7 +537,7 @@ func (s *session) writePCM(src any, pcm []int16) {
 }
 
 func (s *session) writePCMLocked(src any, pcm []int16) {
-	if s.ended.Load() {
+	if s.phase.reached(phaseEnded) {
 		return
 	}
 	// Recorded even if the speech stream fails: the recruiter hears it.
@@ -563,12 +580,11 @@ func (s *session) End(ctx context.Context) (EndResult, error) {
 		return EndResult{}, fmt.Errorf("upload recording: %w", err)
 	}
 	_, n := s.Entries()
-	if !s.endedSent {
-		if !s.event(ctx, contract.Event{Type: "ended", MediaMS: new(s.mediaMS()), Data: map[string]any{"entries": n}}) {
+	if !s.phase.reached(phaseOver) {
+		if !s.event(ctx, contract.Event{Type: contract.EventEnded, MediaMS: new(s.mediaMS()), Data: map[string]any{"entries": n}}) {
 			return EndResult{}, fmt.Errorf("send ended event: not delivered (%v)", ctx.Err())
 		}
-		s.endedSent = true
-		s.over.Store(true)
+		s.phase.advance(phaseOver)
 		s.events.State("ended")
 	}
 	return EndResult{Entries: n}, nil
@@ -577,7 +593,7 @@ func (s *session) End(ctx context.Context) (EndResult, error) {
 // stopIngest refuses further audio and pushes what is buffered into the stream.
 func (s *session) stopIngest() {
 	s.audioMu.Lock()
-	s.closed = true
+	s.phase.advance(phaseClosing)
 	chunks := s.chunks
 	s.chunks = make(map[string]*chunkStream)
 	conns := s.wsAudio
@@ -588,7 +604,7 @@ func (s *session) stopIngest() {
 	for _, c := range chunks {
 		c.close(s)
 	}
-	s.ended.Store(true)
+	s.phase.advance(phaseEnded)
 	for c := range conns {
 		c.Close()
 	}
