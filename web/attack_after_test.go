@@ -5,12 +5,13 @@ package web
 
 import (
 	"context"
+	"net/url"
 
 	"candor/store"
 )
 
 func init() {
-	attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows, afterErasureAttackRows)
+	attackRowSets = append(attackRowSets, afterAttackRows, afterWebhookAttackRows, afterErasureAttackRows, afterDashAttackRows)
 }
 
 func afterAttackRows(w *attackWorld) []attackRow {
@@ -93,5 +94,41 @@ func afterErasureAttackRows(w *attackWorld) []attackRow {
 			req: attackAs(a.recruiter, request{Method: "PUT", Path: "/api/v1/retention", Body: `{"recordings_days":1}`}), want: 403, code: CodeForbidden},
 		{route: "PUT /api/v1/retention", name: "a cookie without CSRF cannot change retention",
 			req: attackNoCSRF(a.owner, request{Method: "PUT", Path: "/api/v1/retention", Body: `{"recordings_days":1}`}), want: 403, code: CodeForbidden},
+	}
+}
+
+func afterDashAttackRows(w *attackWorld) []attackRow {
+	a, b := w.a, w.b
+	iv := "/interviews/" + a.endedID
+	review := url.Values{"recommendation": {"strong_yes"}, "score:Go": {"5"}}
+	return []attackRow{
+		{route: "POST /interviews/:id/review", name: "B cannot review A's interview from the dashboard",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: iv + "/review"}), review), want: 404},
+		{route: "POST /interviews/:id/review", name: "a viewer cannot review from the dashboard",
+			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: iv + "/review"}), review), want: 403},
+		{route: "POST /interviews/:id/review", name: "a review form without CSRF is refused",
+			req: attackForm(attackNoCSRF(a.owner, request{Method: "POST", Path: iv + "/review"}), review), want: 403},
+		{route: "POST /interviews/:id/rescore", name: "B cannot re-run A's scorecard from the dashboard",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: iv + "/rescore"}), url.Values{}), want: 404},
+		{route: "POST /interviews/:id/rescore", name: "a viewer cannot re-run a scorecard from the dashboard",
+			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: iv + "/rescore"}), url.Values{}), want: 403},
+		{route: "GET /webhooks", name: "a viewer cannot see the webhooks page",
+			req: attackAs(a.viewer, request{Method: "GET", Path: "/webhooks", Header: map[string]string{"Accept": "text/html"}}), want: 403},
+		{route: "GET /webhooks", name: "B's webhooks page holds none of A's",
+			req: attackAs(b.owner, request{Method: "GET", Path: "/webhooks", Header: map[string]string{"Accept": "text/html"}}), want: 200},
+		{route: "POST /webhooks", name: "a viewer cannot add a webhook from the dashboard",
+			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: "/webhooks"}), url.Values{"url": {"https://example.com"}, "events": {"scorecard.ready"}}), want: 403},
+		{route: "POST /webhooks", name: "a webhook form without CSRF is refused",
+			req: attackForm(attackNoCSRF(a.owner, request{Method: "POST", Path: "/webhooks"}), url.Values{"url": {"https://example.com"}, "events": {"scorecard.ready"}}), want: 403},
+		{route: "POST /webhooks/:id/delete", name: "B cannot delete a webhook from the dashboard",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: "/webhooks/wh_none/delete"}), url.Values{}), want: 404},
+		{route: "POST /webhooks/:id/deliveries/:delivery_id/retry", name: "B cannot resend a delivery from the dashboard",
+			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: "/webhooks/wh_none/deliveries/msg_none/retry"}), url.Values{}), want: 404},
+		{route: "GET /retention", name: "B's retention page holds none of A's audit",
+			req: attackAs(b.owner, request{Method: "GET", Path: "/retention", Header: map[string]string{"Accept": "text/html"}}), want: 200},
+		{route: "POST /retention", name: "a recruiter cannot change retention from the dashboard",
+			req: attackForm(attackAs(a.recruiter, request{Method: "POST", Path: "/retention"}), url.Values{"recordings_days": {"1"}}), want: 403},
+		{route: "POST /retention", name: "a retention form without CSRF is refused",
+			req: attackForm(attackNoCSRF(a.owner, request{Method: "POST", Path: "/retention"}), url.Values{"recordings_days": {"1"}}), want: 403},
 	}
 }

@@ -282,6 +282,9 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 			d.RecordingParts = append(d.RecordingParts, views.RecordingPart{URL: recordingPartURL(iv.ID, i+1), StartMS: p.startMS})
 		}
 	}
+	if d.After, err = s.afterView(ctx, principalOf(c), iv, d.Position, d.Entries, d.RecordingURL != ""); err != nil {
+		return err
+	}
 	p, err := s.page(c, d.Candidate.Name, "interviews")
 	if err != nil {
 		return err

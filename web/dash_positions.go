@@ -87,6 +87,11 @@ func (s *Server) renderPosition(c echo.Context, status int, f views.PositionForm
 			return fmt.Errorf("interviews of position: %w", err)
 		}
 		f.Interviews = len(ivs)
+		r, err := s.positionRanking(c.Request().Context(), principalOf(c).TenantID, f.ID, c.QueryParam("sort"), store.Status(c.QueryParam("status")))
+		if err != nil {
+			return fmt.Errorf("ranking of position: %w", err)
+		}
+		f.Ranking = &r
 	}
 	p, err := s.page(c, title, "positions")
 	if err != nil {

@@ -86,6 +86,7 @@ func (s *Server) dashboardRoutes() {
 	s.e.POST("/settings/secrets/delete", s.handleDeleteSecret, owner...)
 	s.candidateRoutes()
 	s.accountRoutes()
+	s.afterDashRoutes()
 }
 
 // render writes a page. The component renders into a buffer first, so a

@@ -179,6 +179,8 @@ type InterviewDetail struct {
 	// EmailOn says the server sends email; CanInvite that the invitation
 	// can be emailed now (email on, interview open to joining).
 	EmailOn, CanInvite bool
+	// After is the scorecard card (AfterInterview); nil hides it.
+	After *AfterView
 }
 
 // RecordingPart is one segment of an interview's recording.
@@ -208,6 +210,8 @@ type PositionForm struct {
 	// Interviews is how many interviews use the position; it can be
 	// deleted only without any.
 	Interviews int
+	// Ranking ranks the position's candidates by score; nil hides it.
+	Ranking *Ranking
 }
 
 // Option is one choice of a select field.
