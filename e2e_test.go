@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"candor/fly/flyfake"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -121,6 +122,10 @@ type interviewOptions struct {
 	// the candidate's entries (pocketsphinx has a 25-50% WER here);
 	// default 0.35.
 	MinRecall float64
+	// Fly runs the control plane with --provisioner=fly against flyfake,
+	// behind the fake's edge (fly-replay, UDP through a dedicated IPv4):
+	// see startFlyStack.
+	Fly *flyStackOptions
 }
 
 // interviewResult is what the realtime client saw.
@@ -140,7 +145,12 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	if o.MinRecall == 0 {
 		o.MinRecall = 0.35
 	}
-	st := startStack(t)
+	var st *stack
+	if o.Fly != nil {
+		st = startFlyStack(t, *o.Fly)
+	} else {
+		st = startStack(t)
+	}
 	speech := makeSpeech(t, o.Clips)
 
 	questions := []string{
@@ -162,7 +172,7 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	}
 
 	rt := st.realtime(t, iv.ID)
-	br := newBrowser(t, speech.path44k)
+	br := newBrowser(t, speech.path44k, st.browserFlags...)
 
 	invite := iv.InviteURL + "?raw=1"
 	if o.Query != "" {
@@ -191,6 +201,10 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	shoot(t, page, o.Shots, "candidate-devices")
 	mustRun(t, page, "join", chromedp.Click(chromedp.CSS(`[data-testid=join]`)))
 	waitStatus(t, page, "live", 120*time.Second)
+	var trafficAtLive flyfake.Traffic
+	if st.fake != nil {
+		trafficAtLive = st.fake.Traffic()
+	}
 
 	transport := evaluate[string](t, page, `document.querySelector("[data-testid=transport]").getAttribute("data-transport")`)
 	if transport != o.Transport {
@@ -245,6 +259,9 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 		shoot(t, rec, o.Shots, "recruiter-live")
 	}
 
+	if st.fake != nil {
+		checkFlyTraffic(t, st, trafficAtLive, st.fake.Traffic(), time.Since(audioStart))
+	}
 	mustRun(t, page, "end the interview", chromedp.Click(chromedp.CSS(`[data-testid=end]`)))
 	waitStatus(t, page, "ended", 120*time.Second)
 	// The page may show the end as soon as the processor says so, while
@@ -339,7 +356,7 @@ func checkVideo(t testing.TB, st *stack, page context.Context, interviewID strin
 	if msg != "Your video was uploaded." {
 		t.Fatalf("upload status %q, want the video uploaded", msg)
 	}
-	req, _ := http.NewRequest("GET", st.url+"/api/v1/interviews/"+interviewID+"/video", nil)
+	req, _ := http.NewRequest("GET", st.apiURL+"/api/v1/interviews/"+interviewID+"/video", nil)
 	req.Header.Set("Authorization", "Bearer "+st.key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -360,6 +377,12 @@ func checkVideo(t testing.TB, st *stack, page context.Context, interviewID strin
 type stack struct {
 	url, dir, key string
 	log           *syncBuffer
+	// apiURL is where the test's own API and realtime calls go: url,
+	// except behind the fly edge, where it is the control plane's listen
+	// address (so the edge counts only the browser's bytes).
+	apiURL       string
+	browserFlags []chromedp.ExecAllocatorOption
+	fake         *flyfake.Server // fly mode only
 }
 
 // startStack bootstraps a tenant in a fresh data dir and runs the control
@@ -387,7 +410,7 @@ func startStack(t testing.TB) *stack {
 	}
 
 	addr := freeAddr(t)
-	st := &stack{url: "http://" + addr, dir: dir, key: boot.APIKey, log: &syncBuffer{}}
+	st := &stack{url: "http://" + addr, apiURL: "http://" + addr, dir: dir, key: boot.APIKey, log: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -408,7 +431,7 @@ func startStack(t testing.TB) *stack {
 		}
 	})
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		res, err := http.Get(st.url + "/healthz")
+		res, err := http.Get(st.apiURL + "/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -447,7 +470,7 @@ func (st *stack) api(t testing.TB, method, path string, body, out any) {
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, st.url+path, r)
+	req, err := http.NewRequest(method, st.apiURL+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +621,7 @@ type rtClient struct {
 func (st *stack) realtime(t testing.TB, interviewID string) *rtClient {
 	t.Helper()
 	h := http.Header{"Authorization": {"Bearer " + st.key}}
-	conn, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(st.url, "http")+"/api/v1/realtime", h)
+	conn, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(st.apiURL, "http")+"/api/v1/realtime", h)
 	if err != nil {
 		t.Fatalf("dial realtime: %v (%v)", err, res)
 	}
@@ -681,7 +704,7 @@ type browser struct {
 
 // newBrowser starts a headless Chromium whose fake microphone plays wav
 // once (then silence) each time a capture starts.
-func newBrowser(t testing.TB, wav string) *browser {
+func newBrowser(t testing.TB, wav string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumBin); err != nil {
 		t.Fatalf("chromium is needed for this test: %v", err)
@@ -710,6 +733,7 @@ func newBrowser(t testing.TB, wav string) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	if err := chromedp.Do(bctx); err != nil {

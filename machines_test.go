@@ -523,12 +523,19 @@ type localRunner struct {
 	mu       sync.Mutex
 	machines map[string]fly.Machine // by Fly machine id
 	envs     map[string]map[string]string
+	// globalIP, when set, is what "fly-global-services" resolves to on a
+	// machine (flyfake.GlobalServicesIP): the processor's UDP media port
+	// binds there, as on Fly.
+	globalIP func(app, id string) string
 }
 
 func (r *localRunner) Run(ctx context.Context, app string, m flyapi.Machine, env map[string]string) (string, error) {
 	env = cloneEnv(env)
 	if env["CANDOR_CONTROL_URL"] == r.publicURL {
 		env["CANDOR_CONTROL_URL"] = r.listenURL
+	}
+	if r.globalIP != nil && env["CANDOR_WEBRTC_BIND_HOST"] == "fly-global-services" {
+		env["CANDOR_WEBRTC_BIND_HOST"] = r.globalIP(app, m.ID)
 	}
 	var plan []byte
 	for _, f := range m.Config.Files {

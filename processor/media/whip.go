@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,11 @@ type WebRTCConfig struct {
 	UDPMuxPort int // >0: every session shares this one UDP port
 	// UDPBindHost is the host the UDP mux port binds (default: every
 	// address; on Fly "fly-global-services", the only address Fly delivers
-	// UDP to, resolved when the port is opened).
+	// UDP to, resolved when the port is opened). Behind it the processor
+	// is reachable only through the proxy's address, so it answers the
+	// browser's checks (peer-reflexive) instead of probing the offer's
+	// candidates itself: every path it uses goes through the published
+	// port.
 	UDPBindHost string
 	ICETCPPort  int      // >0: also accept ICE over TCP on this port
 	PublicIPs   []string // advertised instead of the host's own addresses (1:1 NAT, e.g. a Fly machine)
@@ -159,6 +164,11 @@ func NewWHIP(cfg WebRTCConfig, log *slog.Logger) (*WHIP, error) {
 				return nil, fmt.Errorf("media: whip: UDP bind host %q: %w", cfg.UDPBindHost, err)
 			}
 			udpAddr = a
+			if a.IP.IsLoopback() {
+				// A loopback stand-in for fly-global-services (tests):
+				// its candidates are the ones to offer.
+				se.SetIncludeLoopbackCandidate(true)
+			}
 		}
 		conn, err := net.ListenUDP("udp", udpAddr)
 		if err != nil {
@@ -259,6 +269,9 @@ func (w *WHIP) Offer(ctx context.Context, offerSDP string, h WHIPHandler, rec io
 		}
 	})
 
+	if w.cfg.UDPBindHost != "" {
+		offerSDP = withoutCandidates(offerSDP)
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		return fail(fmt.Errorf("media: whip: %w: %w", ErrBadOffer, err))
 	}
@@ -570,4 +583,17 @@ func newSessionID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// withoutCandidates drops the candidate lines of an SDP: the agent then
+// learns the peer's addresses from the checks the peer sends.
+func withoutCandidates(sdp string) string {
+	lines := strings.SplitAfter(sdp, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "a=candidate:") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
 }
