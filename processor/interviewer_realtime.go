@@ -315,13 +315,12 @@ func (c *rtCall) write(ctx context.Context, pcm []int16, at int64) {
 // past SessionMax at a quiet moment (nobody speaking, nothing pending), or
 // past SessionMax+HardSwitch regardless. c.mu is held.
 func (c *rtCall) rolloverDue(cur *rtSession) bool {
-	age := max(time.Since(cur.opened), time.Duration(cur.sent)*time.Second/rtRate)
-	if age < c.cfg.SessionMax {
-		return false
-	}
-	if age >= c.cfg.SessionMax+c.cfg.HardSwitch {
-		return true
-	}
+	return oairt.Rollover{Max: c.cfg.SessionMax, Hard: c.cfg.HardSwitch}.Due(oairt.Age(cur.opened, time.Now(), cur.sent), c.quiet(cur))
+}
+
+// quiet reports whether nobody speaks and nothing is pending on cur: no
+// response being said, no turn unfinished. c.mu is held.
+func (c *rtCall) quiet(cur *rtSession) bool {
 	if cur.inSpeech || c.vad.InSpeech() || cur.response != "" || time.Now().Before(c.playEnd) {
 		return false
 	}
@@ -373,7 +372,7 @@ func (c *rtCall) retire(ctx context.Context, ss *rtSession) {
 	if dead != nil {
 		return
 	}
-	if err := c.update(ctx, ss, map[string]any{"type": "realtime", "audio": map[string]any{"input": map[string]any{"turn_detection": nil}}}); err != nil {
+	if err := c.update(ctx, ss, oairt.Session{Type: "realtime", Audio: &oairt.SessionAudio{Input: &oairt.AudioInput{NoTurnDetection: true}}}); err != nil {
 		c.log.Debug("realtime interviewer: retire", "err", err)
 		return
 	}
@@ -381,7 +380,7 @@ func (c *rtCall) retire(ctx context.Context, ss *rtSession) {
 		ss.send(map[string]any{"type": "input_audio_buffer.commit"})
 		// The server handles events in order: once this update is
 		// acknowledged, the commit above has produced its item (or an error).
-		if err := c.update(ctx, ss, map[string]any{"type": "realtime"}); err != nil {
+		if err := c.update(ctx, ss, oairt.Session{Type: "realtime"}); err != nil {
 			return
 		}
 	}
@@ -446,32 +445,25 @@ func (c *rtCall) dial(ctx context.Context, instructions string) (*rtSession, err
 
 // sessionConfig is the GA session object: audio/pcm at 24 kHz both ways,
 // server VAD that answers and can be interrupted, optional transcription.
-func (c *rtCall) sessionConfig(instructions string) map[string]any {
-	var transcription any
+func (c *rtCall) sessionConfig(instructions string) oairt.Session {
+	in := &oairt.AudioInput{Format: oairt.PCM(), TurnDetection: oairt.ServerVAD(500), NoTranscription: true}
 	if c.cfg.TranscribeCandidate {
-		transcription = map[string]any{"model": c.cfg.TranscriptionModel}
+		in.Transcription = &oairt.Transcription{Model: c.cfg.TranscriptionModel}
 	}
-	pcm := map[string]any{"type": "audio/pcm", "rate": rtRate}
-	return map[string]any{
-		"type":              "realtime",
-		"instructions":      instructions,
-		"output_modalities": []string{"audio"},
-		"audio": map[string]any{
-			"input": map[string]any{
-				"format":        pcm,
-				"transcription": transcription,
-				"turn_detection": map[string]any{
-					"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
-					"create_response": true, "interrupt_response": true,
-				},
-			},
-			"output": map[string]any{"format": pcm, "voice": c.cfg.Voice},
+	in.TurnDetection.CreateResponse, in.TurnDetection.InterruptResponse = new(true), new(true)
+	return oairt.Session{
+		Type:             "realtime",
+		Instructions:     instructions,
+		OutputModalities: []string{"audio"},
+		Audio: &oairt.SessionAudio{
+			Input:  in,
+			Output: &oairt.AudioOutput{Format: oairt.PCM(), Voice: c.cfg.Voice},
 		},
 	}
 }
 
 // update sends session.update and waits for the server's answer.
-func (c *rtCall) update(ctx context.Context, ss *rtSession, session map[string]any) error {
+func (c *rtCall) update(ctx context.Context, ss *rtSession, session oairt.Session) error {
 	return ss.conn.Update(ctx, session)
 }
 

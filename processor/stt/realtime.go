@@ -74,25 +74,14 @@ func (r *Realtime) Name() string { return "openai-realtime" }
 
 // session is the transcription session configuration the stream sends
 // first and again as a barrier (see oairt.Conn.Update).
-func (r *Realtime) session() map[string]any {
-	tr := map[string]any{"model": r.cfg.Model}
-	if r.cfg.Language != "" {
-		tr["language"] = r.cfg.Language
-	}
-	return map[string]any{
-		"type": "transcription",
-		"audio": map[string]any{
-			"input": map[string]any{
-				"format":        map[string]any{"type": "audio/pcm", "rate": realtimeRate},
-				"transcription": tr,
-				"turn_detection": map[string]any{
-					"type":                "server_vad",
-					"threshold":           0.5,
-					"prefix_padding_ms":   300,
-					"silence_duration_ms": rtSilenceMS,
-				},
-			},
-		},
+func (r *Realtime) session() oairt.Session {
+	return oairt.Session{
+		Type: "transcription",
+		Audio: &oairt.SessionAudio{Input: &oairt.AudioInput{
+			Format:        oairt.PCM(),
+			Transcription: &oairt.Transcription{Model: r.cfg.Model, Language: r.cfg.Language},
+			TurnDetection: oairt.ServerVAD(rtSilenceMS),
+		}},
 	}
 }
 
@@ -414,11 +403,11 @@ func (s *rtStream) ensureSession() error {
 func (s *rtStream) maybeRollover() {
 	cfg := s.eng.cfg
 	s.cur.smu.Lock()
-	audioAge := time.Duration(s.cur.sent) * time.Second / realtimeRate
+	age := oairt.Age(s.cur.opened, time.Now(), s.cur.sent)
 	serverSpeech := s.cur.inSpeech
 	s.cur.smu.Unlock()
-	age := max(time.Since(s.cur.opened), audioAge)
-	if age < cfg.RealtimeSessionMax {
+	rule := oairt.Rollover{Max: cfg.RealtimeSessionMax, Hard: cfg.RealtimeHardSwitch}
+	if !rule.Near(age) {
 		return
 	}
 	if s.next == nil {
@@ -450,8 +439,7 @@ func (s *rtStream) maybeRollover() {
 		}
 		return
 	}
-	silent := !s.vad.InSpeech() && !serverSpeech
-	if silent || age >= cfg.RealtimeSessionMax+cfg.RealtimeHardSwitch {
+	if rule.Due(age, !s.vad.InSpeech() && !serverSpeech) {
 		s.switchTo(s.next)
 	}
 }

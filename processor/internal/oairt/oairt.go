@@ -124,7 +124,7 @@ func DecodeAudio(delta string) (pcm []int16, ok bool) {
 // error naming its event id). The server handles events in order, so the
 // answer also means every event sent before it has been handled: Update
 // doubles as a barrier.
-func (c *Conn) Update(ctx context.Context, session map[string]any) error {
+func (c *Conn) Update(ctx context.Context, session Session) error {
 	ack := make(chan error, 1)
 	c.wmu.Lock()
 	c.nEv++
