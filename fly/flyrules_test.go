@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -353,3 +354,54 @@ func TestFlyDirectUDPGivesEachLiveMachineItsOwnPort(t *testing.T) {
 		t.Errorf("reused port %s, want the freed 41001", got)
 	}
 }
+
+// TestFlyOneInterviewsAPICalls pins every Machines API call of one start
+// and end (on a fresh tenant, direct UDP on) and logs them with their
+// payloads (go test -v -run TestFlyOneInterviewsAPICalls ./fly).
+func TestFlyOneInterviewsAPICalls(t *testing.T) {
+	f, fake, _ := newTestFly(t, func(c *FlyConfig) {
+		c.MediaPorts = [2]int{40000, 40999}
+		c.OperatorSecrets = map[string]string{"OPENAI_BASE_URL": "https://llm.example"}
+	})
+	ctx := context.Background()
+	spec := testSpec("iv_1")
+	spec.Region = "iad"
+	m, err := f.Launch(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Destroy(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, c := range fake.Calls() {
+		if strings.HasPrefix(c.Path, "/_proxy/") {
+			t.Logf("%2d. %s %s → %d (the edge: {app}.fly.dev with fly-force-instance-id)", i+1, c.Method, c.Path, c.Status)
+			got = append(got, c.Method+" edge")
+			continue
+		}
+		t.Logf("%2d. %s %s → %d %s", i+1, c.Method, c.Path, c.Status, c.Body)
+		got = append(got, c.Method+" "+regexpID.ReplaceAllString(strings.SplitN(c.Path, "?", 2)[0], "{id}"))
+	}
+	want := []string{
+		"GET /v1/apps/candor-inst1-acme",
+		"POST /v1/apps",
+		"GET /v1/apps/candor-inst1-acme/ip_assignments",
+		"POST /v1/apps/candor-inst1-acme/ip_assignments",
+		"POST /v1/apps/candor-inst1-acme/ip_assignments",
+		"POST /v1/apps/candor-inst1-acme/ip_assignments",
+		"GET /v1/apps/candor-inst1-acme/secrets",
+		"POST /v1/apps/candor-inst1-acme/secrets",
+		"GET /v1/apps/candor-inst1-acme/machines",
+		"POST /v1/apps/candor-inst1-acme/machines",
+		"GET /v1/apps/candor-inst1-acme/machines/{id}/wait",
+		"GET /v1/apps/candor-inst1-acme/machines/{id}",
+		"GET edge",
+		"DELETE /v1/apps/candor-inst1-acme/machines/{id}",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+var regexpID = regexp.MustCompile(`[0-9a-f]{14}`)

@@ -37,6 +37,7 @@
 package flyfake
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -67,6 +68,7 @@ type Call struct {
 	Method string
 	Path   string // with the query, as sent
 	Status int
+	Body   string // the request body (JSON), at most 8 KB
 }
 
 func (c Call) String() string { return fmt.Sprintf("%s %s → %d", c.Method, c.Path, c.Status) }
@@ -353,9 +355,19 @@ func (s *Server) routes() {
 // ServeHTTP records the call, checks auth, applies faults, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	var body []byte
+	if strings.HasPrefix(r.URL.Path, "/v1/") && r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			writeError(rec, http.StatusBadRequest, "reading body: "+err.Error())
+			return
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	defer func() {
 		s.mu.Lock()
-		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.RequestURI(), Status: rec.status})
+		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.RequestURI(), Status: rec.status, Body: string(body[:min(len(body), 8<<10)])})
 		s.mu.Unlock()
 	}()
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
