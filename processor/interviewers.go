@@ -1,12 +1,11 @@
 package processor
 
 import (
-	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"candor/processor/contract"
+	"candor/processor/internal/registry"
 )
 
 // InterviewerSpec is an interviewer as it registers itself (see
@@ -38,37 +37,21 @@ type interviewerParams struct {
 // DefaultInterviewer is the interviewer of a processor that names none.
 const DefaultInterviewer = "scripted"
 
-var interviewers = map[string]InterviewerSpec{}
+var interviewers = registry.New[InterviewerSpec]("interviewer", DefaultInterviewer)
 
 func registerInterviewer(spec InterviewerSpec) {
-	if _, dup := interviewers[spec.Name]; dup || spec.Name == "" || spec.New == nil {
-		panic(fmt.Sprintf("processor: bad or duplicate registration of interviewer %q", spec.Name))
+	if spec.New == nil {
+		panic("processor: interviewer " + spec.Name + " registered without New")
 	}
-	interviewers[spec.Name] = spec
+	interviewers.Register(spec.Name, spec)
 }
 
 // LookupInterviewer returns the interviewer registered as name ("" is
 // DefaultInterviewer).
-func LookupInterviewer(name string) (InterviewerSpec, bool) {
-	if name == "" {
-		name = DefaultInterviewer
-	}
-	spec, ok := interviewers[name]
-	return spec, ok
-}
+func LookupInterviewer(name string) (InterviewerSpec, bool) { return interviewers.Lookup(name) }
 
 // InterviewerNames lists the registered interviewers, the default first.
-func InterviewerNames() []string {
-	var names []string
-	for name := range interviewers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	if i := slices.Index(names, DefaultInterviewer); i > 0 {
-		names = slices.Insert(slices.Delete(names, i, i+1), 0, DefaultInterviewer)
-	}
-	return names
-}
+func InterviewerNames() []string { return interviewers.Names() }
 
 func init() {
 	registerInterviewer(InterviewerSpec{

@@ -18,12 +18,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"candor/processor/contract"
 	"candor/processor/contract/egress"
+	"candor/processor/internal/registry"
 	"candor/processor/openai"
 )
 
@@ -148,52 +148,21 @@ type EngineSpec struct {
 // DefaultEngine is the engine of a processor that names none.
 const DefaultEngine = "pocketsphinx"
 
-var engines = map[string]EngineSpec{}
+var engines = registry.New[EngineSpec]("speech engine", DefaultEngine)
 
 // Register adds an engine; each engine's file registers itself from init.
-// A second engine of the same name is a programming error.
 func Register(spec EngineSpec) {
-	if _, dup := engines[spec.Name]; dup || spec.Name == "" || spec.New == nil {
-		panic(fmt.Sprintf("stt: bad or duplicate registration of engine %q", spec.Name))
+	if spec.New == nil {
+		panic("stt: engine " + spec.Name + " registered without New")
 	}
-	engines[spec.Name] = spec
+	engines.Register(spec.Name, spec)
 }
 
 // Lookup returns the engine registered as name ("" is DefaultEngine).
-func Lookup(name string) (EngineSpec, bool) {
-	if name == "" {
-		name = DefaultEngine
-	}
-	spec, ok := engines[name]
-	return spec, ok
-}
+func Lookup(name string) (EngineSpec, bool) { return engines.Lookup(name) }
 
-// Engines returns the registered engines, the default first, then by name.
-func Engines() []EngineSpec {
-	out := make([]EngineSpec, 0, len(engines))
-	for _, s := range engines {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b EngineSpec) int {
-		switch {
-		case a.Name == DefaultEngine:
-			return -1
-		case b.Name == DefaultEngine:
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	return out
-}
-
-// EngineNames lists the registered engines' names as Engines orders them.
-func EngineNames() []string {
-	var names []string
-	for _, s := range Engines() {
-		names = append(names, s.Name)
-	}
-	return names
-}
+// EngineNames lists the registered engines, the default first.
+func EngineNames() []string { return engines.Names() }
 
 // New returns the engine called name ("" is DefaultEngine).
 func New(name string, cfg Config) (Engine, error) {

@@ -3,10 +3,10 @@ package tts
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"candor/processor/contract"
+	"candor/processor/internal/registry"
 )
 
 // VoiceSpec is a voice as it registers itself (see Register): what the
@@ -37,38 +37,21 @@ type VoiceConfig struct {
 // intelligible offline voice (see FliteVoices).
 const DefaultVoice = "flite"
 
-var voices = map[string]VoiceSpec{}
+var voices = registry.New[VoiceSpec]("voice", DefaultVoice)
 
-// Register adds a voice; each registers itself from init. A second voice
-// of the same name is a programming error.
+// Register adds a voice; each registers itself from init.
 func Register(spec VoiceSpec) {
-	if _, dup := voices[spec.Name]; dup || spec.Name == "" || spec.New == nil {
-		panic(fmt.Sprintf("tts: bad or duplicate registration of voice %q", spec.Name))
+	if spec.New == nil {
+		panic("tts: voice " + spec.Name + " registered without New")
 	}
-	voices[spec.Name] = spec
+	voices.Register(spec.Name, spec)
 }
 
 // Lookup returns the voice registered as name ("" is DefaultVoice).
-func Lookup(name string) (VoiceSpec, bool) {
-	if name == "" {
-		name = DefaultVoice
-	}
-	spec, ok := voices[name]
-	return spec, ok
-}
+func Lookup(name string) (VoiceSpec, bool) { return voices.Lookup(name) }
 
-// VoiceNames lists the registered voices, the default first, then by name.
-func VoiceNames() []string {
-	var names []string
-	for name := range voices {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	if i := slices.Index(names, DefaultVoice); i > 0 {
-		names = slices.Insert(slices.Delete(names, i, i+1), 0, DefaultVoice)
-	}
-	return names
-}
+// VoiceNames lists the registered voices, the default first.
+func VoiceNames() []string { return voices.Names() }
 
 // New returns the voice called name ("" is DefaultVoice).
 func New(name string, cfg VoiceConfig) (Voice, error) {
