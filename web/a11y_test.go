@@ -171,6 +171,23 @@ func TestAccessibility(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = owner
+	// Pages of issue 14 part A: a member's live invitation link, and an
+	// interview whose window has not opened yet.
+	invitee, err := env.db.AddMember(bg, tenant.ID, "newcomer@example.com", "Nia Newcomer", store.RoleRecruiter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inviteLink := randomToken()
+	if err := env.db.CreatePersonToken(bg, store.PersonToken{Hash: tokenHash(inviteLink), PersonID: invitee.PersonID,
+		Purpose: store.TokenInvite, TenantID: tenant.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	opens := time.Now().Add(48 * time.Hour)
+	early := store.Interview{ID: store.NewID("int_"), TenantID: tenant.ID, PositionID: pos.ID, CandidateID: scheduled.CandidateID,
+		Status: store.StatusScheduled, AvailableFrom: &opens, ExpiresAt: opens.Add(time.Hour)}
+	if _, err := env.db.CreateInterview(bg, early, tokenHash(env.srv.inviteToken(early.ID))); err != nil {
+		t.Fatal(err)
+	}
 
 	report := &a11yReport{}
 	pages := []struct {
@@ -207,6 +224,10 @@ func TestAccessibility(t *testing.T) {
 		{name: "api-keys", path: "/api-keys", ready: "page-title"},
 		{name: "settings", path: "/settings", ready: "page-title"},
 		{name: "not-found", path: "/interviews/int_nope", ready: "error-page"},
+		// The chooser has no navigation (it is also a sign-in step), so it
+		// is not the last page: sign-out needs the menu.
+		{name: "choose-organization", path: "/login/organization", ready: "choose-org"},
+		{name: "account", path: "/account", ready: "change-password-form"},
 	}
 	candidateSteps := []string{"welcome", "consent", "devices", "live", "closing"}
 
@@ -232,6 +253,18 @@ func TestAccessibility(t *testing.T) {
 		chromeStep(t, ctx, "a bad invite link", chromedp.Navigate(env.url+"/i/not-a-token"), chromedp.WaitVisible(byCSS(`body`)))
 		report.check(t, ctx, fmt.Sprintf("candidate-bad-link@%d", width))
 		saveShot(t, ctx, fmt.Sprintf("a11y-candidate-bad-link@%d.png", width))
+
+		for _, sp := range []struct{ name, path, ready string }{
+			{"forgot-password", "/password/forgot", "forgot"},
+			{"member-invitation", invitationPath + inviteLink, "set-password-form"},
+			{"spent-link", resetPath + "not-a-token", "link-invalid"},
+			{"candidate-not-open-yet", "/i/" + env.srv.inviteToken(early.ID), "notice-time"},
+		} {
+			chromeStep(t, ctx, "open "+sp.name, chromedp.Navigate(env.url+sp.path), chromedp.WaitVisible(byCSS(`[data-testid=`+sp.ready+`]`)))
+			name := fmt.Sprintf("%s@%d", sp.name, width)
+			report.check(t, ctx, name)
+			saveShot(t, ctx, "a11y-"+name+".png")
+		}
 
 		chromeStep(t, ctx, "sign in",
 			chromedp.Navigate(env.url+"/login"),
