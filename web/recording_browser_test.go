@@ -51,6 +51,9 @@ func TestBrowserARecordingInPartsPlaysAsOneTimeline(t *testing.T) {
 	if got := jsEval[string](t, ctx, `document.querySelector("[data-testid=recording-position]").textContent`); got != "Part 1 of 3 · 0:00" {
 		t.Errorf("position before playing = %q", got)
 	}
+	// The timeline passes the accessibility checks of every other page.
+	var report a11yReport
+	report.check(t, ctx, "interview with a recording in parts")
 	// A transcript line's moment (live.js seeks through the timeline) cues
 	// the part holding it, at the right offset.
 	jsEval[bool](t, ctx, `window.Candor.live.seek(500, false), true`)
