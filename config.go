@@ -55,6 +55,8 @@ type serveConfig struct {
 	ReplicateWorkDir string
 	// AllowPrivateTargets lets tenant URLs be http and private.
 	AllowPrivateTargets bool
+	// MetricsAddr is a separate listen address for /metrics.
+	MetricsAddr string
 	// TrustedProxies are peers whose client-address headers are believed.
 	TrustedProxies []netip.Prefix
 	// SMTPURL and MailFrom turn email on (invitations, reminders, member
@@ -153,6 +155,13 @@ func hostPort(v string) error {
 	return nil
 }
 
+func optionalHostPort(v string) error {
+	if v == "" {
+		return nil
+	}
+	return hostPort(v)
+}
+
 // parsePrefixes reads a comma-separated list of addresses and CIDRs.
 func parsePrefixes(v string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
@@ -213,6 +222,7 @@ var serveSettings = []setting{
 	{"recording-segment-mb", "CANDOR_RECORDING_SEGMENT_MB", "16", "upper bound of one recording part in MB (a WAV part grows ~1.9 MB a minute)", megabytes},
 	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
+	{"metrics-addr", "CANDOR_METRICS_ADDR", "", "serve /metrics (no auth) on this separate address, e.g. 127.0.0.1:9090; on the public address /metrics needs CANDOR_METRICS_TOKEN as a bearer token", optionalHostPort},
 	{"trusted-proxies", "CANDOR_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose Fly-Client-IP / X-Forwarded-For names the client (on Fly, FLY_APP_NAME set, Fly-Client-IP is used anyway)", prefixList},
 	{"allow-private-targets", "CANDOR_ALLOW_PRIVATE_TARGETS", "false", "let tenant URLs (OPENAI_BASE_URL) be http and reach loopback/private addresses: for self-hosted model servers and tests", oneOf("true", "false")},
 	{"smtp-url", "CANDOR_SMTP_URL", "", "turns email on: smtp://user:pass@host:port (STARTTLS when offered, default port 587) or smtps://user:pass@host:port (TLS, default 465)", nil},
@@ -325,6 +335,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.SMTPURL = get["smtp-url"]
 	cfg.MailFrom = get["mail-from"]
 	cfg.ReminderBefore, _ = time.ParseDuration(get["reminder-before"])
+	cfg.MetricsAddr = get["metrics-addr"]
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

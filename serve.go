@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		Regions:             cfg.Regions,
 		TrustedProxies:      cfg.TrustedProxies,
 		ReminderBefore:      cfg.ReminderBefore,
+		MetricsToken:        env["CANDOR_METRICS_TOKEN"],
 	}
 	if mailer != nil {
 		webCfg.Mailer = mailer // a nil *SMTP in the interface would read as "on"
@@ -136,6 +138,18 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("control plane listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "provisioner", cfg.Provisioner, "data", cfg.Data)
 	fmt.Fprintf(stdout, "Candor %s is running. Open the dashboard: %s/\n", version, cfg.PublicURL)
+
+	if cfg.MetricsAddr != "" {
+		// Metrics on their own address, which the operator keeps private.
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr=%q: %w (pick a free address)", cfg.MetricsAddr, err)
+		}
+		metricsSrv := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+		go metricsSrv.Serve(mln)
+		defer metricsSrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	select {
 	case err := <-served:

@@ -270,12 +270,12 @@ func TestPositionUpdate(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	e := newTestEnv(t)
+	e := newTestEnv(t, withConfig(func(c *Config) { c.MetricsToken = "metrics-secret" }))
 	res := e.must(t, 200, request{Method: "GET", Path: "/healthz"}, nil)
 	if strings.TrimSpace(string(res.Body)) != `{"status":"ok"}` {
 		t.Errorf("healthz body %s", res.Body)
 	}
-	res = e.must(t, 200, request{Method: "GET", Path: "/metrics"}, nil)
+	res = e.must(t, 200, request{Method: "GET", Path: "/metrics", Key: "metrics-secret"}, nil)
 	if !strings.Contains(string(res.Body), `candor_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
 		t.Errorf("metrics lack the healthz request:\n%s", res.Body)
 	}

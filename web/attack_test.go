@@ -393,9 +393,34 @@ func attackRows(w *attackWorld) []attackRow {
 				"Origin": "http://evil.test", "Upgrade": "websocket", "Connection": "Upgrade",
 				"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}}), want: 403, code: CodeForbidden},
 
-		// /metrics (hole: public today; see TestAttackMetrics).
-		{route: "GET /metrics", name: "metrics hold no tenant data",
-			req: request{Method: "GET", Path: "/metrics"}, want: 200},
+		// /metrics is the operator's (TestMetricsNeedTheOperatorsToken).
+		{route: "GET /metrics", name: "metrics are not served to strangers",
+			req: request{Method: "GET", Path: "/metrics"}, want: 404},
+		{route: "GET /metrics", name: "metrics are not served to a tenant's API key",
+			req: request{Method: "GET", Path: "/metrics", Key: b.Key}, want: 404},
+		{route: "GET /api/v1/realtime", name: "a cookie WebSocket from https://this-host to an http server is refused",
+			req: attackAs(a.owner, request{Method: "GET", Path: "/api/v1/realtime", Header: map[string]string{
+				"Origin": "https://" + strings.TrimPrefix(w.e.ts.URL, "http://"), "Upgrade": "websocket", "Connection": "Upgrade",
+				"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}}), want: 403, code: CodeForbidden},
+		{route: "GET /login", name: "a signed-in login page never redirects off-site",
+			req: attackAs(a.owner, request{Method: "GET", Path: "/login?next=/%09/evil.test/x"}), want: 303, leakOK: true,
+			check: func(t *testing.T, w *attackWorld, res response) {
+				if loc := res.Header.Get("Location"); loc != "/interviews" {
+					t.Errorf("Location %q, want /interviews", loc)
+				}
+			}},
+		{route: "POST /login", name: "a 200 KiB login form is refused before it is parsed",
+			req: request{Method: "POST", Path: "/login", ContentType: "application/x-www-form-urlencoded",
+				Body: "email=a&password=" + strings.Repeat("x", 200<<10)}, want: 413},
+		{route: "GET /api/v1/interviews/:id", name: "a viewer's interview holds no invite link",
+			req: attackAs(a.viewer, request{Method: "GET", Path: "/api/v1/interviews/" + a.interviewID}), want: 200, leakOK: true,
+			check: func(t *testing.T, w *attackWorld, res response) {
+				if strings.Contains(string(res.Body), "invite_url") || strings.Contains(string(res.Body), w.invite(w.a.interviewID)) {
+					t.Errorf("a viewer sees the invite link: %s", res.Body)
+				}
+			}},
+		{route: "POST /i/:token/end", name: "ending a cancelled interview again stores nothing",
+			req: request{Method: "POST", Path: "/i/" + w.invite(a.cancelledID) + "/end", Header: map[string]string{"Origin": w.e.srv.cfg.PublicURL}}, want: 409, leakOK: true},
 	}
 	rows = append(rows, attackBodyRows(w)...)
 	return rows

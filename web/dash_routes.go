@@ -100,9 +100,7 @@ func render(c echo.Context, status int, page templ.Component) error {
 	h := c.Response().Header()
 	// Pages hold tenant data and CSRF tokens: never keep them in caches.
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "same-origin")
+	// nosniff, framing, referrer policy and CSP: securityHeaders.
 	return c.HTMLBlob(status, buf.Bytes())
 }
 

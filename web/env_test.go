@@ -369,6 +369,10 @@ func (p *fakeProcessor) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		w.WriteHeader(200)
+	case "/cookies":
+		// What cookies reached the processor; and one it tries to set.
+		http.SetCookie(w, &http.Cookie{Name: "from_processor", Value: "x"})
+		fmt.Fprintf(w, "cookie=%q", r.Header.Get("Cookie"))
 	case "/whoami":
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), r.Header.Get("fly-force-instance-id"))
 	case "/events":

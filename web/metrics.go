@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/subtle"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -69,7 +71,25 @@ func (m *metrics) observe(method, route string, status int, elapsed time.Duratio
 	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 }
 
+// handleMetrics serves /metrics on the public address only to the
+// operator's bearer token (Config.MetricsToken): request counts, machine
+// launches and process figures are the operator's business. Without a
+// token it is not served here (MetricsHandler serves a separate address).
 func (s *Server) handleMetrics(c echo.Context) error {
-	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	if s.cfg.MetricsToken == "" {
+		return errorf(CodeNotFound, "metrics are not served on this address: set --metrics-token or --metrics-addr")
+	}
+	tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.MetricsToken)) != 1 {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="candor-metrics"`)
+		return errorf(CodeUnauthorized, "metrics need the operator's token: Authorization: Bearer <--metrics-token>")
+	}
+	s.MetricsHandler().ServeHTTP(c.Response(), c.Request())
 	return nil
+}
+
+// MetricsHandler serves the server's metrics with no auth of its own, for
+// a separate listen address the operator keeps private (--metrics-addr).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 }

@@ -75,9 +75,17 @@ func (s *Server) handleProcessorProxy(c echo.Context) error {
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = target.Host
 			pr.SetXForwarded()
+			// The dashboard's session and flash cookies are this site's,
+			// not the processor's: it authenticates by token only.
+			pr.Out.Header.Del("Cookie")
 			for k, v := range headers {
 				pr.Out.Header.Set(k, v)
 			}
+		},
+		ModifyResponse: func(res *http.Response) error {
+			// A processor sets no cookies on the control plane's origin.
+			res.Header.Del("Set-Cookie")
+			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			proxyErr = err

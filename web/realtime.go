@@ -63,7 +63,13 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 	if pub, err := url.Parse(s.cfg.PublicURL); err == nil && strings.EqualFold(o.Scheme, pub.Scheme) && strings.EqualFold(o.Host, pub.Host) {
 		return true
 	}
-	return strings.EqualFold(o.Host, r.Host)
+	// Otherwise the host the request was sent to, with the scheme it came
+	// in on: http://host is another origin than https://host.
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return strings.EqualFold(o.Scheme, scheme) && strings.EqualFold(o.Host, r.Host)
 }
 
 // topicAuthorizer lets one principal subscribe to its own tenant's topics.

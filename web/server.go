@@ -96,6 +96,9 @@ type Config struct {
 	// and 2 minutes.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// MetricsToken is the bearer token /metrics asks for on the public
+	// address; "" serves no metrics there.
+	MetricsToken string
 	// BodyReadTimeout is how long a form or JSON body may take to arrive;
 	// default 30 s (streams are exempt).
 	BodyReadTimeout time.Duration
@@ -300,6 +303,7 @@ func (s *Server) buildEcho() {
 	e.IPExtractor = s.clientIP
 
 	e.Use(middleware.RequestID())
+	e.Use(s.securityHeaders)
 	e.Use(s.logRequests)
 	e.Use(s.bodyDeadline)
 	e.Use(s.limitForms)
