@@ -11,12 +11,13 @@ import (
 // styles through the CSSOM, which CSP allows), so an injected <script> or
 // onerror= never runs. The candidate page also talks to its interview's
 // processor, which a local provisioner serves on its own port: it may
-// connect anywhere (its scripts are still this site's only).
+// connect anywhere; and it loads its audio worklet from a blob: URL its own
+// script made (only a script already running can make one).
 const (
 	cspDashboard = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"media-src 'self' blob:; font-src 'self'; connect-src 'self'; object-src 'none'; " +
 		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-	cspCandidate = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	cspCandidate = "default-src 'self'; script-src 'self' blob:; style-src 'self'; img-src 'self' data:; " +
 		"media-src 'self' blob:; font-src 'self'; connect-src 'self' http: https: ws: wss:; object-src 'none'; " +
 		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
