@@ -15,6 +15,20 @@ import (
 
 var errConnClosed = errors.New("realtime: connection closed")
 
+// CloseRevoked is the close code of a connection whose credential stopped
+// being valid (session ended, member removed, role changed, API key
+// revoked): the client should sign in again, not reconnect (README).
+const CloseRevoked = 4401
+
+// CloseError, as the cause of the cancellation of Serve's context
+// (context.WithCancelCause), is the close frame the client receives.
+type CloseError struct {
+	Code int
+	Text string
+}
+
+func (e *CloseError) Error() string { return fmt.Sprintf("realtime: closed %d: %s", e.Code, e.Text) }
+
 // conn is one WebSocket client: a read goroutine (the Serve caller) that
 // handles client frames, and a write goroutine that drains the outbox.
 type conn struct {
@@ -317,6 +331,12 @@ func (c *conn) writeLoop(ctx context.Context) {
 	for {
 		select {
 		case <-c.out.wake:
+			if ctx.Err() != nil {
+				// Ended (a revoked credential): what is queued is no
+				// longer this client's to receive.
+				c.closeFor(ctx)
+				return
+			}
 			if !c.flush(&spare) {
 				return
 			}
@@ -330,7 +350,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 			return
 		case <-ctx.Done():
-			c.goodbye(websocket.CloseGoingAway, "server closing the connection")
+			c.closeFor(ctx)
 			return
 		case <-c.done:
 			return
@@ -352,6 +372,17 @@ func (c *conn) flush(spare *[][]byte) bool {
 	clear(frames)
 	*spare = frames[:0]
 	return ok
+}
+
+// closeFor says goodbye to a client whose context ended: with the
+// CloseError of its cause, else as a server going away.
+func (c *conn) closeFor(ctx context.Context) {
+	var ce *CloseError
+	if errors.As(context.Cause(ctx), &ce) {
+		c.goodbye(ce.Code, ce.Text)
+		return
+	}
+	c.goodbye(websocket.CloseGoingAway, "server closing the connection")
 }
 
 func (c *conn) goodbye(code int, text string) {

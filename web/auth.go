@@ -41,6 +41,10 @@ type principal struct {
 	Role                                    store.Role
 	APIKeyID                                string
 	CSRF                                    string
+	// credHash is the hash of the credential the request presented (the
+	// session cookie or the API key), so a long-lived connection can
+	// check that it is still valid.
+	credHash string
 }
 
 // seesInvites reports whether p may see invite links: an invite link
@@ -109,7 +113,7 @@ func (s *Server) loadSession(c echo.Context) error {
 	}
 	c.Set(principalKey, &principal{
 		TenantID: u.TenantID, UserID: u.ID, PersonID: u.PersonID, Email: u.Email, Name: u.Name,
-		Role: u.Role, CSRF: sess.CSRFToken,
+		Role: u.Role, CSRF: sess.CSRFToken, credHash: tokenHash(ck.Value),
 	})
 	return nil
 }
@@ -217,7 +221,7 @@ func (s *Server) apiKeyPrincipal(ctx context.Context, authorization string) (*pr
 	if err != nil {
 		return nil, fmt.Errorf("look up API key: %w", err)
 	}
-	return &principal{TenantID: k.TenantID, Name: k.Name, Role: apiKeyRole, APIKeyID: k.ID}, nil
+	return &principal{TenantID: k.TenantID, Name: k.Name, Role: apiKeyRole, APIKeyID: k.ID, credHash: tokenHash(key)}, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>".
@@ -269,10 +273,12 @@ func (s *Server) startSession(c echo.Context, u store.User) error {
 // endSession logs out: deletes the session row, if any, and the cookie.
 func (s *Server) endSession(c echo.Context) error {
 	if ck, err := c.Cookie(SessionCookie); err == nil && ck.Value != "" {
-		err := s.db.DeleteSession(c.Request().Context(), tokenHash(ck.Value))
+		hash := tokenHash(ck.Value)
+		err := s.db.DeleteSession(c.Request().Context(), hash)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("delete session: %w", err)
 		}
+		s.revokeLive(func(p *principal) bool { return p.credHash == hash })
 	}
 	ck := s.sessionCookie("", time.Unix(0, 0))
 	ck.MaxAge = -1

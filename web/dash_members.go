@@ -135,6 +135,7 @@ func (s *Server) handleChangeMemberRole(c echo.Context) error {
 	if err := s.db.UpdateUserRole(ctx, pr.TenantID, id, role); err != nil {
 		return fmt.Errorf("change role: %w", err)
 	}
+	s.revokeLive(func(p *principal) bool { return p.TenantID == pr.TenantID && p.UserID == id })
 	s.setFlash(c, "success", fmt.Sprintf("%s is now %s.", u.Name, role))
 	return seeOther(c, "/members")
 }
@@ -154,6 +155,7 @@ func (s *Server) handleRemoveMember(c echo.Context) error {
 	if err := s.db.DeleteUser(ctx, pr.TenantID, id); err != nil {
 		return fmt.Errorf("remove member: %w", err)
 	}
+	s.revokeLive(func(p *principal) bool { return p.TenantID == pr.TenantID && p.UserID == id })
 	s.setFlash(c, "success", fmt.Sprintf("%s was removed.", u.Name))
 	return seeOther(c, "/members")
 }

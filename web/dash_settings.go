@@ -48,9 +48,11 @@ func (s *Server) handleCreateAPIKeyForm(c echo.Context) error {
 }
 
 func (s *Server) handleRevokeAPIKey(c echo.Context) error {
-	if err := s.db.RevokeAPIKey(c.Request().Context(), principalOf(c).TenantID, c.Param("id")); err != nil {
+	tenantID, id := principalOf(c).TenantID, c.Param("id")
+	if err := s.db.RevokeAPIKey(c.Request().Context(), tenantID, id); err != nil {
 		return fmt.Errorf("revoke API key: %w", err)
 	}
+	s.revokeLive(func(p *principal) bool { return p.TenantID == tenantID && p.APIKeyID == id })
 	s.setFlash(c, "success", "API key revoked.")
 	return seeOther(c, "/api-keys")
 }

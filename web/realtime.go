@@ -34,14 +34,18 @@ func (s *Server) handleRealtime(c echo.Context) error {
 		return nil
 	}
 	// The connection outlives the request's context handling (it is
-	// hijacked); the server's context ends it on Close.
+	// hijacked); the server's context ends it on Close, and revokeLive
+	// (or the periodic check) when its credential stops being valid.
 	ctx, done := s.owned(0)
 	defer done()
+	lc := s.addLive(ctx, p)
+	defer s.removeLive(lc)
 	name := p.Name
 	if name == "" {
 		name = p.Email
 	}
-	s.hub.Serve(ctx, conn, realtime.Viewer{ID: p.viewerID(), Name: name}, &topicAuthorizer{db: s.db, tenantID: p.TenantID})
+	s.hub.Serve(lc.ctx, conn, realtime.Viewer{ID: p.viewerID(), Name: name},
+		&topicAuthorizer{db: s.db, tenantID: p.TenantID, check: func(ctx context.Context) error { return s.checkLive(ctx, lc) }})
 	return nil
 }
 
@@ -72,10 +76,12 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 	return strings.EqualFold(o.Scheme, scheme) && strings.EqualFold(o.Host, r.Host)
 }
 
-// topicAuthorizer lets one principal subscribe to its own tenant's topics.
+// topicAuthorizer lets one principal subscribe to its own tenant's topics,
+// while its credential holds (check, on every subscribe).
 type topicAuthorizer struct {
 	db       *store.DB
 	tenantID string
+	check    func(context.Context) error
 }
 
 var _ realtime.Authorizer = (*topicAuthorizer)(nil)
@@ -83,6 +89,11 @@ var _ realtime.Authorizer = (*topicAuthorizer)(nil)
 var errTopicRefused = errors.New("no such topic, or it is not yours")
 
 func (a *topicAuthorizer) Authorize(ctx context.Context, topic string) error {
+	if a.check != nil {
+		if err := a.check(ctx); err != nil {
+			return err
+		}
+	}
 	kind, id, ok := strings.Cut(topic, ":")
 	if !ok || id == "" {
 		return fmt.Errorf("topic %q: topics are interview:<id> or tenant:<id>", topic)

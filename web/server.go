@@ -96,6 +96,10 @@ type Config struct {
 	// and 2 minutes.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// RealtimeRecheck is how often a live connection's credential is
+	// checked again, for revocations this server does not see happen
+	// (an expired session); default 15 s.
+	RealtimeRecheck time.Duration
 	// MetricsToken is the bearer token /metrics asks for on the public
 	// address; "" serves no metrics there.
 	MetricsToken string
@@ -134,6 +138,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = readHeaderTimeout
+	}
+	if c.RealtimeRecheck <= 0 {
+		c.RealtimeRecheck = 15 * time.Second
 	}
 	if c.BodyReadTimeout <= 0 {
 		c.BodyReadTimeout = bodyReadTimeout
@@ -202,6 +209,9 @@ type Server struct {
 	metrics  *metrics
 	logins   *windowLimiter // per account (email)
 	ipLogins *windowLimiter // per client address
+	// live are the realtime connections, ended when their credential is
+	// revoked (revoke.go).
+	live liveConns
 	// eventLimit caps stored bridge events per interview per minute.
 	eventLimit *windowLimiter
 	// hashSlots bounds concurrent argon2id work (passwordWork);

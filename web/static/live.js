@@ -25,7 +25,7 @@
 
   // channel keeps one WebSocket subscribed to topic. opts: sinceSeq()
   // (optional, for topics with sequenced items), onMessage(m) for messages of
-  // this topic, onState("connecting"|"live"|"reconnecting"|"off").
+  // this topic, onState("connecting"|"live"|"reconnecting"|"off"|"signed-out").
   function channel(topic, opts) {
     var ws = null;
     var attempt = 0;
@@ -61,10 +61,18 @@
         }
         opts.onMessage(m);
       };
-      ws.onclose = function () {
+      ws.onclose = function (ev) {
         clearInterval(pingTimer);
         ws = null;
         if (stopped) return;
+        if (ev && ev.code === 4401) {
+          // The sign-in (or API key) was revoked: reconnecting cannot
+          // help; the user must sign in again.
+          stopped = true;
+          clearTimeout(retryTimer);
+          opts.onState("signed-out");
+          return;
+        }
         opts.onState("reconnecting");
         // 0.5s, 1s, 2s … capped at 30s, with jitter so that many dashboards
         // do not reconnect in lockstep after a restart.
@@ -202,6 +210,7 @@
       indicator.setAttribute("data-running", String(status === "running"));
       indicator.querySelector(".live-label").textContent =
         state === "live" ? (status === "running" ? "Live" : "Up to date") :
+        state === "signed-out" ? "Signed out: sign in again" :
         state === "reconnecting" ? "Reconnecting…" : "Connecting…";
     }
 
