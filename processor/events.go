@@ -57,6 +57,13 @@ func newEventHub() *eventHub {
 	return &eventHub{clients: make(map[*eventClient]struct{}), state: "live"}
 }
 
+// count is the number of connected clients.
+func (h *eventHub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
 // Serve runs one client until it disconnects or the hub closes.
 func (h *eventHub) Serve(conn *websocket.Conn) {
 	c := &eventClient{conn: conn, send: make(chan frame, eventSendBuffer)}

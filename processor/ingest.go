@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -19,12 +20,40 @@ import (
 )
 
 // Limits of the ingest endpoints.
+//
+// Anyone with an invite link reaches these, so each bounds what a client
+// can make the processor hold: a /process-audio body (a 2 s chunk is tens
+// of KB; 1 MiB, base64 included, also stays under Fly's replay body
+// limit), the audio held out of order per stream, and the live media
+// sessions (WHIP + /ws/audio) and /events sockets at once. Past a cap the
+// answer is 413 or 429 with a JSON error, and the stream goes on.
 const (
-	maxAudioBody  = 16 << 20 // /process-audio JSON body (base64 grows 4/3)
-	maxSDPBody    = 64 << 10
-	maxAudioFrame = 1 << 20 // one /ws/audio frame
-	maxSpeakerLen = 64
+	maxAudioBody     = 1 << 20
+	maxHeldAudio     = 16 << 20 // per /process-audio stream, waiting for a gap
+	maxSDPBody       = 64 << 10
+	maxAudioFrame    = 1 << 20 // one /ws/audio frame
+	maxSpeakerLen    = 64
+	maxMediaSessions = 4 // WHIP and /ws/audio together
+	maxEventClients  = 8
 )
+
+// mediaSessionsFull reports whether the interview has maxMediaSessions
+// live WHIP and /ws/audio sessions.
+func (s *session) mediaSessionsFull() bool {
+	s.recMu.Lock()
+	n := len(s.whipIDs)
+	s.recMu.Unlock()
+	s.audioMu.Lock()
+	n += len(s.wsAudio)
+	s.audioMu.Unlock()
+	return n >= maxMediaSessions
+}
+
+func tooManyMediaSessions(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusTooManyRequests, "too_many_sessions",
+		fmt.Sprintf("this interview already has %d live audio connections: close one (DELETE its WHIP session) before opening another", maxMediaSessions))
+}
 
 // chunkStream is one speaker's /process-audio stream: chunks ordered by the
 // reassembler, decoded by one StreamDecoder.
@@ -119,7 +148,7 @@ func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
 	var c audioChunk
 	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 16 MiB: send smaller chunks")
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 1 MiB (base64 included): send smaller chunks")
 			return
 		}
 		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not JSON of the form {audio_chunk, speaker, sequence_number, mime_type?}")
@@ -168,7 +197,13 @@ func (s *session) handleProcessAudio(w http.ResponseWriter, r *http.Request) {
 	}
 	// Push may deliver and decode synchronously; it must run without audioMu
 	// (the reassembler's callbacks take it through writePCM).
-	dup := cs.reasm.Push(*c.SequenceNumber, audio)
+	dup, err := cs.reasm.PushLimited(*c.SequenceNumber, audio, maxHeldAudio)
+	if errors.Is(err, media.ErrHeldFull) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too_much_out_of_order",
+			fmt.Sprintf("more than %d MiB of this stream waits for earlier chunks: send the missing ones first, then this one again", maxHeldAudio>>20))
+		return
+	}
 	entries, _ := s.Entries()
 	if entries == nil {
 		entries = []contract.Entry{}
@@ -211,6 +246,10 @@ func (s *session) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	s.ingest.Add(1)
 	s.audioMu.Unlock()
 	defer s.ingest.Done()
+	if s.mediaSessionsFull() {
+		tooManyMediaSessions(w)
+		return
+	}
 
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -300,6 +339,10 @@ func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.phase.reached(phaseClosing) {
 		writeError(w, http.StatusConflict, "ended", "the interview has ended")
+		return
+	}
+	if s.mediaSessionsFull() {
+		tooManyMediaSessions(w)
 		return
 	}
 	h := &whipHandler{s: s}

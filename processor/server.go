@@ -252,6 +252,11 @@ func (srv *server) handleClaim(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *session) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if s.events.count() >= maxEventClients {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "too_many_sessions", fmt.Sprintf("this interview already has %d /events connections", maxEventClients))
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return

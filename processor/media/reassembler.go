@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -30,6 +31,8 @@ type Reassembler struct {
 	started bool
 	next    int64
 	held    map[int64][]byte
+	// heldBytes is the size of the chunks in held.
+	heldBytes int
 	closed  bool
 	waiting bool // a gap timer is armed
 
@@ -71,21 +74,38 @@ func (r *Reassembler) Expect(seq int64) {
 // for a sequence number already delivered, skipped or held, and for chunks
 // pushed after Close.
 func (r *Reassembler) Push(seq int64, chunk []byte) (duplicate bool) {
+	dup, _ := r.PushLimited(seq, chunk, 0)
+	return dup
+}
+
+// ErrHeldFull is PushLimited's refusal of a chunk that would have to wait
+// for an earlier one while the stream already holds its limit.
+var ErrHeldFull = errors.New("media: too much audio held out of order")
+
+// PushLimited is Push that holds at most maxHeld bytes out of order (0: no
+// limit): a chunk that is next in order is always taken; one that would
+// have to wait past the limit is refused with ErrHeldFull and not kept, so
+// the client may send it again once the gap is filled or skipped.
+func (r *Reassembler) PushLimited(seq int64, chunk []byte, maxHeld int) (duplicate bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return true
+		return true, nil
 	}
 	if !r.started {
 		r.started, r.next = true, seq
 	}
 	if seq < r.next || seq-r.next > maxAhead {
-		return true
+		return true, nil
 	}
 	if _, ok := r.held[seq]; ok {
-		return true
+		return true, nil
+	}
+	if maxHeld > 0 && seq != r.next && r.heldBytes+len(chunk) > maxHeld {
+		return false, ErrHeldFull
 	}
 	r.held[seq] = chunk
+	r.heldBytes += len(chunk)
 	r.drain()
 	if len(r.held) > 0 && !r.waiting {
 		r.waiting = true
@@ -94,7 +114,7 @@ func (r *Reassembler) Push(seq int64, chunk []byte) (duplicate bool) {
 		default:
 		}
 	}
-	return false
+	return false, nil
 }
 
 // drain delivers the in-order run at r.next. r.mu is held.
@@ -105,6 +125,7 @@ func (r *Reassembler) drain() {
 			break
 		}
 		delete(r.held, r.next)
+		r.heldBytes -= len(chunk)
 		r.deliver(r.next, chunk)
 		r.next++
 		r.waiting = false // the gap that was timed has closed
@@ -146,6 +167,7 @@ func (r *Reassembler) Flush() {
 			r.skipped(r.next)
 		}
 		r.deliver(seq, r.held[seq])
+		r.heldBytes -= len(r.held[seq])
 		delete(r.held, seq)
 		r.next = seq + 1
 	}
@@ -162,6 +184,7 @@ func (r *Reassembler) Close() {
 	}
 	r.closed = true
 	r.held = map[int64][]byte{}
+	r.heldBytes = 0
 	r.mu.Unlock()
 	close(r.done)
 	r.wg.Wait()
