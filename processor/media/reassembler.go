@@ -33,8 +33,8 @@ type Reassembler struct {
 	held    map[int64][]byte
 	// heldBytes is the size of the chunks in held.
 	heldBytes int
-	closed  bool
-	waiting bool // a gap timer is armed
+	closed    bool
+	waiting   bool // a gap timer is armed
 
 	kick chan struct{}
 	done chan struct{}
