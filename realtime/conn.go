@@ -345,6 +345,12 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		case <-c.stop:
+			if ctx.Err() != nil {
+				// The reader ended because the context did (a revoked
+				// credential): its close code, not a normal one.
+				c.closeFor(ctx)
+				return
+			}
 			if c.flush(&spare) {
 				c.goodbye(c.closeCode, c.closeText)
 			}
