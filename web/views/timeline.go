@@ -30,6 +30,10 @@ func EventSummary(e store.Event) string {
 		return "Candidate agreed to recording and AI processing"
 	case "candidate.joined":
 		return "Candidate joined"
+	case "invitation.sent":
+		return "Invitation emailed to the candidate"
+	case "reminder.sent":
+		return "Reminder emailed to the candidate"
 	case "candidate.ended":
 		return "Candidate ended the interview"
 	case "machine.launched":
