@@ -67,7 +67,10 @@ func runBackup(ctx context.Context, args []string, env map[string]string, stdout
 	if err != nil {
 		return err
 	}
-	st, _ := os.Stat(*to)
+	st, err := os.Stat(*to)
+	if err != nil {
+		return fmt.Errorf("the backup was written but cannot be read back: %w", err)
+	}
 	fmt.Fprintf(stdout, "backup written to %s: %d transcript entries, %d recordings (%.1f MB), %.1f MB in all, in %s\n",
 		*to, m.Fingerprint.Entries(), m.Recordings, m.RecordingsMB, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
 	if m.SecretKey {

@@ -45,7 +45,10 @@ func benchBackup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}); err != nil {
 		return err
 	}
-	st, _ := os.Stat(filepath.Join(data, dbFileName))
+	st, err := os.Stat(filepath.Join(data, dbFileName))
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "seeded %d entries (%.1f MB database) in %s\n", *entries, float64(st.Size())/1e6, time.Since(t0).Round(time.Millisecond))
 
 	file := filepath.Join(work, "backup.tar")
@@ -57,7 +60,10 @@ func benchBackup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	backupTook := time.Since(t1)
-	bst, _ := os.Stat(file)
+	bst, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
 	t2 := time.Now()
 	if err := run(ctx, []string{"restore", "--from", file, "--data", filepath.Join(work, "restored")}, nil, io.Discard, io.Discard); err != nil {
 		return err
