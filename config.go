@@ -398,6 +398,9 @@ func checkControlEnv(cfg serveConfig, env map[string]string) error {
 			return fmt.Errorf("--public-url=%q cannot be reached from Fly machines: set --public-url (env CANDOR_PUBLIC_URL) to the control plane's public address", cfg.PublicURL)
 		}
 	}
+	if _, err := contract.ParseICEServers(env[contract.EnvICEServers], env[contract.EnvTURNSecret], "check", time.Now()); err != nil {
+		return fmt.Errorf("%s: %v", contract.EnvICEServers, err)
+	}
 	engine, _ := stt.Lookup(cfg.STT)
 	interviewer, _ := processor.LookupInterviewer(cfg.Interviewer)
 	needsOpenAI := engine.OpenAI || interviewer.OpenAI || cfg.Evaluator == "openai"

@@ -109,6 +109,8 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		WebhookRetryScale:   cfg.WebhookRetryScale,
 		OnFly:               env["FLY_APP_NAME"] != "",
 		Regions:             cfg.Regions,
+		ICEServers:          env[contract.EnvICEServers],
+		TURNSecret:          env[contract.EnvTURNSecret],
 		TrustedProxies:      cfg.TrustedProxies,
 		ReminderBefore:      cfg.ReminderBefore,
 		MetricsToken:        env["CANDOR_METRICS_TOKEN"],

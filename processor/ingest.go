@@ -365,6 +365,17 @@ func (s *session) handleWHIP(w http.ResponseWriter, r *http.Request) {
 	s.join()
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", "/whip/"+id)
+	// RFC 9725 §4.4: the ICE servers a standard WHIP client may use (the
+	// candidate page gets them earlier, in its join answer).
+	for _, ice := range s.cfg.WebRTC.ICEServers {
+		for _, u := range ice.URLs {
+			link := "<" + u + `>; rel="ice-server"`
+			if ice.Username != "" {
+				link += `; username="` + ice.Username + `"; credential="` + fmt.Sprint(ice.Credential) + `"; credential-type="password"`
+			}
+			w.Header().Add("Link", link)
+		}
+	}
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, answer)
 }

@@ -244,6 +244,26 @@ type joinJSON struct {
 	// Token is the candidate token (contract.CandidateToken): it opens the processor's
 	// media and events endpoints but not its POST /end.
 	Token string `json:"token"`
+	// ICEServers are the STUN/TURN servers for the page's peer connection,
+	// TURN credentials time-limited; given here because a non-trickle WHIP
+	// offer is made before any WHIP answer (and its Link headers) exists.
+	ICEServers []contract.ICEServer `json:"ice_servers"`
+}
+
+// iceTTL is how long an interview's TURN credentials stay valid: longer
+// than any interview.
+const iceTTL = 24 * time.Hour
+
+// iceServers are the interview's STUN/TURN servers with credentials.
+func (s *Server) iceServers(interviewID string) ([]contract.ICEServer, error) {
+	ice, err := contract.ParseICEServers(s.cfg.ICEServers, s.cfg.TURNSecret, interviewID, time.Now().Add(iceTTL))
+	if err != nil {
+		return nil, fmt.Errorf("CANDOR_ICE_SERVERS: %w", err)
+	}
+	if ice == nil {
+		ice = []contract.ICEServer{}
+	}
+	return ice, nil
 }
 
 // handleCandidateJoin starts the interview if it is scheduled (launching
@@ -275,11 +295,16 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
+	ice, err := s.iceServers(iv.ID)
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, joinJSON{
 		InterviewID:  iv.ID,
 		Status:       iv.Status,
 		ProcessorURL: s.processorURL(m),
 		Token:        contract.CandidateToken(s.processorToken(iv.ID, m.ID), iv.ID),
+		ICEServers:   ice,
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -187,7 +188,7 @@ func TestCandidateJoin(t *testing.T) {
 	// A reload (or a reconnect) joins the same machine again.
 	var again joinJSON
 	e.must(t, 200, request{Method: "POST", Path: invite + "/join", Body: map[string]any{}}, &again)
-	if again != j || len(e.machines.launched) != 1 {
+	if !reflect.DeepEqual(again, j) || len(e.machines.launched) != 1 {
 		t.Errorf("second join answered %+v after %d launches, want the same machine", again, len(e.machines.launched))
 	}
 

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"candor/fly"
+	"candor/processor/contract"
 )
 
 // On Fly the stable route answers fly-replay, so Fly's edge carries the
@@ -117,4 +120,45 @@ func TestAStartFailsWithTheProcessorsOwnReason(t *testing.T) {
 	if res.Status != http.StatusBadGateway || !strings.Contains(string(res.Body), "OPENAI_API_KEY is not set") {
 		t.Errorf("start: %d %s, want 502 with the processor's reason", res.Status, res.Body)
 	}
+}
+
+// The candidate page gets its ICE servers in the join answer, before it
+// makes its offer; TURN servers get time-limited credentials from
+// CANDOR_TURN_SECRET, and the processor the same ones in its env.
+func TestTheJoinAnswerCarriesICEServersWithTimeLimitedTURNCredentials(t *testing.T) {
+	e := newTestEnv(t, withConfig(func(c *Config) {
+		c.ICEServers = "stun:stun.example:3478,turn:turn.example:3478?transport=udp"
+		c.TURNSecret = "shared"
+	}))
+	a := e.tenant(t, "Acme")
+	_, _, id := e.seed(t, a)
+	invite := e.inviteOf(id)
+	e.must(t, 200, request{Method: "POST", Path: invite + "/consent", Body: map[string]any{"consent": true},
+		Header: map[string]string{"Origin": e.ts.URL}}, nil)
+	var j joinJSON
+	e.must(t, 200, request{Method: "POST", Path: invite + "/join", Body: map[string]any{}}, &j)
+	if len(j.ICEServers) != 2 || j.ICEServers[0].Username != "" {
+		t.Fatalf("ice servers %+v", j.ICEServers)
+	}
+	turn := j.ICEServers[1]
+	exp, user, _ := strings.Cut(turn.Username, ":")
+	if user != id || exp == "" {
+		t.Errorf("TURN username %q, want <expiry>:%s", turn.Username, id)
+	}
+	if wantUser, wantCred := contract.TURNCredentials("shared", id, time.Unix(mustAtoi(t, exp), 0)); turn.Username != wantUser || turn.Credential != wantCred {
+		t.Errorf("TURN credential does not verify under the shared secret")
+	}
+	got, err := contract.ParseICEServers(e.machines.launched[0].Env[contract.EnvICEServers], "", "", time.Time{})
+	if err != nil || len(got) != 2 || got[1].Username != turn.Username || got[1].Credential != turn.Credential {
+		t.Errorf("processor env ICE servers %+v (%v), want the candidate's", got, err)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -244,6 +244,13 @@ func (s *Server) launch(ctx context.Context, iv store.Interview, near string) (s
 	}
 	maps.Copy(env, platform)
 	env[contract.EnvControlURL] = s.cfg.PublicURL
+	if s.cfg.ICEServers != "" {
+		ice, err := s.iceServers(iv.ID)
+		if err != nil {
+			return store.Machine{}, err
+		}
+		env[contract.EnvICEServers] = contract.FormatICEServers(ice)
+	}
 	env[contract.EnvProcessorToken] = token
 	fm, err := s.machines.Launch(ctx, fly.Spec{
 		InterviewID: iv.ID, TenantID: iv.TenantID, TenantSlug: tenant.Slug,

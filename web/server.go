@@ -109,6 +109,13 @@ type Config struct {
 	// Regions are where interview machines may run (CANDOR_REGIONS); a
 	// candidate's Fly-Region outside them is ignored. Empty: any.
 	Regions []string
+	// ICEServers is CANDOR_ICE_SERVERS, the STUN/TURN servers both ends of
+	// a WebRTC session use; TURNSecret (CANDOR_TURN_SECRET) gives TURN
+	// servers listed without credentials time-limited ones per interview
+	// (contract.TURNCredentials), for the candidate page's join answer and
+	// the processor's env.
+	ICEServers string
+	TURNSecret string
 	// Mailer sends email (invitations, reminders, member invitations,
 	// password resets); nil turns email off.
 	Mailer mailer

@@ -47,4 +47,8 @@ const (
 	// "fly-global-services", the one address Fly delivers UDP to (TCP
 	// binds every address, as Fly requires).
 	EnvWebRTCBindHost = "CANDOR_WEBRTC_BIND_HOST"
+	// EnvTURNSecret (control plane only) is the TURN REST shared secret:
+	// TURN servers in EnvICEServers without credentials get time-limited
+	// ones per interview (TURNCredentials).
+	EnvTURNSecret = "CANDOR_TURN_SECRET"
 )

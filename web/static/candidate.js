@@ -416,7 +416,7 @@
   // ---- WHIP (RFC 9725) ----
 
   function startWHIP(my) {
-    var pc = new RTCPeerConnection({ iceServers: [] });
+    var pc = new RTCPeerConnection({ iceServers: join.ice_servers || [] });
     conn.pc = pc;
     // The data channel is created before the offer so that it is in it.
     var dc = pc.createDataChannel("interviewer");
