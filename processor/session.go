@@ -20,19 +20,65 @@ import (
 	"candor/processor/contract"
 )
 
-// session is one interview on this processor: the candidate's stream on the
-// media clock, the seq counter, the spool and its sender, heartbeats, the
-// interviewer, and the ingest paths that feed the stream.
+// session is one interview on this processor. It is made of three parts
+// with one job each: audioIngest takes the candidate's audio in (and keeps
+// the media clock), delivery numbers entries and gets them to the bridge
+// through the spool, and sessionLife is the session's phase, its workers and
+// the interviewer's run. What they share is the config, the plan and the
+// candidate page's event hub.
 type session struct {
 	cfg    Config
 	log    *slog.Logger
 	plan   contract.Plan
-	spool  *spool
-	bridge *bridge
-	sender *sender
 	events *eventHub
-	whip   *media.WHIP // nil when WebRTC could not be set up
-	voice  Voice       // nil when no TTS is available
+	voice  Voice          // nil when no TTS is available
+	heard  chan Utterance // the candidate's finalized utterances, for the interviewer
+
+	audioIngest
+	delivery
+	sessionLife
+}
+
+// audioIngest is the candidate's audio in: the ingest paths (WHIP,
+// /ws/audio, /process-audio) feed the recording, the SpeechRoom taps and the
+// speech stream, and advance the media clock.
+type audioIngest struct {
+	audioMu sync.Mutex // serializes writes to stream and ingest state
+	stream  stt.Stream
+	baseMS  int64
+	samples atomic.Int64            // candidate samples written: the media clock
+	chunks  map[string]*chunkStream // /process-audio streams by speaker
+	ingest  sync.WaitGroup          // /ws/audio readers
+	wsAudio map[*websocket.Conn]struct{}
+	taps    map[int]func(pcm []int16, atMS int64) // SpeechRoom listeners (guarded by audioMu)
+	tapSeq  int
+	whip    *media.WHIP // nil when WebRTC could not be set up
+	recMu   sync.Mutex  // guards whipIDs
+	whipIDs map[string]struct{}
+	rec     *recorder
+
+	joined   chan struct{} // closed once the candidate is connected
+	joinOnce sync.Once
+}
+
+// delivery is the transcript out: entries get the next seq, are committed
+// to the spool and sent by the sender; the recording is uploaded in parts.
+type delivery struct {
+	mu       sync.Mutex // guards seq, entries (and the spool order they imply)
+	seq      int64
+	entries  []contract.Entry
+	spool    *spool
+	bridge   *bridge
+	sender   *sender
+	uploadMu sync.Mutex // one recording upload at a time, in order
+}
+
+// sessionLife is where the session is in its life and what runs for it.
+type sessionLife struct {
+	// phase is the session's one notion of "over" (see phase.go); it
+	// moves to phaseClosing under audioMu, so ingest paths that checked it
+	// under audioMu saw a consistent state.
+	phase lifecycle
 
 	// work is the context of the session's own goroutines; it outlives the
 	// Run context so a shutdown can still drain the spool.
@@ -43,34 +89,9 @@ type session struct {
 	stopInterviewer context.CancelFunc
 	interviewerDone chan struct{}
 
-	mu      sync.Mutex // guards seq, entries (and the spool order they imply)
-	seq     int64
-	entries []contract.Entry
-
-	audioMu sync.Mutex // serializes writes to stream and ingest state
-	stream  stt.Stream
-	baseMS  int64
-	samples atomic.Int64 // candidate samples written: the media clock
-	// phase is the session's one notion of "over" (see phase.go); it
-	// moves to phaseClosing under audioMu, so ingest paths that checked it
-	// under audioMu saw a consistent state.
-	phase   lifecycle
-	chunks  map[string]*chunkStream // /process-audio streams by speaker
-	ingest  sync.WaitGroup          // /ws/audio readers
-	wsAudio map[*websocket.Conn]struct{}
-	taps    map[int]func(pcm []int16, atMS int64) // SpeechRoom listeners (guarded by audioMu)
-	tapSeq  int
-
-	joined   chan struct{}
-	joinOnce sync.Once
 	serving  chan struct{} // closed once the server routes requests here: `ready` waits for it
 	serveOne sync.Once
-	heard    chan Utterance
 
-	rec       *recorder
-	uploadMu  sync.Mutex // one recording upload at a time, in order
-	recMu     sync.Mutex // guards whipIDs
-	whipIDs   map[string]struct{}
 	endMu     sync.Mutex // one End (or Close) at a time
 	closeOnce sync.Once
 }
@@ -148,25 +169,31 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 		}
 	}
 	s := &session{
-		cfg:      cfg,
-		log:      log,
-		plan:     plan,
-		spool:    sp,
-		bridge:   br,
-		sender:   newSender(sp, br, cfg.Timing, log),
-		events:   newEventHub(),
-		work:     work,
-		stopWork: stopWork,
-		seq:      max(state.LastSeq, spooled),
-		baseMS:   state.MediaMS,
-		chunks:   make(map[string]*chunkStream),
-		wsAudio:  make(map[*websocket.Conn]struct{}),
-		taps:     make(map[int]func([]int16, int64)),
-		joined:   make(chan struct{}),
-		serving:  make(chan struct{}),
-		heard:    make(chan Utterance, 256),
-		rec:      newRecorder(cfg.DataDir, cfg.SessionID, state.MediaMS, cfg.RecordingSegment, cfg.RecordingSegmentBytes, log),
-		whipIDs:  make(map[string]struct{}),
+		cfg:    cfg,
+		log:    log,
+		plan:   plan,
+		events: newEventHub(),
+		heard:  make(chan Utterance, 256),
+		audioIngest: audioIngest{
+			baseMS:  state.MediaMS,
+			chunks:  make(map[string]*chunkStream),
+			wsAudio: make(map[*websocket.Conn]struct{}),
+			taps:    make(map[int]func([]int16, int64)),
+			whipIDs: make(map[string]struct{}),
+			rec:     newRecorder(cfg.DataDir, cfg.SessionID, state.MediaMS, cfg.RecordingSegment, cfg.RecordingSegmentBytes, log),
+			joined:  make(chan struct{}),
+		},
+		delivery: delivery{
+			seq:    max(state.LastSeq, spooled),
+			spool:  sp,
+			bridge: br,
+			sender: newSender(sp, br, cfg.Timing, log),
+		},
+		sessionLife: sessionLife{
+			work:     work,
+			stopWork: stopWork,
+			serving:  make(chan struct{}),
+		},
 	}
 	defer func() {
 		if err != nil {
