@@ -512,16 +512,20 @@ func (s *Server) clientIP(r *http.Request) string {
 }
 
 // maskedPath is path as it may be logged: an invite link's token is a
-// credential (it starts and ends the interview), so /i/<token>/… is
-// logged as /i/…/….
+// credential (it starts and ends the interview), and so are the tokens of
+// the set-password links sent by email, so /i/<token>/… is logged as
+// /i/…/… (and likewise under resetPath and invitationPath).
 func maskedPath(path string) string {
-	rest, ok := strings.CutPrefix(path, invitePath)
-	if !ok {
-		return path
+	for _, prefix := range []string{invitePath, resetPath, invitationPath} {
+		rest, ok := strings.CutPrefix(path, prefix)
+		if !ok {
+			continue
+		}
+		_, after, found := strings.Cut(rest, "/")
+		if !found {
+			return prefix + "…"
+		}
+		return prefix + "…/" + after
 	}
-	_, after, found := strings.Cut(rest, "/")
-	if !found {
-		return invitePath + "…"
-	}
-	return invitePath + "…/" + after
+	return path
 }

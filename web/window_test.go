@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -116,5 +117,25 @@ func TestScheduleFormReadsTheRecruitersTimeZone(t *testing.T) {
 	after, _ := env.db.ListInterviews(context.Background(), tenant, store.InterviewFilter{})
 	if len(after) != len(before) {
 		t.Errorf("a refused window stored an interview")
+	}
+}
+
+// TestLogsHoldNoSetPasswordTokens: the links in reset and invitation emails
+// are credentials; the access log shows their paths masked.
+func TestLogsHoldNoSetPasswordTokens(t *testing.T) {
+	var logs bytes.Buffer
+	e := newAttackEnv(t, withLog(&logs))
+	reset, invitation := randomToken(), randomToken()
+	e.do(t, request{Method: "GET", Path: resetPath + reset})
+	e.do(t, request{Method: "POST", Path: invitationPath + invitation, Body: "password=x", ContentType: "application/x-www-form-urlencoded"})
+	for _, want := range []string{`"path":"` + resetPath + `…"`, `"path":"` + invitationPath + `…"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %s in the log:\n%s", want, logs.String())
+		}
+	}
+	for _, tok := range []string{reset, invitation} {
+		if strings.Contains(logs.String(), tok) {
+			t.Errorf("the log holds a set-password token:\n%s", logs.String())
+		}
 	}
 }
