@@ -162,6 +162,15 @@ func optionalHostPort(v string) error {
 	return hostPort(v)
 }
 
+// redactValue is v as an error may quote it: a URL's password (an SMTP or
+// replica URL may carry one) is never printed.
+func redactValue(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return v
+}
+
 // parsePrefixes reads a comma-separated list of addresses and CIDRs.
 func parsePrefixes(v string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
@@ -307,7 +316,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 		}
 		if s.check != nil {
 			if err := s.check(v); err != nil {
-				return serveConfig{}, fmt.Errorf("%s=%q is not valid: %v (flag --%s or env %s)", source, v, err, s.flag, s.env)
+				return serveConfig{}, fmt.Errorf("%s=%q is not valid: %v (flag --%s or env %s)", source, redactValue(v), err, s.flag, s.env)
 			}
 		}
 		get[s.flag] = v

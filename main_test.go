@@ -30,6 +30,9 @@ func TestBadSettingsStopStartUpWithOneLineNamingTheSettingAndTheFix(t *testing.T
 		{"the fly provisioner with a loopback public URL", []string{"--provisioner=fly"}, map[string]string{"FLY_API_TOKEN": "x", "FLY_ORG": "acme", "FLY_PROCESSOR_IMAGE": "img"}, []string{"--public-url", "cannot be reached from Fly"}},
 		{"an SMTP URL of another scheme, its password not echoed", []string{"--smtp-url=http://u:hunter2-pw@mail.example.com", "--mail-from=hiring@example.com"}, nil, []string{"--smtp-url", "CANDOR_SMTP_URL", "smtps://"}},
 		{"an SMTP URL without a sender", nil, map[string]string{"CANDOR_SMTP_URL": "smtps://u:hunter2-pw@mail.example.com"}, []string{"CANDOR_MAIL_FROM", "sender"}},
+		{"a trusted proxy that is not an address", []string{"--trusted-proxies=10.0.0.0/8,proxy.example"}, nil, []string{"--trusted-proxies", "CIDR"}},
+		{"a metrics address without a port", []string{"--metrics-addr=localhost"}, nil, []string{"--metrics-addr", "host:port"}},
+		{"allow-private-targets that is not a boolean", nil, map[string]string{"CANDOR_ALLOW_PRIVATE_TARGETS": "yes"}, []string{"CANDOR_ALLOW_PRIVATE_TARGETS", "true or false"}},
 		{"a stray argument", []string{"serve", "extra"}, nil, []string{"unexpected argument"}},
 		{"an unknown command", []string{"frobnicate"}, nil, []string{"unknown command", "serve"}},
 	}

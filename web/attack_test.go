@@ -366,6 +366,8 @@ func attackRows(w *attackWorld) []attackRow {
 		// and the candidate token cannot end an interview.
 		{route: "* /p/:id", name: "the processor route of an unknown interview is 404",
 			req: request{Method: "GET", Path: "/p/int_nope"}, want: 404, code: CodeNotFound},
+		{route: "* /p/:id/*", name: "a candidate token cannot end the interview through the processor route",
+			req: request{Method: "POST", Path: "/p/" + a.runningID + "/end", Key: a.candidateTok}, want: 401},
 		{route: "* /p/:id/*", name: "the processor route of an ended interview is 404",
 			req: request{Method: "POST", Path: "/p/" + a.endedID + "/end", Key: a.processorToken}, want: 404, code: CodeNotFound},
 
@@ -654,5 +656,44 @@ func attackRecordRows(w *attackWorld) []attackRow {
 			req: attackForm(attackAs(b.owner, request{Method: "POST", Path: "/positions/" + a.positionID + "/delete"}), url.Values{"_csrf": {b.owner.CSRF}}), want: 404},
 		{route: "POST /positions/:id/delete", name: "a viewer cannot delete a position on the dashboard",
 			req: attackForm(attackAs(a.viewer, request{Method: "POST", Path: "/positions/" + a.positionID + "/delete"}), url.Values{"_csrf": {a.viewer.CSRF}}), want: 403},
+	}
+}
+
+// TestAttackEveryRouteRefusesAnOversizedForm sends a 200 KiB form to every
+// route that takes a body (the processor route passes bodies through to
+// the processor, which has its own caps): each must answer 413 before
+// anything parses it, whoever asks.
+func TestAttackEveryRouteRefusesAnOversizedForm(t *testing.T) {
+	e := newAttackEnv(t)
+	tn := e.tenant(t, "Acme")
+	owner := e.login(t, tn, store.RoleOwner)
+	body := "a=" + strings.Repeat("x", 200<<10)
+	seen := map[string]bool{}
+	for _, r := range e.srv.e.Routes() {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch {
+			continue
+		}
+		if strings.HasPrefix(r.Path, "/p/") || seen[r.Method+r.Path] {
+			continue
+		}
+		seen[r.Method+r.Path] = true
+		path := r.Path
+		for _, seg := range strings.Split(r.Path, "/") {
+			if strings.HasPrefix(seg, ":") || seg == "*" {
+				path = strings.Replace(path, seg, "x", 1)
+			}
+		}
+		for _, who := range []string{"stranger", "owner"} {
+			req := request{Method: r.Method, Path: path, ContentType: "application/x-www-form-urlencoded", Body: body}
+			if who == "owner" {
+				req = attackAs(owner, req)
+			}
+			if res := e.do(t, req); res.Status != http.StatusRequestEntityTooLarge {
+				t.Errorf("%s %s as %s: %d, want 413", r.Method, r.Path, who, res.Status)
+			}
+		}
+	}
+	if len(seen) < 10 {
+		t.Fatalf("only %d body-taking routes found", len(seen))
 	}
 }
