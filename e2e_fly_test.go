@@ -11,17 +11,23 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pion/turn/v5"
 
 	"candor/fly"
 	"candor/fly/flyfake"
 )
 
 // flyStackOptions shape the fly-mode stack.
-type flyStackOptions struct{}
+type flyStackOptions struct {
+	// TURN runs a TURN server (REST credentials from a shared secret) and
+	// no direct UDP: media goes candidate → TURN → machine.
+	TURN bool
+}
 
 // TestInterviewEndToEndOnFly runs the browser interview with
 // --provisioner=fly against flyfake: the control plane sits behind the
@@ -37,6 +43,20 @@ func TestInterviewEndToEndOnFly(t *testing.T) {
 		Fly:       &flyStackOptions{},
 	})
 	t.Logf("fly webrtc: %d candidate entries, word recall %.2f", len(res.Candidate), res.Recall)
+}
+
+// TestInterviewEndToEndOnFlyOverTURN is the same interview with the page
+// on TURN only (relay=1): the join answer's time-limited TURN credentials
+// work in Chromium, and the media goes through the TURN server, not the
+// control plane.
+func TestInterviewEndToEndOnFlyOverTURN(t *testing.T) {
+	res := runInterview(t, interviewOptions{
+		Clips:     []string{"0880", "0890"},
+		Transport: "webrtc",
+		Query:     "relay=1",
+		Fly:       &flyStackOptions{TURN: true},
+	})
+	t.Logf("fly turn: %d candidate entries, word recall %.2f", len(res.Candidate), res.Recall)
 }
 
 // startFlyStack is startStack for --provisioner=fly: flyfake's API and edge,
@@ -91,13 +111,25 @@ func startFlyStack(t testing.TB, o flyStackOptions) *stack {
 		local.Close()
 	})
 
-	port := freeUDPPort(t)
+	args := []string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0",
+		"--provisioner=fly", "--public-url=" + publicURL, "--fly-proxy-url=" + flyfake.ProxyURL(api.URL),
+		"--regions=iad", "--default-region=iad"}
+	var turnBytes *atomic.Int64
+	if o.TURN {
+		var turnURL string
+		turnURL, turnBytes = startTURN(t, "e2e-turn-secret")
+		env["CANDOR_ICE_SERVERS"] = turnURL
+		env["CANDOR_TURN_SECRET"] = "e2e-turn-secret"
+	} else {
+		port := strconv.Itoa(freeUDPPort(t))
+		args = append(args, "--fly-media-ports="+port+"-"+port)
+	}
 	env["FLY_API_TOKEN"] = "fly-e2e-token"
 	env["FLY_ORG"] = "candor-e2e"
 	env["FLY_PROCESSOR_IMAGE"] = "registry.fly.io/candor:e2e"
 	env["FLY_FLAPS_BASE_URL"] = api.URL
 	env["FLY_APP_NAME"] = "candor-control" // on Fly: /p/{id} answers fly-replay
-	st := &stack{url: publicURL, apiURL: "http://" + addr, dir: dir, key: boot.APIKey, log: &syncBuffer{}, fake: fake,
+	st := &stack{url: publicURL, apiURL: "http://" + addr, dir: dir, key: boot.APIKey, log: &syncBuffer{}, fake: fake, turnBytes: turnBytes,
 		browserFlags: []chromedp.ExecAllocatorOption{
 			chromedp.Flag("host-resolver-rules", "MAP candor.test 127.0.0.1"),
 			// getUserMedia needs a secure context; candor.test is one
@@ -107,10 +139,7 @@ func startFlyStack(t testing.TB, o flyStackOptions) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0",
-			"--provisioner=fly", "--public-url=" + publicURL, "--fly-proxy-url=" + flyfake.ProxyURL(api.URL),
-			"--regions=iad", "--default-region=iad", "--fly-media-ports=" + strconv.Itoa(port) + "-" + strconv.Itoa(port),
-		}, env, io.Discard, st.log)
+		done <- run(ctx, args, env, io.Discard, st.log)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -140,14 +169,21 @@ func startFlyStack(t testing.TB, o flyStackOptions) *stack {
 // checkFlyTraffic holds the fly-mode interview to its point: while the
 // candidate spoke, media went over UDP through the edge to the machine and
 // the control plane carried next to nothing.
-func checkFlyTraffic(t testing.TB, st *stack, atLive, now flyfake.Traffic, spoken time.Duration) {
+func checkFlyTraffic(t testing.TB, st *stack, atLive, now flyfake.Traffic, turnAtLive, turnNow int64, spoken time.Duration) {
 	t.Helper()
 	udp, control, machines := now.UDP-atLive.UDP, now.Backends-atLive.Backends, now.Machines-atLive.Machines
+	if st.turnBytes != nil {
+		udp = turnNow - turnAtLive // through the TURN server instead
+	}
 	perHour := func(n int64) float64 { return float64(n) / spoken.Hours() / 1e6 }
-	t.Logf("fly edge while the candidate spoke (%s): UDP %d B (%.0f MB/h), to machines over HTTP/WS %d B, to the control plane %d B",
-		spoken.Round(time.Second), udp, perHour(udp), machines, control)
+	path := "UDP through the edge"
+	if st.turnBytes != nil {
+		path = "through TURN"
+	}
+	t.Logf("while the candidate spoke (%s): media %s %d B (%.0f MB/h), to machines over HTTP/WS via the edge %d B (%.0f MB/h), to the control plane %d B",
+		spoken.Round(time.Second), path, udp, perHour(udp), machines, perHour(machines), control)
 	if udp < 20_000 {
-		t.Errorf("only %d UDP bytes through the edge: WebRTC did not go to the machine's published port", udp)
+		t.Errorf("only %d media bytes %s: WebRTC did not take that path", udp, path)
 	}
 	if control*10 > udp {
 		t.Errorf("the control plane carried %d bytes against %d of media: bytes pass through it", control, udp)
@@ -162,4 +198,45 @@ func freeUDPPort(t testing.TB) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// startTURN runs a TURN server on loopback checking TURN REST credentials
+// made with secret, counting every byte it receives and sends.
+func startTURN(t testing.TB, secret string) (string, *atomic.Int64) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &atomic.Int64{}
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "candor.test",
+		AuthHandler: turn.LongTermTURNRESTAuthHandler(secret, nil),
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn:            &countingPacketConn{PacketConn: conn, n: n},
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return "turn:" + conn.LocalAddr().String() + "?transport=udp", n
+}
+
+type countingPacketConn struct {
+	net.PacketConn
+	n *atomic.Int64
+}
+
+func (c *countingPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	k, a, err := c.PacketConn.ReadFrom(p)
+	c.n.Add(int64(k))
+	return k, a, err
+}
+
+func (c *countingPacketConn) WriteTo(p []byte, a net.Addr) (int, error) {
+	k, err := c.PacketConn.WriteTo(p, a)
+	c.n.Add(int64(k))
+	return k, err
 }

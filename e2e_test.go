@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -202,8 +203,12 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	mustRun(t, page, "join", chromedp.Click(chromedp.CSS(`[data-testid=join]`)))
 	waitStatus(t, page, "live", 120*time.Second)
 	var trafficAtLive flyfake.Traffic
+	var turnAtLive int64
 	if st.fake != nil {
 		trafficAtLive = st.fake.Traffic()
+	}
+	if st.turnBytes != nil {
+		turnAtLive = st.turnBytes.Load()
 	}
 
 	transport := evaluate[string](t, page, `document.querySelector("[data-testid=transport]").getAttribute("data-transport")`)
@@ -260,7 +265,11 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	}
 
 	if st.fake != nil {
-		checkFlyTraffic(t, st, trafficAtLive, st.fake.Traffic(), time.Since(audioStart))
+		var turnNow int64
+		if st.turnBytes != nil {
+			turnNow = st.turnBytes.Load()
+		}
+		checkFlyTraffic(t, st, trafficAtLive, st.fake.Traffic(), turnAtLive, turnNow, time.Since(audioStart))
 	}
 	mustRun(t, page, "end the interview", chromedp.Click(chromedp.CSS(`[data-testid=end]`)))
 	waitStatus(t, page, "ended", 120*time.Second)
@@ -383,6 +392,7 @@ type stack struct {
 	apiURL       string
 	browserFlags []chromedp.ExecAllocatorOption
 	fake         *flyfake.Server // fly mode only
+	turnBytes    *atomic.Int64   // fly mode over TURN: bytes through the TURN server
 }
 
 // startStack bootstraps a tenant in a fresh data dir and runs the control

@@ -21,6 +21,8 @@
   var params = new URLSearchParams(location.search);
   var forceWS = params.get("force") === "ws";
   var iceTimeout = parseInt(params.get("ice_ms"), 10) || 4000;
+  // relay=1 uses TURN only (diagnostics: does the TURN path work here?).
+  var forceRelay = params.get("relay") === "1";
   var raw = params.get("raw") === "1";
   var videoLimit = parseInt(root.getAttribute("data-video-limit"), 10) || 0;
 
@@ -416,7 +418,7 @@
   // ---- WHIP (RFC 9725) ----
 
   function startWHIP(my) {
-    var pc = new RTCPeerConnection({ iceServers: join.ice_servers || [] });
+    var pc = new RTCPeerConnection({ iceServers: join.ice_servers || [], iceTransportPolicy: forceRelay ? "relay" : "all" });
     conn.pc = pc;
     // The data channel is created before the offer so that it is in it.
     var dc = pc.createDataChannel("interviewer");
