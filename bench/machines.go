@@ -25,6 +25,9 @@ import (
 	"time"
 
 	"candor/fly"
+	"candor/processor"
+	"candor/processor/contract"
+	"candor/processor/stt"
 	"candor/realtime"
 	"candor/store"
 	"candor/web"
@@ -107,7 +110,7 @@ func newBenchPlane(ctx context.Context, dir string, machines func(publicURL stri
 		client: &http.Client{Transport: &http.Transport{Proxy: nil}}}
 	p.srv, err = web.New(web.Config{
 		Addr: ln.Addr().String(), PublicURL: url, DataDir: dir, Version: benchVersion, DefaultRegion: "iad",
-		SecretKey: key, ProcessorEnv: map[string]string{"CANDOR_STT": "pocketsphinx", "CANDOR_INTERVIEWER": "scripted"},
+		SecretKey: key, ProcessorEnv: map[string]string{contract.EnvSTT: stt.DefaultEngine, contract.EnvInterviewer: processor.DefaultInterviewer},
 	}, db, p.hub, m, log)
 	if err != nil {
 		m.Close()
@@ -193,7 +196,7 @@ func benchLocal(ctx context.Context, dir string, warm, n int, env map[string]str
 	if err != nil {
 		return err
 	}
-	base := map[string]string{"CANDOR_STT": "pocketsphinx", "CANDOR_INTERVIEWER": "scripted", "CANDOR_LOG_LEVEL": "warn"}
+	base := map[string]string{contract.EnvSTT: stt.DefaultEngine, contract.EnvInterviewer: processor.DefaultInterviewer, contract.EnvLogLevel: "warn"}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG"} {
 		if v, ok := env[k]; ok {
 			base[k] = v
@@ -265,8 +268,8 @@ func benchLocal(ctx context.Context, dir string, warm, n int, env map[string]str
 			return err
 		}
 		spec := fly.Spec{InterviewID: id, TenantID: p.tenantID, TenantSlug: "bench", Env: map[string]string{
-			"CANDOR_CONTROL_URL": p.url, "CANDOR_PROCESSOR_TOKEN": token,
-			"CANDOR_STT": "pocketsphinx", "CANDOR_INTERVIEWER": "scripted",
+			contract.EnvControlURL: p.url, contract.EnvProcessorToken: token,
+			contract.EnvSTT: stt.DefaultEngine, contract.EnvInterviewer: processor.DefaultInterviewer,
 		}}
 		t0 := time.Now()
 		fm, err := local.Launch(ctx, spec)

@@ -32,7 +32,7 @@ import (
 //     fly-global-services; tests: a loopback address standing in for it).
 func parseWebRTC(get func(string) string) (media.WebRTCConfig, error) {
 	var cfg media.WebRTCConfig
-	for _, raw := range splitList(get("CANDOR_ICE_SERVERS")) {
+	for _, raw := range splitList(get(contract.EnvICEServers)) {
 		s, err := parseICEServer(raw)
 		if err != nil {
 			return media.WebRTCConfig{}, fmt.Errorf("CANDOR_ICE_SERVERS entry %q %w", redactICE(raw), err)
@@ -40,14 +40,14 @@ func parseWebRTC(get func(string) string) (media.WebRTCConfig, error) {
 		cfg.ICEServers = append(cfg.ICEServers, s)
 	}
 	var err error
-	if cfg.UDPMuxPort, err = parsePort("CANDOR_WEBRTC_UDP_PORT", get("CANDOR_WEBRTC_UDP_PORT")); err != nil {
+	if cfg.UDPMuxPort, err = parsePort(contract.EnvWebRTCUDPPort, get(contract.EnvWebRTCUDPPort)); err != nil {
 		return media.WebRTCConfig{}, err
 	}
-	if cfg.ICETCPPort, err = parsePort("CANDOR_WEBRTC_TCP_PORT", get("CANDOR_WEBRTC_TCP_PORT")); err != nil {
+	if cfg.ICETCPPort, err = parsePort(contract.EnvWebRTCTCPPort, get(contract.EnvWebRTCTCPPort)); err != nil {
 		return media.WebRTCConfig{}, err
 	}
 	cfg.UDPBindHost = strings.TrimSpace(get(contract.EnvWebRTCBindHost))
-	for _, ip := range splitList(get("CANDOR_PUBLIC_IPS")) {
+	for _, ip := range splitList(get(contract.EnvPublicIPs)) {
 		if net.ParseIP(ip) == nil {
 			return media.WebRTCConfig{}, fmt.Errorf("CANDOR_PUBLIC_IPS entry %q is not an IP address: list addresses like 203.0.113.7,2001:db8::7", ip)
 		}
