@@ -49,7 +49,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hs := &http.Server{
 		Handler:           srv.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Anyone with an invite link reaches the processor: an idle
+		// connection is closed, headers are bounded. Media streams
+		// (WebSockets, chunk posts) are not cut by a read timeout.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
