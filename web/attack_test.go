@@ -599,7 +599,38 @@ func TestAttackXSS(t *testing.T) {
 	if _, _, err := createAPIKey(ctx, e.db, a.ID, attackXSS); err != nil {
 		t.Fatal(err)
 	}
+	// Fields a route may refuse to hold markup in: whatever it stores is
+	// rendered below; a refusal is fine too, a 5xx is not.
+	try := func(r request) {
+		if res := e.do(t, r); res.Status >= 500 {
+			t.Fatalf("%s %s: %d %s", r.Method, r.Path, res.Status, res.Body)
+		}
+	}
+	try(request{Method: "PUT", Path: "/api/v1/candidates/" + c.ID, Key: a.Key, Body: map[string]any{"name": attackXSS, "email": "xss@example.com", "notes": attackXSS}})
+	try(request{Method: "PUT", Path: "/api/v1/positions/" + p.ID, Key: a.Key, Body: map[string]any{"title": attackXSS, "description": attackXSS,
+		"questions": []string{attackXSS}, "rubric": []map[string]any{{"name": attackXSS, "description": attackXSS, "weight": 1}}, "interviewer_name": attackXSS}})
+	// What a candidate says (or a processor reports) is rendered too.
+	var live idJSON
+	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key, Body: map[string]any{"position_id": p.ID, "candidate_id": c.ID}}, &live)
+	st := e.start(t, a.tenant, live.ID)
+	if res := e.postEntries(t, live.ID, st.Processor.Token, entry(1, attackXSS)); res.Status != 200 {
+		t.Fatalf("post entry: %d %s", res.Status, res.Body)
+	}
+	try(request{Method: "POST", Path: "/api/v1/bridge/interviews/" + live.ID + "/events", Key: st.Processor.Token, Body: map[string]any{"type": "error", "message": attackXSS}})
+	try(request{Method: "POST", Path: "/api/v1/interviews/" + live.ID + "/reviews", Key: a.Key, Body: map[string]any{"score": 3, "note": attackXSS,
+		"criteria": []map[string]any{{"name": attackXSS, "score": 3, "note": attackXSS}}}})
+	// An organization named with markup, seen by its own owner.
+	xssOrg, err := Bootstrap(ctx, e.db, attackXSS, "xss-owner@example.com", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xssOwner := e.login(t, tenant{ID: xssOrg.TenantID}, store.RoleOwner)
+	if res := e.do(t, attackAs(xssOwner, request{Method: "GET", Path: "/interviews", Header: map[string]string{"Accept": "text/html"}})); strings.Contains(string(res.Body), "<script>alert(1)") {
+		t.Errorf("the organization's name is rendered unescaped")
+	}
+
 	pages := []string{
+		"/interviews/" + live.ID, "/account", "/webhooks", "/retention",
 		"/interviews", "/interviews/" + iv.ID, "/positions", "/positions/" + p.ID, "/candidates", "/candidates/" + c.ID,
 		"/search?q=" + url.QueryEscape(attackXSS), "/interviews?q=" + url.QueryEscape(attackXSS),
 		"/members", "/api-keys", "/settings", "/i/" + w.invite(iv.ID),
@@ -617,6 +648,14 @@ func TestAttackXSS(t *testing.T) {
 				}
 			}
 		})
+	}
+	// The payload did reach the pages (escaped), so the checks above mean
+	// something.
+	for _, path := range []string{"/interviews/" + live.ID, "/candidates/" + c.ID, "/positions/" + p.ID} {
+		res := e.do(t, attackAs(a.owner, request{Method: "GET", Path: path, Header: map[string]string{"Accept": "text/html"}}))
+		if !strings.Contains(string(res.Body), "&lt;script&gt;alert(1)") {
+			t.Errorf("%s does not show the stored payload at all", path)
+		}
 	}
 }
 
