@@ -601,6 +601,9 @@ func killProcessors(t testing.TB) {
 	}
 }
 
+// waitUntil is the root package's one poll helper: it polls ok until it
+// holds, failing the test after timeout (a bound for a loaded machine, not
+// a speed assertion).
 func waitUntil(t testing.TB, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
 	for start := time.Now(); !ok(); time.Sleep(100 * time.Millisecond) {

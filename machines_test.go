@@ -317,16 +317,6 @@ func wavData(b []byte) ([]byte, error) {
 	return nil, errors.New("no data chunk")
 }
 
-// waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-	}
-}
-
 // processorPID reads the pid file the local backend keeps for machine id.
 func processorPID(t *testing.T, dataDir, id string) int {
 	t.Helper()
@@ -420,7 +410,7 @@ func TestMachinesLocalStartAndEndThroughTheAPI(t *testing.T) {
 		}
 	})
 	t.Run("no processor process is left", func(t *testing.T) {
-		waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
+		waitUntil(t, 20*time.Second, "processors to exit", func() bool { return len(processorChildren()) == 0 })
 		if pids, _ := filepath.Glob(filepath.Join(p.dir, "processors", "*.pid")); len(pids) > 0 {
 			t.Errorf("pid files left: %v", pids)
 		}
@@ -438,7 +428,7 @@ func TestMachinesLocalKilledProcessorIsReplacedWithAnUnbrokenTranscript(t *testi
 	p.sendAudio(t, first.Processor.URL, first.Processor.Token, speechPCM(t, "0880", "0890"), 0)
 	// Wait until the first processor has delivered what it heard, as a
 	// live interview would have before its machine died.
-	waitFor(t, "entries from the first processor", 30*time.Second, func() bool {
+	waitUntil(t, 30*time.Second, "entries from the first processor", func() bool {
 		return strings.Contains(candidateText(p.transcript(t, "Acme", id)), "selfish")
 	})
 	before := p.transcript(t, "Acme", id)
@@ -455,7 +445,7 @@ func TestMachinesLocalKilledProcessorIsReplacedWithAnUnbrokenTranscript(t *testi
 	}
 
 	var second apiStart
-	waitFor(t, "a replacement machine", 30*time.Second, func() bool {
+	waitUntil(t, 30*time.Second, "a replacement machine", func() bool {
 		m := p.interview(t, "Acme", id).Machine
 		return m != nil && m.ID != firstMachine.ID && m.State == "running"
 	})
@@ -497,7 +487,7 @@ func TestMachinesLocalKilledProcessorIsReplacedWithAnUnbrokenTranscript(t *testi
 			t.Errorf("entry %d starts at %d ms, before the killed processor's last entry ended (%d ms): the media clock went back", e.Seq, e.StartMS, lastBefore)
 		}
 	}
-	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
+	waitUntil(t, 20*time.Second, "processors to exit", func() bool { return len(processorChildren()) == 0 })
 }
 
 func mustGlob(t *testing.T, pattern string) []string {
@@ -746,5 +736,5 @@ func TestMachinesFlyBackendThroughTheControlPlane(t *testing.T) {
 			t.Errorf("machine is %s after end", ms[0].State)
 		}
 	})
-	waitFor(t, "processors to exit", 20*time.Second, func() bool { return len(processorChildren()) == 0 })
+	waitUntil(t, 20*time.Second, "processors to exit", func() bool { return len(processorChildren()) == 0 })
 }

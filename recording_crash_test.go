@@ -40,7 +40,7 @@ func TestAKilledProcessorsRecordingKeepsAllButTheLastPart(t *testing.T) {
 		return iv.RecordingParts
 	}
 	complete := int(sent) // whole seconds: the parts closed so far
-	waitFor(t, "the closed parts at the control plane", 60*time.Second, func() bool { return len(parts()) >= complete })
+	waitUntil(t, 60*time.Second, "the closed parts at the control plane", func() bool { return len(parts()) >= complete })
 
 	pids := mustGlob(t, filepath.Join(p.dir, "processors", "*.pid"))
 	if len(pids) != 1 {
@@ -113,7 +113,7 @@ func TestAProcessorsWebMReplacesTheWAVPartsItUploadedOnACleanEnd(t *testing.T) {
 		p.call(t, "GET", "/api/v1/interviews/"+id, key, nil, &iv)
 		return iv.RecordingParts
 	}
-	waitFor(t, "WAV parts uploaded while recording", 60*time.Second, func() bool {
+	waitUntil(t, 60*time.Second, "WAV parts uploaded while recording", func() bool {
 		ps := parts()
 		return len(ps) >= 2 && ps[0].ContentType == "audio/wav"
 	})
