@@ -118,6 +118,18 @@ func (s *Server) emailInvitation(ctx context.Context, iv store.Interview, remind
 	return nil
 }
 
+// resendEvery bounds how often one interview's invitation may be emailed
+// again, so a stuck button or a script cannot flood a candidate's inbox.
+const resendEvery = time.Minute
+
+// tooSoon refuses a resend within resendEvery of the last invitation.
+func tooSoon(iv store.Interview) error {
+	if iv.InvitedAt != nil && time.Since(*iv.InvitedAt) < resendEvery {
+		return errorf(CodeTooManyRequests, "the invitation was emailed less than a minute ago; wait a minute before sending it again")
+	}
+	return nil
+}
+
 // handleResendInvite is POST /api/v1/interviews/{id}/invite: the invitation
 // email again (same link).
 func (s *Server) handleResendInvite(c echo.Context) error {
@@ -128,6 +140,9 @@ func (s *Server) handleResendInvite(c echo.Context) error {
 	}
 	if !s.emailOn() {
 		return errMailOff
+	}
+	if err := tooSoon(iv); err != nil {
+		return err
 	}
 	if err := s.emailInvitation(ctx, iv, false); err != nil {
 		return err
@@ -146,7 +161,10 @@ func (s *Server) handleResendInviteForm(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load interview: %w", err)
 	}
-	err = s.emailInvitation(ctx, iv, false)
+	err = tooSoon(iv)
+	if err == nil {
+		err = s.emailInvitation(ctx, iv, false)
+	}
 	var apiErr *Error
 	switch {
 	case errors.As(err, &apiErr):

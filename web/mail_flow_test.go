@@ -93,30 +93,42 @@ func TestInterviewInvitationIsEmailedAndResent(t *testing.T) {
 		t.Errorf("the email's link is not the interview's invite_url")
 	}
 
-	t.Run("resend emails the same link again and records it", func(t *testing.T) {
-		var iv interviewJSON
-		e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + created.ID + "/invite", Key: tn.Key}, &iv)
-		n := 0
-		for _, m := range smtpSrv.Messages() {
-			if m.To == "ada@example.com" && strings.Contains(m.Text, created.InviteURL) {
-				n++
+	t.Run("resend emails the same link again, records it, and not twice a minute", func(t *testing.T) {
+		var quiet createdInterviewJSON
+		e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: tn.Key, Body: map[string]any{
+			"position_id": pos.ID, "candidate_id": cand.ID, "send_invite": false}}, &quiet)
+		count := func() (n int) {
+			for _, m := range smtpSrv.Messages() {
+				if m.To == "ada@example.com" && strings.Contains(m.Text, quiet.InviteURL) {
+					n++
+				}
 			}
+			return n
 		}
-		if n != 2 {
-			t.Fatalf("%d invitations to ada, want 2", n)
+		if count() != 0 {
+			t.Fatalf("send_invite false emailed the candidate")
+		}
+		var iv interviewJSON
+		e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + quiet.ID + "/invite", Key: tn.Key}, &iv)
+		if iv.InvitedAt == nil || count() != 1 {
+			t.Fatalf("after a resend: invited_at %v, %d emails with its link; want set and 1", iv.InvitedAt, count())
+		}
+		r := e.do(t, request{Method: "POST", Path: "/api/v1/interviews/" + quiet.ID + "/invite", Key: tn.Key})
+		if r.Status != http.StatusTooManyRequests || count() != 1 {
+			t.Fatalf("an immediate second resend = %d with %d emails; want 429 and still 1", r.Status, count())
 		}
 		var evs struct {
 			Events []struct{ Type string } `json:"events"`
 		}
-		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + created.ID + "/events", Key: tn.Key}, &evs)
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + quiet.ID + "/events", Key: tn.Key}, &evs)
 		sent := 0
 		for _, ev := range evs.Events {
 			if ev.Type == eventInvitationSent {
 				sent++
 			}
 		}
-		if sent != 2 {
-			t.Errorf("%d %s events, want 2", sent, eventInvitationSent)
+		if sent != 1 {
+			t.Errorf("%d %s events, want 1", sent, eventInvitationSent)
 		}
 	})
 	t.Run("another tenant's interview is not found", func(t *testing.T) {
