@@ -49,6 +49,8 @@ type serveConfig struct {
 	// RecordingSegment and RecordingSegmentMB bound the parts processors
 	// upload their recordings in (passed to them as they are).
 	RecordingSegment, RecordingSegmentMB string
+	// EndAfterSilence reaches processors as contract.EnvEndAfterSilence.
+	EndAfterSilence string
 	// ReplicateTo is the Litestream replica URL ("" = no replication);
 	// ReplicateWorkDir holds Litestream's working files.
 	ReplicateTo      string
@@ -116,6 +118,13 @@ func wholeNumber(v string) error {
 func positiveNumber(v string) error {
 	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
 		return errors.New("use a number ≥ 0")
+	}
+	return nil
+}
+
+func nonNegativeDuration(v string) error {
+	if d, err := time.ParseDuration(v); err != nil || d < 0 {
+		return errors.New("use a duration such as 2m, or 0 for never")
 	}
 	return nil
 }
@@ -228,6 +237,7 @@ var serveSettings = []setting{
 	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"recording-segment", "CANDOR_RECORDING_SEGMENT", "60s", "a processor uploads the recording in parts of this much audio as it goes, so a crash loses at most one part", minDuration100ms},
+	{"end-after-silence", "CANDOR_END_AFTER_SILENCE", "2m", "end an interview this long after the interviewer's closing line once the candidate has stopped talking (0 = never; speech keeps it open)", nonNegativeDuration},
 	{"recording-segment-mb", "CANDOR_RECORDING_SEGMENT_MB", "16", "upper bound of one recording part in MB (a WAV part grows ~1.9 MB a minute)", megabytes},
 	{"replicate-to", "CANDOR_REPLICATE_TO", "", "stream the database to a Litestream replica: file:///dir or s3://bucket/path (S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL_S3 or ?endpoint=); off when empty", replicaURL},
 	{"replicate-work-dir", "CANDOR_REPLICATE_WORK_DIR", "", "Litestream's working files, outside the data dir (default: a directory under $TMPDIR named after the database)", nil},
@@ -336,6 +346,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.HeartbeatTimeout, _ = time.ParseDuration(get["heartbeat-timeout"])
 	cfg.ReconcileInterval, _ = time.ParseDuration(get["reconcile-interval"])
 	cfg.RecordingSegment = get["recording-segment"]
+	cfg.EndAfterSilence = get["end-after-silence"]
 	cfg.RecordingSegmentMB = get["recording-segment-mb"]
 	cfg.ReplicateTo = get["replicate-to"]
 	cfg.ReplicateWorkDir = get["replicate-work-dir"]

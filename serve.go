@@ -302,7 +302,8 @@ var processorPassThrough = []string{
 // machine backend sets, whichever backend runs it.
 func processorEnv(cfg serveConfig, env map[string]string) map[string]string {
 	out := map[string]string{contract.EnvSTT: cfg.STT, contract.EnvInterviewer: cfg.Interviewer,
-		contract.EnvRecordingSegment: cfg.RecordingSegment, contract.EnvRecordingSegmentMB: cfg.RecordingSegmentMB}
+		contract.EnvRecordingSegment: cfg.RecordingSegment, contract.EnvRecordingSegmentMB: cfg.RecordingSegmentMB,
+		contract.EnvEndAfterSilence: cfg.EndAfterSilence}
 	for _, name := range processorPassThrough {
 		if v := env[name]; v != "" {
 			out[name] = v

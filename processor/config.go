@@ -78,6 +78,11 @@ type Config struct {
 	RecordingSegment      time.Duration
 	RecordingSegmentBytes int64
 
+	// EndAfterSilence is how long after the closing line the candidate
+	// may stay silent before the interview is ended for them
+	// (contract.EnvEndAfterSilence; 0 = never).
+	EndAfterSilence time.Duration
+
 	// Listener, when non-nil, is served instead of listening on Addr (tests).
 	Listener net.Listener
 
@@ -155,6 +160,14 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if cfg.TTS == "" {
 		cfg.TTS = tts.DefaultVoice
+	}
+	cfg.EndAfterSilence = contract.DefaultEndAfterSilence
+	if v := get(contract.EnvEndAfterSilence); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("%s=%q is not a duration: set it like 2m (0 turns the automatic end off)", contract.EnvEndAfterSilence, v)
+		}
+		cfg.EndAfterSilence = d
 	}
 
 	addr, err := listenAddr(get(contract.EnvAddr), get(contract.EnvPort))

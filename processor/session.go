@@ -89,6 +89,13 @@ type sessionLife struct {
 	stopInterviewer context.CancelFunc
 	interviewerDone chan struct{}
 
+	speakMu       sync.Mutex
+	speakingUntil int64 // media-clock ms at which queued interviewer speech ends (guarded by speakMu)
+
+	// silence counts the quiet after the closing line (see
+	// contract.EnvEndAfterSilence).
+	silence silenceWatch
+
 	serving  chan struct{} // closed once the server routes requests here: `ready` waits for it
 	serveOne sync.Once
 
@@ -282,9 +289,14 @@ func (s *session) startWorkers(iv Interviewer) {
 	s.interviewerDone = make(chan struct{})
 	go func() {
 		defer close(s.interviewerDone)
-		if err := iv.Run(ivCtx, s); err != nil && ivCtx.Err() == nil {
+		err := iv.Run(ivCtx, s)
+		if err != nil && ivCtx.Err() == nil {
 			s.log.Error("interviewer stopped", "err", err)
 			s.event(ivCtx, contract.Event{Type: contract.EventError, Message: "interviewer: " + err.Error()})
+			return
+		}
+		if ivCtx.Err() == nil {
+			s.afterClosing(ivCtx)
 		}
 	}()
 }
@@ -436,6 +448,7 @@ func (s *session) onResult(r stt.Result) {
 	if strings.TrimSpace(r.Text) == "" {
 		return
 	}
+	s.silence.heard(time.Now())
 	if _, err := s.addEntry("candidate", r.Text, r.StartMS, r.EndMS, r.Confidence); err != nil {
 		s.log.Error("candidate entry lost: spool write failed", "err", err)
 		return
@@ -444,6 +457,21 @@ func (s *session) onResult(r stt.Result) {
 	case s.heard <- Utterance{Text: r.Text, StartMS: r.StartMS, EndMS: r.EndMS}:
 	default: // the interviewer is not listening (finished or far behind)
 	}
+}
+
+// afterClosing runs once the interviewer has said its closing line (its
+// Run returned on its own): the candidate page hears that the interview is
+// closing, and after EndAfterSilence without a candidate utterance the
+// control plane is asked to end it. Speech that keeps arriving keeps it
+// open.
+func (s *session) afterClosing(ctx context.Context) {
+	s.events.State(contract.StateClosing)
+	d := s.cfg.EndAfterSilence
+	if d <= 0 || !s.silence.wait(ctx, d) {
+		return
+	}
+	s.log.Info("no candidate speech since the closing line: asking the control plane to end the interview", "silence", d)
+	s.event(ctx, contract.Event{Type: contract.EventFinished, Message: "the interviewer closed and the candidate was silent for " + d.String()})
 }
 
 // Joined, Heard and Say make the session the interviewer's Room.
@@ -469,8 +497,15 @@ func (s *session) Say(ctx context.Context, text string) error {
 			pcm = nil
 		}
 	}
-	start := s.mediaMS()
+	// Say returns once the speech is sent, not once it is heard: the page
+	// plays queued speech back to back, so a line said right after another
+	// (greeting, then first question) starts where that one ends on the
+	// media clock, not at the same instant.
+	s.speakMu.Lock()
+	start := max(s.mediaMS(), s.speakingUntil)
 	end := start + int64(len(pcm))*1000/stt.SampleRate
+	s.speakingUntil = end
+	s.speakMu.Unlock()
 	if _, err := s.addEntry("interviewer", text, start, end, 1); err != nil {
 		return err
 	}

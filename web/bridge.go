@@ -200,7 +200,7 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	iv := bridgeInterview(c)
 	switch in.Type {
-	case contract.EventReady, contract.EventEnded, contract.EventError:
+	case contract.EventReady, contract.EventEnded, contract.EventError, contract.EventFinished:
 		// Stored events: at most storedEventsPerMinute per interview.
 		// Heartbeats are not stored, so they never count and are never
 		// refused.
@@ -254,10 +254,28 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "error", data); err != nil {
 			return fmt.Errorf("record error event: %w", err)
 		}
+	case contract.EventFinished:
+		// The interviewer closed and the candidate stayed silent: end the
+		// interview as a recruiter's end would. Not in this request: the
+		// end asks this same processor to flush (POST /end), and the
+		// processor is waiting for this answer.
+		if iv.Status != store.StatusRunning && iv.Status != store.StatusStarting {
+			break
+		}
+		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.finished", data); err != nil {
+			return fmt.Errorf("record processor.finished: %w", err)
+		}
+		ectx, done := s.owned(2 * time.Minute)
+		go func() {
+			defer done()
+			if _, err := s.endInterview(ectx, iv.TenantID, iv.ID); err != nil {
+				s.log.Error("end after the closing line", "interview", iv.ID, "err", err)
+			}
+		}()
 	case "":
 		return invalid("type", "is required")
 	default:
-		return invalid("type", "must be ready, heartbeat, ended or error, not %q", in.Type)
+		return invalid("type", "must be ready, heartbeat, ended, finished or error, not %q", in.Type)
 	}
 	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
 }

@@ -191,6 +191,12 @@ func (s *Server) handleCandidatePage(c echo.Context) error {
 		VideoLimit:    s.cfg.RecordingLimit,
 		Until:         iv.ExpiresAt,
 	}
+	if d.Running && d.Consented {
+		// A reload mid-interview rejoins with the conversation so far.
+		if d.Captions, err = s.db.Entries(ctx, iv.TenantID, iv.ID, 0); err != nil {
+			return fmt.Errorf("transcript of invite: %w", err)
+		}
+	}
 	return render(c, http.StatusOK, views.CandidatePage(d))
 }
 

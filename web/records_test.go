@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"candor/store"
 )
 
 func TestCandidateUpdate(t *testing.T) {
@@ -116,4 +118,32 @@ func TestSearchAPI(t *testing.T) {
 	}
 	// FTS5 syntax is taken literally, never an error.
 	e.must(t, 200, request{Method: "GET", Path: "/api/v1/search?q=" + url.QueryEscape(`"NEAR( OR *`), Key: a.Key}, nil)
+}
+
+// A processor whose interviewer closed and whose candidate stayed silent
+// posts "finished"; the control plane ends the interview as a recruiter's
+// end would. Over interviews are left alone.
+func TestBridgeFinishedEndsTheInterview(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, a)
+	st := e.start(t, a, iv)
+	e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Processor.Token,
+		Body: map[string]any{"type": "finished", "message": "silent for 2m0s"}}, nil)
+	waitUntil(t, "the interview to complete", func() bool {
+		return e.interview(t, a.ID, iv).Status == store.StatusCompleted
+	})
+	if n := len(e.machines.destroys()); n != 1 {
+		t.Errorf("%d machines destroyed, want 1", n)
+	}
+	types := strings.Join(e.eventTypes(t, a.ID, iv), ",")
+	if !strings.Contains(types, "processor.finished") || !strings.Contains(types, "interview.ended") {
+		t.Errorf("events %s, want processor.finished then interview.ended", types)
+	}
+	// A late or repeated one is refused and changes nothing.
+	e.must(t, 409, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Processor.Token,
+		Body: map[string]any{"type": "finished"}}, nil)
+	if got := strings.Join(e.eventTypes(t, a.ID, iv), ","); got != types {
+		t.Errorf("a finished event after the end was recorded: %s", got)
+	}
 }

@@ -287,7 +287,17 @@
     setStatus("live");
     transportEl.textContent = transport === "webrtc" ? "Connected (WebRTC)" : "Connected (WebSocket)";
     transportEl.setAttribute("data-transport", transport);
-    if (!captions.children.length) hint.textContent = "Listening. The interviewer will speak first.";
+    hint.textContent = hintNow();
+  }
+
+  // hintNow is what the candidate should do, from the conversation so far
+  // (after a reload too).
+  function hintNow() {
+    if (closing) return "The interviewer has finished. You can end the interview.";
+    var last = captions.lastElementChild;
+    if (!last) return "Listening. The interviewer will speak first.";
+    if (last.getAttribute("data-speaker") === "interviewer") return "Answer in your own words. Take your time.";
+    return "Listening. Keep going, or pause and the interviewer will continue.";
   }
 
   // drop tears this generation down and tries again with backoff.
@@ -344,6 +354,7 @@
     if (msg.type === "caption") addCaption(msg);
     else if (msg.type === "interrupt") player.interrupt();
     else if (msg.type === "state" && msg.state === "ended") finish();
+    else if (msg.type === "state" && msg.state === "closing") startClosing();
   }
 
   function addCaption(c) {
@@ -369,7 +380,7 @@
     }
     captions.insertBefore(li, after ? after.nextSibling : captions.firstChild);
     captions.scrollTop = captions.scrollHeight;
-    if (c.speaker === "interviewer") hint.textContent = "Answer in your own words. Take your time.";
+    if (!closing) hint.textContent = hintNow();
   }
 
   // player plays the interviewer's s16le 16 kHz mono PCM gaplessly.
@@ -384,6 +395,9 @@
         if (!ctx) ctx = new AudioContext();
         if (ctx.state === "suspended") ctx.resume();
       },
+      // suspended: the browser holds sound back until the candidate
+      // interacts with the page (a reload has had no click yet).
+      suspended: function () { return !!ctx && ctx.state === "suspended"; },
       play: function (buf) {
         if (!ctx || ended) return;
         var pcm = new Int16Array(buf, 0, buf.byteLength >> 1);
@@ -634,10 +648,57 @@
     };
   })();
 
+  // ---- after the closing line -----------------------------------------
+  // The interviewer has said its closing line: tell the candidate it is
+  // over and end it after a short countdown they can stop ("I have more to
+  // add"). The processor itself waits for minutes of silence, so speaking
+  // on is always possible.
+  var closing = false;
+  var closingSeconds = parseInt(params.get("closing_s"), 10) || 15;
+  var closingTimer = 0;
+  var banner = $("closing-banner");
+  var countdownEl = $("closing-countdown");
+
+  function startClosing() {
+    if (closing || ended || ending) return;
+    closing = true;
+    hint.textContent = hintNow();
+    banner.hidden = false;
+    var left = closingSeconds;
+    countdownEl.textContent = String(left);
+    timing.closing = Date.now();
+    clearInterval(closingTimer);
+    closingTimer = setInterval(function () {
+      left--;
+      countdownEl.textContent = String(Math.max(0, left));
+      if (left <= 0) {
+        clearInterval(closingTimer);
+        banner.hidden = true;
+        endInterview();
+      }
+    }, 1000);
+  }
+
+  $("more-to-add").addEventListener("click", function () {
+    clearInterval(closingTimer);
+    banner.hidden = true;
+    timing.moreToAdd = Date.now();
+    hint.textContent = "Go ahead, the interviewer is still listening. Select End interview when you are done.";
+  });
+  $("end-now").addEventListener("click", function () {
+    clearInterval(closingTimer);
+    banner.hidden = true;
+    endInterview();
+  });
+
   // ---- end ----
 
-  endBtn.addEventListener("click", function () {
+  endBtn.addEventListener("click", endInterview);
+
+  function endInterview() {
     if (ended || ending) return;
+    clearInterval(closingTimer);
+    banner.hidden = true;
     ending = true;
     endBtn.disabled = true;
     endBtn.textContent = "Ending…";
@@ -650,7 +711,7 @@
       endBtn.textContent = "End interview";
       hint.textContent = "The interview could not be ended: " + err.message + ". Please try again.";
     });
-  });
+  }
 
   // finish shows the closing screen and releases everything; the camera
   // recording, if any, is uploaded first.
@@ -684,8 +745,26 @@
     });
   }
 
-  // A reload while the interview runs resumes at the device check.
+  // A reload while the interview runs rejoins it: the live step with the
+  // conversation so far (rendered by the server), the microphone reopened
+  // (the browser remembers the permission) and the interviewer's voice on
+  // as soon as the browser allows sound.
+  captions.querySelectorAll("[data-seq]").forEach(function (li) { seen[li.getAttribute("data-seq")] = true; });
   if (root.getAttribute("data-running") === "true" && root.getAttribute("data-consented") === "true") {
-    show("devices");
+    show("live");
+    setStatus("connecting");
+    hint.textContent = "Welcome back. Reconnecting you to the interview…";
+    captions.scrollTop = captions.scrollHeight;
+    player.init();
+    if (player.suspended()) {
+      var soundOff = $("sound-off");
+      soundOff.hidden = false;
+      $("sound-on").addEventListener("click", function () {
+        player.init();
+        soundOff.hidden = true;
+      });
+    }
+    timing.rejoined = Date.now();
+    connect();
   }
 })();

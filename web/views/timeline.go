@@ -40,6 +40,8 @@ func EventSummary(e store.Event) string {
 		return "Machine started" + in(str("region"))
 	case "processor.ready":
 		return "Interviewer ready"
+	case "processor.finished":
+		return "The candidate stayed silent after the closing line; the interview was ended for them"
 	case "processor.ended":
 		return "Interviewer finished and delivered the transcript"
 	case "heartbeat.lost":
