@@ -228,6 +228,8 @@ func TestAccessibility(t *testing.T) {
 		// is not the last page: sign-out needs the menu.
 		{name: "choose-organization", path: "/login/organization", ready: "choose-org"},
 		{name: "account", path: "/account", ready: "change-password-form"},
+		{name: "webhooks", path: "/webhooks", ready: "add-webhook-form"},
+		{name: "retention", path: "/retention", ready: "retention-form"},
 	}
 	candidateSteps := []string{"welcome", "consent", "devices", "live", "closing"}
 
