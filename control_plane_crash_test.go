@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// controlPlaneProcess runs this test binary as the candor binary
+// (CANDOR_TEST_AS_MAIN) serving the control plane on dir, so that the test
+// can kill it with SIGKILL as a crash would.
+func controlPlaneProcess(t *testing.T, p *plane, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"--addr=" + p.addr, "--data=" + p.dir}, args...)...)
+	cmd.Env = []string{"CANDOR_TEST_AS_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CANDOR_LOG_LEVEL=info"}
+	cmd.Stdout, cmd.Stderr = io.Discard, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	waitFor(t, "the control plane to answer /healthz", 60*time.Second, func() bool {
+		res, err := http.Get(p.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	return cmd
+}
+
+// TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor: the
+// local processor lives through a kill -9 of the control plane, keeps
+// transcribing into its spool, is adopted by the restarted control plane,
+// delivers everything once, and is ended with its interview.
+func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := &plane{addr: addr, url: "http://" + addr, dir: dir, log: &syncLog{}, client: &http.Client{Timeout: 2 * time.Minute}, keys: map[string]tenantKey{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("control plane log (tail):\n%s", p.log.tail())
+		}
+	})
+	var boot bytes.Buffer
+	if err := run(context.Background(), []string{"admin", "bootstrap", "--tenant", "Acme", "--email", "o@acme.test", "--password", "correct horse battery", "--data", dir}, nil, &boot, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var key struct {
+		TenantID string `json:"tenant_id"`
+		APIKey   string `json:"api_key"`
+	}
+	if err := json.Unmarshal(boot.Bytes(), &key); err != nil {
+		t.Fatal(err)
+	}
+	p.keys["Acme"] = tenantKey{ID: key.TenantID, Key: key.APIKey}
+	args := []string{"--warm-pool=0", "--heartbeat-timeout=60s"}
+
+	first := controlPlaneProcess(t, p, args...)
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key.APIKey, nil, &st)
+	pids := mustGlob(t, filepath.Join(dir, "processors", "*.pid"))
+	if len(pids) != 1 {
+		t.Fatalf("pid files %v, want the one processor", pids)
+	}
+	var rec struct {
+		PID int
+		URL string
+	}
+	b, _ := os.ReadFile(pids[0])
+	if err := json.Unmarshal(b, &rec); err != nil || rec.PID <= 1 || rec.URL == "" {
+		t.Fatalf("pid file %s: %v", b, err)
+	}
+	p.sendAudio(t, rec.URL, st.Processor.Token, speechPCM(t, "0880"), 0)
+	waitFor(t, "the first answer in the transcript", 60*time.Second, func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
+
+	before := len(p.transcript(t, "Acme", id))
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	if pidGone(rec.PID) {
+		t.Fatal("the processor died with its control plane")
+	}
+	// The candidate goes on speaking while the control plane is down: the
+	// processor transcribes into its spool.
+	p.sendAudio(t, rec.URL, st.Processor.Token, speechPCM(t, "0890"), 1000)
+
+	controlPlaneProcess(t, p, args...)
+	if pidGone(rec.PID) {
+		t.Fatal("the restarted control plane ended the running interview's processor")
+	}
+	waitFor(t, "the answer spoken during the outage", 90*time.Second, func() bool {
+		return strings.Contains(candidateText(p.transcript(t, "Acme", id)), "selfish")
+	})
+	if iv := p.interview(t, "Acme", id); iv.Status != "running" || iv.Machine == nil || iv.Machine.URL != rec.URL {
+		t.Fatalf("after the restart the interview is %s on %+v, want running on the adopted processor %s", iv.Status, iv.Machine, rec.URL)
+	}
+	var ended apiInterview
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key.APIKey, nil, &ended)
+	if ended.Status != "completed" {
+		t.Fatalf("end answered %s", ended.Status)
+	}
+	entries := p.transcript(t, "Acme", id)
+	checkSequence(t, entries) // every entry once, no gap
+	if len(entries) <= before {
+		t.Errorf("no entry after the restart: %d before, %d at the end", before, len(entries))
+	}
+	waitFor(t, "the processor to end with its interview", 30*time.Second, func() bool { return pidGone(rec.PID) })
+	if left := mustGlob(t, filepath.Join(dir, "processors", "*.pid")); len(left) > 0 {
+		t.Errorf("pid files left: %v", left)
+	}
+}
+
+// pidGone reports whether pid no longer runs (or is a zombie nobody reaped).
+func pidGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return true
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
+}
