@@ -32,7 +32,7 @@ func controlPlaneProcess(t *testing.T, p *plane, args ...string) *exec.Cmd {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	waitFor(t, "the control plane to answer /healthz", 60*time.Second, func() bool {
+	waitUntil(t, 60*time.Second, "the control plane to answer /healthz", func() bool {
 		res, err := http.Get(p.url + "/healthz")
 		if err != nil {
 			return false
@@ -92,7 +92,7 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 		t.Fatalf("pid file %s: %v", b, err)
 	}
 	p.sendAudio(t, rec.URL, st.Processor.Token, speechPCM(t, "0880"), 0)
-	waitFor(t, "the first answer in the transcript", 60*time.Second, func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
+	waitUntil(t, 60*time.Second, "the first answer in the transcript", func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
 
 	before := len(p.transcript(t, "Acme", id))
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
@@ -110,7 +110,7 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 	if pidGone(rec.PID) {
 		t.Fatal("the restarted control plane ended the running interview's processor")
 	}
-	waitFor(t, "the answer spoken during the outage", 90*time.Second, func() bool {
+	waitUntil(t, 90*time.Second, "the answer spoken during the outage", func() bool {
 		return strings.Contains(candidateText(p.transcript(t, "Acme", id)), "selfish")
 	})
 	if iv := p.interview(t, "Acme", id); iv.Status != "running" || iv.Machine == nil || iv.Machine.URL != rec.URL {
@@ -126,7 +126,7 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 	if len(entries) <= before {
 		t.Errorf("no entry after the restart: %d before, %d at the end", before, len(entries))
 	}
-	waitFor(t, "the processor to end with its interview", 30*time.Second, func() bool { return pidGone(rec.PID) })
+	waitUntil(t, 30*time.Second, "the processor to end with its interview", func() bool { return pidGone(rec.PID) })
 	if left := mustGlob(t, filepath.Join(dir, "processors", "*.pid")); len(left) > 0 {
 		t.Errorf("pid files left: %v", left)
 	}
