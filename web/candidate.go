@@ -295,10 +295,15 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 	if iv.Status == store.StatusScheduled || m.URL == "" {
 		return errorf(CodeServiceUnavailable, "the interview is not ready yet; retry in a moment")
 	}
-	if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.joined", map[string]string{
-		"machine_id": m.ID,
-	}); err != nil {
-		return err
+	// A page calls join again whenever it lost its processor; anyone with
+	// the link can call it in a loop, so only the first few joins of each
+	// machine are stored.
+	if s.joinEvents.reserve(iv.ID + "\x00" + m.ID) {
+		if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.joined", map[string]string{
+			"machine_id": m.ID,
+		}); err != nil {
+			return err
+		}
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	ice, err := s.iceServers(iv.ID)

@@ -225,3 +225,28 @@ func TestLogsHoldNoInviteTokens(t *testing.T) {
 		}
 	}
 }
+
+// A candidate page calls join again after losing its processor; a loop of
+// joins must not append an event each time.
+func TestRepeatedJoinsStoreAFewEventsAtMost(t *testing.T) {
+	e := newAttackEnv(t)
+	tn := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, tn)
+	token := e.srv.inviteToken(iv)
+	origin := map[string]string{"Origin": e.srv.cfg.PublicURL}
+	e.must(t, 200, request{Method: "POST", Path: "/i/" + token + "/consent", Header: origin, Body: map[string]bool{"consent": true}}, nil)
+	for i := range 20 {
+		if res := e.do(t, request{Method: "POST", Path: "/i/" + token + "/join", Header: origin}); res.Status != 200 {
+			t.Fatalf("join %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	joined := 0
+	for _, typ := range e.eventTypes(t, tn.ID, iv) {
+		if typ == "candidate.joined" {
+			joined++
+		}
+	}
+	if joined == 0 || joined > 5 {
+		t.Errorf("%d candidate.joined events after 20 joins, want 1 to 5", joined)
+	}
+}

@@ -219,6 +219,8 @@ type Server struct {
 	// live are the realtime connections, ended when their credential is
 	// revoked (revoke.go).
 	live liveConns
+	// joinEvents caps the candidate.joined events stored per machine.
+	joinEvents *windowLimiter
 	// eventLimit caps stored bridge events per interview per minute.
 	eventLimit *windowLimiter
 	// hashSlots bounds concurrent argon2id work (passwordWork);
@@ -277,6 +279,7 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 		logins:          newWindowLimiter(5, 15*time.Minute),
 		ipLogins:        newWindowLimiter(50, 15*time.Minute),
 		eventLimit:      newWindowLimiter(storedEventsPerMinute, time.Minute),
+		joinEvents:      newWindowLimiter(5, time.Hour),
 		hashSlots:       make(chan struct{}, cfg.PasswordConcurrency),
 		resets:          newWindowLimiter(5, 15*time.Minute),
 		processorClient: &http.Client{},
