@@ -397,7 +397,7 @@ type stack struct {
 
 // startStack bootstraps a tenant in a fresh data dir and runs the control
 // plane on a free loopback port until the test ends.
-func startStack(t testing.TB) *stack {
+func startStack(t testing.TB, extraArgs ...string) *stack {
 	t.Helper()
 	dir := t.TempDir()
 	env := envMap(os.Environ())
@@ -424,7 +424,7 @@ func startStack(t testing.TB) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0"}, env, io.Discard, st.log)
+		done <- run(ctx, append([]string{"--addr=" + addr, "--data=" + dir, "--warm-pool=0"}, extraArgs...), env, io.Discard, st.log)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -89,6 +89,11 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 	if hits := filesHolding(t, e.dataDir, secret1, secret2); len(hits) == 0 {
 		t.Fatal("the byte search finds nothing even before erasure: it proves nothing")
 	}
+	// The search index keeps words as stemmed, lower-case terms.
+	ftsTerms := []string{"marmalad", "quixot", "lighthous", "mustermann"}
+	if hits := filesHolding(t, e.dataDir, ftsTerms...); len(hits) < len(ftsTerms) {
+		t.Fatalf("the index terms are not on disk before erasure (%v): the search would prove nothing", hits)
+	}
 	destroyedBefore := len(e.machines.destroys())
 
 	e.must(t, 204, request{Method: "DELETE", Path: "/api/v1/candidates/" + c.ID, Key: a.Key}, nil)
@@ -132,7 +137,7 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 
 	// Nothing of theirs is left in the data dir: database, WAL, recordings,
 	// processor dirs.
-	if hits := filesHolding(t, e.dataDir, secret1, secret2, "Erika Mustermann", "erika@example.com"); len(hits) > 0 {
+	if hits := filesHolding(t, e.dataDir, append([]string{secret1, secret2, "Erika Mustermann", "erika@example.com"}, ftsTerms...)...); len(hits) > 0 {
 		t.Errorf("erased data is still on disk: %v", hits)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(e.dataDir, "recordings", a.ID)); len(entries) > 0 {
