@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -273,12 +274,36 @@ func (in *interviewInput) validate() error {
 	return nil
 }
 
+// regions are the regions an interview may name: CANDOR_REGIONS, else the
+// default region, else "local" (machines on this server).
+func (s *Server) regions() []string {
+	switch {
+	case len(s.cfg.Regions) > 0:
+		return s.cfg.Regions
+	case s.cfg.DefaultRegion != "":
+		return []string{s.cfg.DefaultRegion}
+	}
+	return []string{"local"}
+}
+
+// checkRegion refuses a region outside the configured list ("" is the
+// default), so a typo like "mars-1" fails at scheduling, not at launch.
+func (s *Server) checkRegion(region string) error {
+	if region == "" || slices.Contains(s.regions(), region) {
+		return nil
+	}
+	return invalid("region", "%q is not one of this server's regions (%s; CANDOR_REGIONS); leave it out for the default", region, strings.Join(s.regions(), ", "))
+}
+
 func (s *Server) handleCreateInterview(c echo.Context) error {
 	var in interviewInput
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
 	if err := in.validate(); err != nil {
+		return err
+	}
+	if err := s.checkRegion(in.Region); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()

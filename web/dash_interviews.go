@@ -83,7 +83,7 @@ func (s *Server) renderInterviews(c echo.Context, status int, filter store.Statu
 	if err != nil {
 		return err
 	}
-	d := views.Interviews{TenantID: tenantID, Filter: filter, Query: lq, Rows: rows, Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage, EmailOn: s.emailOn()}
+	d := views.Interviews{TenantID: tenantID, Filter: filter, Query: lq, Rows: rows, Regions: s.regions(), Positions: positions, Candidates: candidates, Form: f, Errors: errs, Usage: &usage, EmailOn: s.emailOn()}
 	p, err := s.page(c, "Interviews", "interviews")
 	if err != nil {
 		return err
@@ -150,8 +150,8 @@ func (s *Server) handleCreateInterviewForm(c echo.Context) error {
 	if f.CandidateID == "" {
 		errs["candidate_id"] = "Choose a candidate."
 	}
-	if f.Region != "" && !regionRE.MatchString(f.Region) {
-		errs["region"] = "Use a region name such as ams, iad or local."
+	if s.checkRegion(f.Region) != nil {
+		errs["region"] = "Choose one of the listed regions: " + strings.Join(s.regions(), ", ") + "."
 	}
 	in := interviewInput{PositionID: f.PositionID, CandidateID: f.CandidateID, Region: f.Region}
 	var err error

@@ -147,3 +147,24 @@ func TestBridgeFinishedEndsTheInterview(t *testing.T) {
 		t.Errorf("a finished event after the end was recorded: %s", got)
 	}
 }
+
+// Regions are checked against the one configured list (CANDOR_REGIONS,
+// else the default region), so a typo fails when the interview is
+// scheduled rather than when the machine launches.
+func TestInterviewRegionMustBeConfigured(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.tenant(t, "Acme")
+	pos, cand, _ := e.seed(t, a)
+	res := e.do(t, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
+		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "mars-1"}})
+	if res.Status != 400 || !strings.Contains(string(res.Body), "mars-1") || !strings.Contains(string(res.Body), "local") {
+		t.Errorf("unknown region: %d %s, want 400 naming it and the configured list", res.Status, res.Body)
+	}
+	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
+		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "local"}}, nil)
+	e.srv.cfg.Regions = []string{"iad", "fra"}
+	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
+		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "fra"}}, nil)
+	e.must(t, 400, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
+		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "ams"}}, nil)
+}

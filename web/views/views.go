@@ -107,6 +107,9 @@ type Interviews struct {
 	Rows       []InterviewRow
 	Filter     store.Status
 	Query      ListQuery
+	// Regions are the regions an interview may name (the one configured
+	// list); the form offers them.
+	Regions []string
 	Positions  []store.Position
 	Candidates []store.Candidate
 	Form       InterviewForm
