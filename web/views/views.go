@@ -103,13 +103,13 @@ type InterviewForm struct {
 type Interviews struct {
 	// TenantID names the realtime topic (tenant:<id>) whose status changes
 	// update the list live.
-	TenantID   string
-	Rows       []InterviewRow
-	Filter     store.Status
-	Query      ListQuery
+	TenantID string
+	Rows     []InterviewRow
+	Filter   store.Status
+	Query    ListQuery
 	// Regions are the regions an interview may name (the one configured
 	// list); the form offers them.
-	Regions []string
+	Regions    []string
 	Positions  []store.Position
 	Candidates []store.Candidate
 	Form       InterviewForm
