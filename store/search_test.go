@@ -212,3 +212,31 @@ func TestListInterviewsFiltersAndSorts(t *testing.T) {
 		t.Errorf("by candidate id: %v", got)
 	}
 }
+
+func TestListInterviewsSortsByScore(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	a := newFixture(t, db, "Acme")
+	iv2, err := db.CreateInterview(ctx, Interview{TenantID: a.tenant.ID, PositionID: a.position.ID, CandidateID: a.candidate.ID}, "h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv3, err := db.CreateInterview(ctx, Interview{TenantID: a.tenant.ID, PositionID: a.position.ID, CandidateID: a.candidate.ID}, "h3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, score := range map[string]string{a.interview.ID: "2.5", iv2.ID: "4.5"} {
+		if _, err := db.write.ExecContext(ctx, `INSERT INTO scorecards (interview_id, tenant_id, status, evaluator, body, created_at, updated_at)
+			VALUES (?, ?, 'ready', 'test', ?, '', '')`, id, a.tenant.ID, `{"overall":{"score":`+score+`}}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := ids(db.ListInterviews(ctx, a.tenant.ID, InterviewFilter{Sort: "score"}))
+	if strings.Join(got, ",") != iv2.ID+","+a.interview.ID+","+iv3.ID {
+		t.Errorf("by score: %v, want best first and unscored last", got)
+	}
+	got, _ = ids(db.ListInterviews(ctx, a.tenant.ID, InterviewFilter{Sort: "score_asc"}))
+	if strings.Join(got, ",") != a.interview.ID+","+iv2.ID+","+iv3.ID {
+		t.Errorf("by score ascending: %v", got)
+	}
+}

@@ -180,6 +180,10 @@ type InterviewFilter struct {
 	Limit int
 }
 
+// scoreOrder is an interview's overall score from its ready scorecard.
+const scoreOrder = `(SELECT json_extract(sc.body, '$.overall.score') FROM scorecards sc
+	WHERE sc.tenant_id = i.tenant_id AND sc.interview_id = i.id AND sc.status = 'ready')`
+
 // InterviewSorts are the orders ListInterviews knows, by name.
 var InterviewSorts = map[string]string{
 	"newest":       `i.created_at DESC, i.rowid DESC`,
@@ -189,6 +193,8 @@ var InterviewSorts = map[string]string{
 	"status":       `i.status ASC, i.created_at DESC`,
 	"duration":     `(julianday(i.ended_at) - julianday(i.started_at)) IS NULL, (julianday(i.ended_at) - julianday(i.started_at)) DESC, i.created_at DESC`,
 	"duration_asc": `(julianday(i.ended_at) - julianday(i.started_at)) IS NULL, (julianday(i.ended_at) - julianday(i.started_at)) ASC, i.created_at DESC`,
+	"score":        scoreOrder + ` IS NULL, ` + scoreOrder + ` DESC, i.created_at DESC`,
+	"score_asc":    scoreOrder + ` IS NULL, ` + scoreOrder + ` ASC, i.created_at DESC`,
 }
 
 type Machine struct {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -108,6 +109,10 @@ func (s *Server) interviewRows(ctx context.Context, tenantID string, ivs []store
 	if err != nil {
 		return nil, fmt.Errorf("interview ordinals: %w", err)
 	}
+	cards, err := s.db.Scorecards(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("scorecards: %w", err)
+	}
 	titles := make(map[string]string, len(positions))
 	for _, p := range positions {
 		titles[p.ID] = p.Title
@@ -126,6 +131,7 @@ func (s *Server) interviewRows(ctx context.Context, tenantID string, ivs []store
 			PositionTitle:  titles[iv.PositionID],
 			Ordinal:        ordinals[iv.ID].N,
 			Of:             ordinals[iv.ID].Of,
+			Score:          overallScore(cards[iv.ID]),
 			InviteURL:      s.inviteURL(iv.ID),
 			CanRetry:       launchRetryable(iv),
 		})
@@ -324,4 +330,20 @@ func (s *Server) usage(ctx context.Context, tenantID string, now time.Time) (vie
 		}
 	}
 	return views.Usage{Month: month, MachineSeconds: secs, PricePerHour: s.cfg.PricePerMachineHour}, nil
+}
+
+// overallScore is the overall score of a ready scorecard, nil otherwise.
+func overallScore(sc store.Scorecard) *float64 {
+	if sc.Status != store.ScorecardReady {
+		return nil
+	}
+	var body struct {
+		Overall struct {
+			Score *float64 `json:"score"`
+		} `json:"overall"`
+	}
+	if json.Unmarshal(sc.Body, &body) != nil {
+		return nil
+	}
+	return body.Overall.Score
 }

@@ -286,7 +286,11 @@ func InterviewsPage(p Page, d Interviews) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<th scope=\"col\">Score</th><th scope=\"col\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody>")
+				templ_7745c5c3_Err = sortHeader(d, "Score", "score", "score_asc").Render(ctx, templ_7745c5c3_Buffer)
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<th scope=\"col\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -1589,12 +1593,12 @@ func nextSort(current, key, reverse string) string {
 
 func ariaSort(current, key, reverse string) string {
 	switch {
-	case current == key && key == "newest", current == key && key == "duration":
+	case current == key && (key == "newest" || key == "duration" || key == "score"):
 		return "descending"
 	case current == key:
 		return "ascending"
 	case current == reverse && reverse != key:
-		if reverse == "oldest" || reverse == "duration_asc" {
+		if reverse == "oldest" || reverse == "duration_asc" || reverse == "score_asc" {
 			return "ascending"
 		}
 		return "descending"
