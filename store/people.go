@@ -137,7 +137,7 @@ func (db *DB) PersonToken(ctx context.Context, hash, purpose string) (PersonToke
 
 // UsePersonToken spends a set-password link: in one transaction it checks
 // the token is unused and unexpired (ErrNotFound otherwise), marks it and
-// every other open link of the person used, sets the password and ends the
+// the person's open reset links used, sets the password and ends the
 // person's sessions.
 func (db *DB) UsePersonToken(ctx context.Context, hash, purpose, passwordHash string) (PersonToken, error) {
 	var t PersonToken
@@ -147,8 +147,11 @@ func (db *DB) UsePersonToken(ctx context.Context, hash, purpose, passwordHash st
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE person_tokens SET used_at = ? WHERE person_id = ? AND used_at IS NULL`,
-			fmtTime(now), t.PersonID); err != nil {
+		// This link, and every open reset link (made for the old password),
+		// are spent; other organizations' invitations stay open.
+		if _, err := tx.ExecContext(ctx, `UPDATE person_tokens SET used_at = ?
+			WHERE person_id = ? AND used_at IS NULL AND (token_hash = ? OR purpose = 'reset')`,
+			fmtTime(now), t.PersonID, hash); err != nil {
 			return fmt.Errorf("store: spend token: %w", err)
 		}
 		return setPassword(ctx, tx, t.PersonID, passwordHash, "")
@@ -178,4 +181,29 @@ func (db *DB) MarkJoined(ctx context.Context, tenantID, userID string) error {
 		}
 		return nil
 	})
+}
+
+// AcceptInvitation spends an invitation link of a person who has a password
+// already (they proved it): the link is marked used and their membership of
+// the inviting organization joined, in one transaction. ErrNotFound for an
+// unknown, used or expired link.
+func (db *DB) AcceptInvitation(ctx context.Context, hash string) (PersonToken, error) {
+	var t PersonToken
+	err := db.inWrite(ctx, func(tx *sql.Tx) (err error) {
+		now := db.nowUTC()
+		t, err = findUsableToken(ctx, tx, hash, TokenInvite, now)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE person_tokens SET used_at = ? WHERE token_hash = ?`, fmtTime(now), hash); err != nil {
+			return fmt.Errorf("store: spend invitation: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE users SET joined_at = coalesce(joined_at, ?) WHERE tenant_id = ? AND person_id = ?`,
+			fmtTime(now), t.TenantID, t.PersonID)
+		if err != nil {
+			return fmt.Errorf("store: join: %w", err)
+		}
+		return rowsChanged(res, "membership")
+	})
+	return t, err
 }

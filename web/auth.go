@@ -354,7 +354,24 @@ func (s *Server) verifyLogin(ctx context.Context, email, password string) (bool,
 		return false, store.Person{}, nil, fmt.Errorf("memberships: %w", err)
 	}
 	// Removed from every organization: as if the account did not exist.
+	// (Callers sign in only to joined memberships: see joined.)
 	return len(ms) > 0, p, ms, nil
+}
+
+// joined keeps the memberships a person has joined. A membership an owner
+// added stays pending until the person uses its own invitation link (which
+// went to their email, or which the owner passed on): knowing the password
+// is not enough, so whoever set a person's password through one
+// organization's link cannot walk into another organization that invited
+// the same email.
+func joined(ms []store.Membership) []store.Membership {
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m.User.JoinedAt != nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 var errPasswordBusy = errorf(CodeTooManyRequests, "the server is busy checking other sign-ins; try again in a few seconds")

@@ -119,6 +119,7 @@ func (s *Server) handleChooseOrgPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("memberships: %w", err)
 	}
+	ms = joined(ms)
 	p, err := s.page(c, "Choose an organization", "")
 	if err != nil {
 		return err
@@ -153,6 +154,7 @@ func (s *Server) handleChooseOrg(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("memberships: %w", err)
 	}
+	ms = joined(ms)
 	want := c.FormValue("tenant_id")
 	for _, m := range ms {
 		if m.Tenant.ID != want {
@@ -316,10 +318,13 @@ func (s *Server) handleSetPassword(purpose string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if !ok || (purpose == store.TokenInvite && d.HasPassword) {
-			// A person who has a password joins by signing in with it; an
-			// invitation link never replaces it.
+		if !ok {
 			return s.renderSetPassword(c, d, ok, nil)
+		}
+		if purpose == store.TokenInvite && d.HasPassword {
+			// Someone who has a password joins by proving it here; the
+			// invitation never replaces it.
+			return s.acceptInvitation(c, d, t, person)
 		}
 		if !checkPreSessionToken(c) {
 			return s.renderSetPassword(c, d, true, views.FormErrors{"": staleFormMessage})
@@ -343,11 +348,17 @@ func (s *Server) handleSetPassword(purpose string) echo.HandlerFunc {
 		if err != nil {
 			return fmt.Errorf("memberships: %w", err)
 		}
-		for _, m := range ms {
-			if m.Tenant.ID == t.TenantID {
-				ms = []store.Membership{m}
-				break
+		if purpose == store.TokenInvite {
+			// The invitation joins its own organization, and only that.
+			var mine []store.Membership
+			for _, m := range ms {
+				if m.Tenant.ID == t.TenantID {
+					mine = append(mine, m)
+				}
 			}
+			ms = mine
+		} else {
+			ms = joined(ms)
 		}
 		if len(ms) == 0 {
 			s.setFlash(c, "success", "Your password is set, but you no longer belong to any organization.")
@@ -390,7 +401,7 @@ func (s *Server) renderAccount(c echo.Context, status int, errs views.FormErrors
 	if err != nil {
 		return err
 	}
-	return render(c, status, views.AccountPage(p, views.Account{Organizations: len(ms)}, errs))
+	return render(c, status, views.AccountPage(p, views.Account{Organizations: len(joined(ms))}, errs))
 }
 
 // handleChangePassword changes the signed-in person's password after
@@ -425,4 +436,40 @@ func (s *Server) handleChangePassword(c echo.Context) error {
 	}
 	s.setFlash(c, "success", "Your password is changed. Other browsers signed in as you were signed out.")
 	return seeOther(c, "/account")
+}
+
+// acceptInvitation joins a person who has a password to the organization
+// whose invitation link this is, once they type that password.
+func (s *Server) acceptInvitation(c echo.Context, d views.SetPassword, t store.PersonToken, person store.Person) error {
+	if c.Request().Method != http.MethodPost {
+		return s.renderSetPassword(c, d, true, nil)
+	}
+	if !checkPreSessionToken(c) {
+		return s.renderSetPassword(c, d, true, views.FormErrors{"": staleFormMessage})
+	}
+	ctx := c.Request().Context()
+	_, ms, err := s.checkLogin(ctx, c.RealIP(), person.Email, c.FormValue("password"))
+	switch {
+	case errors.Is(err, errTooManyAttempts):
+		return s.renderSetPassword(c, d, true, views.FormErrors{"password": "Too many failed attempts. Wait 15 minutes and try again."})
+	case errors.Is(err, errBadLogin):
+		return s.renderSetPassword(c, d, true, views.FormErrors{"password": "This is not your Candor password."})
+	case err != nil:
+		return err
+	}
+	if _, err := s.db.AcceptInvitation(ctx, t.Hash); errors.Is(err, store.ErrNotFound) {
+		return s.renderSetPassword(c, d, false, nil)
+	} else if err != nil {
+		return fmt.Errorf("accept invitation: %w", err)
+	}
+	for _, m := range ms {
+		if m.Tenant.ID == t.TenantID {
+			if err := s.startSession(c, m.User); err != nil {
+				return err
+			}
+			s.setFlash(c, "success", "You joined "+m.Tenant.Name+".")
+			return seeOther(c, "/interviews")
+		}
+	}
+	return seeOther(c, "/login")
 }

@@ -203,6 +203,10 @@ func (s *Server) handleLogin(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	if ms = joined(ms); len(ms) == 0 {
+		// Only pending invitations: they are joined through their links.
+		return s.renderLogin(c, http.StatusUnauthorized, f, views.FormErrors{"": "Email or password is wrong."})
+	}
 	return s.signIn(c, person.ID, ms, f.Next)
 }
 

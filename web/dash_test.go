@@ -223,7 +223,7 @@ func (e *dashEnv) tenantOf(email string) string {
 }
 
 // setPassword gives an invited member the password they would choose from
-// their invitation link.
+// their invitation link, and joins them as that link would.
 func (e *dashEnv) setPassword(email, password string) {
 	e.t.Helper()
 	p, err := e.db.PersonByEmail(context.Background(), email)
@@ -233,6 +233,12 @@ func (e *dashEnv) setPassword(email, password string) {
 	hash, _ := hashPassword(password)
 	if err := e.db.SetPassword(context.Background(), p.ID, hash, ""); err != nil {
 		e.t.Fatal(err)
+	}
+	ms, _ := e.db.Memberships(context.Background(), p.ID)
+	for _, m := range ms {
+		if err := e.db.MarkJoined(context.Background(), m.Tenant.ID, m.User.ID); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 

@@ -355,6 +355,16 @@ func TestMemberInvitationByEmailAndSeveralOrganizations(t *testing.T) {
 		if p.status == http.StatusSeeOther {
 			t.Fatalf("an invitation link replaced an existing person's password")
 		}
+		// Before accepting, Bob's password signs in to Beta only.
+		before := env.browser()
+		before.get("/login")
+		wantDashRedirect(t, before.post("/login", url.Values{"email": {"bob@example.com"}, "password": {"bob password"}}), "/interviews")
+		// With the link and his password he joins Acme.
+		x.get(pathOf(t, link))
+		wantDashRedirect(t, x.post(pathOf(t, link), url.Values{"password": {"bob password"}}), "/interviews")
+		if org := x.get("/interviews").byTestID("org-name"); len(org) == 0 || dashText(org[0]) != "Acme" {
+			t.Fatalf("accepting the invitation did not sign Bob in to Acme")
+		}
 		bob := env.browser()
 		bob.get("/login")
 		wantDashRedirect(t, bob.post("/login", url.Values{"email": {"bob@example.com"}, "password": {"bob password"}}), "/login/organization")
@@ -395,4 +405,57 @@ func TestMemberInvitationByEmailAndSeveralOrganizations(t *testing.T) {
 		wantDashRedirect(t, owner.post("/members/"+u.ID+"/invite", url.Values{}), "/members")
 		smtpSrv.Wait(t, "pat@example.com", "invited you to Acme", mailWait)
 	})
+}
+
+// TestPasswordSetThroughOneOrganizationDoesNotOpenAnother: with email off
+// an owner holds the set-password link of the person they invited. If
+// another organization invited the same email, that owner must still not
+// get in there as the person: a membership is joined only through its own
+// invitation link.
+func TestPasswordSetThroughOneOrganizationDoesNotOpenAnother(t *testing.T) {
+	env := newDashEnv(t) // email off: links are shown to owners
+	acme := env.setup("Acme", "olive@example.com", "olive password")
+	ctx := context.Background()
+	hash, _ := hashPassword("mallory password")
+	if _, _, err := env.db.CreateTenantWithOwner(ctx, "Evil", "mallory@example.com", "Mallory", hash); err != nil {
+		t.Fatal(err)
+	}
+	linkOf := func(b *dashBrowser) string {
+		t.Helper()
+		f := flashOf(t, b, "/members")
+		i := strings.Index(f, invitationPath)
+		if i < 0 {
+			t.Fatalf("no invitation link in the flash %q", f)
+		}
+		return pathOf(t, strings.Fields(f[i-len(env.url):])[0])
+	}
+	acme.get("/members")
+	wantDashRedirect(t, acme.post("/members", url.Values{"name": {"Nia"}, "email": {"nia@example.com"}, "role": {"recruiter"}}), "/members")
+	acmeLink := linkOf(acme)
+	mallory := env.login("mallory@example.com", "mallory password")
+	mallory.get("/members")
+	wantDashRedirect(t, mallory.post("/members", url.Values{"name": {"Nia"}, "email": {"nia@example.com"}, "role": {"viewer"}}), "/members")
+	evilLink := linkOf(mallory)
+
+	// Mallory sets Nia's password through her own organization's link...
+	x := env.browser()
+	x.get(evilLink)
+	wantDashRedirect(t, x.post(evilLink, url.Values{"password": {"mallory knows"}, "confirm": {"mallory knows"}}), "/interviews")
+	// ...and signing in as Nia offers Evil only, never Acme.
+	y := env.browser()
+	y.get("/login")
+	wantDashRedirect(t, y.post("/login", url.Values{"email": {"nia@example.com"}, "password": {"mallory knows"}}), "/interviews")
+	if org := y.get("/interviews").byTestID("org-name"); len(org) == 0 || dashText(org[0]) != "Evil" {
+		t.Fatalf("signed in to %v, want Evil only", org)
+	}
+	acmeID := env.tenantOf("olive@example.com")
+	y.get("/login/organization")
+	if p := y.post("/login/organization", url.Values{"tenant_id": {acmeID}}); p.status != http.StatusNotFound {
+		t.Fatalf("switching to Acme without its invitation = %d, want 404", p.status)
+	}
+	// Acme's own link asks for the password; only then is Acme joined.
+	z := env.browser()
+	if p := z.get(acmeLink); !p.has("join-with-password") {
+		t.Fatalf("Acme's link after a password exists:\n%.500s", p.body)
+	}
 }
