@@ -9,17 +9,22 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"candor/web/mail/mailtest"
 )
 
-// TestWalkFromInterviewToSearchedMoment walks the daily path of issue 14 as
-// far as it exists without email (see /work/notes/ui.md): a position with
-// its own interviewer name and flite voice, a candidate interviewed in
-// Chromium with a fake microphone playing LibriVox speech, a reload that
-// rejoins the live step, the page ending by itself after the closing line
-// (countdown), and the recruiter finding the interview by a word the
-// candidate said and playing the recording from that line.
+// TestWalkFromInterviewToSearchedMoment walks the daily path of issue 14
+// against a real SMTP server: the owner invites a member by email, the
+// member sets a password from the mail and schedules an interview with a
+// window (position with its own interviewer name and flite voice); the
+// candidate gets the invitation mail, follows its link and is interviewed in
+// Chromium with a fake microphone playing LibriVox speech; a reload rejoins
+// the live step; the page ends by itself after the closing line
+// (countdown); the member finds the interview by a word the candidate said
+// and plays the recording from that line.
 func TestWalkFromInterviewToSearchedMoment(t *testing.T) {
-	st := startStack(t)
+	smtpSrv := mailtest.Start(t, "", "")
+	st := startStack(t, "--smtp-url="+smtpSrv.URL(), "--mail-from=Acme Hiring <hiring@acme.test>")
 	speech := makeSpeech(t, []string{"0880", "0890"})
 
 	var pos, cand, iv struct {
@@ -36,10 +41,61 @@ func TestWalkFromInterviewToSearchedMoment(t *testing.T) {
 		t.Fatalf("position = %+v", pos)
 	}
 	st.api(t, "POST", "/api/v1/candidates", map[string]any{"name": "Grace Hopper", "email": "grace@example.com"}, &cand)
-	st.api(t, "POST", "/api/v1/interviews", map[string]any{"position_id": pos.ID, "candidate_id": cand.ID}, &iv)
 
-	rt := st.realtime(t, iv.ID)
+	// The owner invites a recruiter by email.
 	br := newBrowser(t, speech.path44k)
+	rec := br.tab(t)
+	mustRun(t, rec, "the owner invites a member",
+		chromedp.Navigate(st.url+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), ownerEmail),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), ownerPass),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=nav]`)),
+		chromedp.Navigate(st.url+"/members"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-member-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=add-member-form] #name`), "Rae Recruiter"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=add-member-form] #email`), "rae@example.com"),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=add-member-form] #role`), "recruiter"),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-member-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=member-pending]`)),
+	)
+	evaluate[bool](t, rec, `document.querySelector("[data-testid=logout]").form.submit(), true`)
+	mustRun(t, rec, "the owner signs out", chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)))
+
+	// The member sets a password from the mail and schedules the interview
+	// with a window.
+	invitation := smtpSrv.Wait(t, "rae@example.com", "", 30*time.Second)
+	mustRun(t, rec, "the member sets a password from the mail",
+		chromedp.Navigate(mailLink(t, invitation, st.url+"/invitation/")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=set-password-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "rae's own password"),
+		chromedp.SendKeys(chromedp.CSS(`#confirm`), "rae's own password"),
+		chromedp.Click(chromedp.CSS(`[data-testid=set-password-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=org-name]`)),
+	)
+	opens, closes := time.Now().Add(-time.Minute), time.Now().Add(2*time.Hour)
+	tz := evaluate[float64](t, rec, `new Date().getTimezoneOffset()`)
+	local := func(at time.Time) string {
+		return at.Add(-time.Duration(tz) * time.Minute).UTC().Format("2006-01-02T15:04")
+	}
+	mustRun(t, rec, "the member schedules the interview with a window",
+		chromedp.Navigate(st.url+"/interviews"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=create-interview-form]`)),
+		chromedp.SetValue(chromedp.CSS(`#position_id`), pos.ID),
+		chromedp.SetValue(chromedp.CSS(`#candidate_id`), cand.ID),
+		chromedp.SetValue(chromedp.CSS(`#available_from`), local(opens)),
+		chromedp.SetValue(chromedp.CSS(`#expires_at`), local(closes)),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-interview-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=interview-detail]`)),
+	)
+	iv.ID = evaluate[string](t, rec, `document.querySelector("[data-testid=interview-detail]").dataset.interview`)
+	shoot(t, rec, "walk", "member-scheduled")
+
+	// The candidate gets the invitation mail and follows its link.
+	mailed := smtpSrv.Wait(t, "grace@example.com", "", 30*time.Second)
+	iv.InviteURL = mailLink(t, mailed, st.url+"/i/")
+	rt := st.realtime(t, iv.ID)
 	page := br.tab(t)
 	mustRun(t, page, "open the invite and join",
 		chromedp.Navigate(iv.InviteURL+"?raw=1&closing_s=4"),
@@ -127,14 +183,7 @@ func TestWalkFromInterviewToSearchedMoment(t *testing.T) {
 	if word == "" {
 		t.Fatalf("no candidate word to search for in %+v", tr.Entries)
 	}
-	rec := br.tab(t)
-	mustRun(t, rec, "sign in and search",
-		chromedp.Navigate(st.url+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), ownerEmail),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), ownerPass),
-		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=nav]`)),
+	mustRun(t, rec, "the member searches",
 		chromedp.Navigate(st.url+"/search?q="+url.QueryEscape(word)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=search-results]`)),
 	)
@@ -160,4 +209,16 @@ func TestWalkFromInterviewToSearchedMoment(t *testing.T) {
 	})
 	shoot(t, rec, "walk", "recruiter-playing")
 	waitNoProcessors(t, st.dir)
+}
+
+// mailLink is the one link of m that starts with prefix.
+func mailLink(t testing.TB, m mailtest.Message, prefix string) string {
+	t.Helper()
+	for _, l := range m.Links() {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	t.Fatalf("mail %q to %s has no link under %s: %v", m.Subject, m.To, prefix, m.Links())
+	return ""
 }
