@@ -202,6 +202,7 @@ func runInterview(t testing.TB, o interviewOptions) interviewResult {
 	shoot(t, page, o.Shots, "candidate-devices")
 	mustRun(t, page, "join", chromedp.Click(chromedp.CSS(`[data-testid=join]`)))
 	waitStatus(t, page, "live", 120*time.Second)
+	st.wsFallback = o.Transport == "websocket"
 	var trafficAtLive flyfake.Traffic
 	var turnAtLive int64
 	if st.fake != nil {
@@ -393,6 +394,7 @@ type stack struct {
 	browserFlags []chromedp.ExecAllocatorOption
 	fake         *flyfake.Server // fly mode only
 	turnBytes    *atomic.Int64   // fly mode over TURN: bytes through the TURN server
+	wsFallback   bool            // the page is expected on the WebSocket
 }
 
 // startStack bootstraps a tenant in a fresh data dir and runs the control

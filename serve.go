@@ -109,6 +109,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		WebhookRetryScale:   cfg.WebhookRetryScale,
 		OnFly:               env["FLY_APP_NAME"] != "",
 		Regions:             cfg.Regions,
+		FlyCost:             flyCost(cfg),
 		ICEServers:          env[contract.EnvICEServers],
 		TURNSecret:          env[contract.EnvTURNSecret],
 		TrustedProxies:      cfg.TrustedProxies,
@@ -338,4 +339,13 @@ func sendReminders(ctx context.Context, srv *web.Server, interval time.Duration,
 			log.Info("interview reminders sent", "count", n)
 		}
 	}
+}
+
+// flyCost is the cost model the usage card shows with the fly provisioner.
+func flyCost(cfg serveConfig) *fly.CostModel {
+	if cfg.Provisioner != fly.ProviderFly {
+		return nil
+	}
+	m := fly.DefaultCostModel(cfg.PricePerHour, cfg.FlyMediaPorts[0] > 0)
+	return &m
 }

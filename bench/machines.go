@@ -64,7 +64,28 @@ func Machines(ctx context.Context, args []string, env map[string]string, stdout,
 			}
 		}
 	}
-	return benchFly(ctx, filepath.Join(dir, "fly"), *n, stdout, log)
+	if err := benchFly(ctx, filepath.Join(dir, "fly"), *n, stdout, log); err != nil {
+		return err
+	}
+	printCostModel(stdout)
+	return nil
+}
+
+// printCostModel answers the sizing question for Fly: 1,000 hour-long
+// interviews a month, one tenant app, per transport (fly.CostModel; the
+// bytes per interview-hour are measured by the fly-mode browser tests).
+func printCostModel(w io.Writer) {
+	fmt.Fprintln(w, "\nFly cost of 1,000 hour-long interviews a month (one tenant app; list prices: $0.0079/machine-hour, $2/month dedicated IPv4, $0.02/GB egress):")
+	for _, tr := range []struct {
+		t   fly.Transport
+		udp bool
+	}{{fly.TransportUDP, true}, {fly.TransportTURN, false}, {fly.TransportWebSocket, false}} {
+		m := fly.DefaultCostModel(0.0079, tr.udp)
+		m.Transport = tr.t
+		c := m.Month(1000, 1, 1)
+		fmt.Fprintf(w, "  %-12s machine $%.2f + IPv4 $%.2f + egress %.0f GB $%.2f = $%.2f / month (%.0f MB per interview-hour)\n",
+			tr.t, c.Machine, c.IPv4, c.EgressGB, c.Egress, c.Total, fly.BytesPerInterviewHour[tr.t]/1e6)
+	}
 }
 
 // benchPlane is an in-process control plane on a loopback port, wired as

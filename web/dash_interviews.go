@@ -329,7 +329,13 @@ func (s *Server) usage(ctx context.Context, tenantID string, now time.Time) (vie
 			secs += machineSeconds(m, now)
 		}
 	}
-	return views.Usage{Month: month, MachineSeconds: secs, PricePerHour: s.cfg.PricePerMachineHour}, nil
+	u := views.Usage{Month: month, MachineSeconds: secs, PricePerHour: s.cfg.PricePerMachineHour}
+	if cm := s.cfg.FlyCost; cm != nil {
+		// The tenant's own app: one dedicated IPv4 when direct UDP is on.
+		m := cm.Month(1000, 1, 1)
+		u.Fly = &views.FlyCost{Transport: string(cm.Transport), IPv4PerMonth: m.IPv4, EgressGB: m.EgressGB, Egress: m.Egress, Total: m.Total}
+	}
+	return u, nil
 }
 
 // overallScore is the overall score of a ready scorecard, nil otherwise.

@@ -116,6 +116,9 @@ type Config struct {
 	// the processor's env.
 	ICEServers string
 	TURNSecret string
+	// FlyCost prices interviews on Fly for the usage card (machine time,
+	// the tenant app's dedicated IPv4, egress); nil off Fly.
+	FlyCost *fly.CostModel
 	// Mailer sends email (invitations, reminders, member invitations,
 	// password resets); nil turns email off.
 	Mailer mailer

@@ -47,11 +47,17 @@ type Traffic struct {
 	Backends int64 // to and from apps outside the fake (Edge), e.g. a control plane
 	Machines int64 // HTTP and WebSocket to and from machines
 	UDP      int64 // UDP relayed between clients and machines
+	// MachinePaths splits Machines by the path the machine served, its
+	// /p/{id} prefix dropped ("/ws/audio", "/events", "/whip", …).
+	MachinePaths map[string]int64
 }
 
 type edgeState struct {
 	backends, machines, udp atomic.Int64
 	toMachines              *http.Transport
+
+	pathMu sync.Mutex
+	paths  map[string]*atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[string]*udpListener // by "ip:port"
@@ -60,6 +66,7 @@ type edgeState struct {
 }
 
 func (e *edgeState) init() {
+	e.paths = make(map[string]*atomic.Int64)
 	e.listeners = make(map[string]*udpListener)
 	e.toMachines = countingTransport(&e.machines)
 }
@@ -79,8 +86,35 @@ func (e *edgeState) close() {
 
 // Traffic reports the bytes the edge has carried so far.
 func (s *Server) Traffic() Traffic {
-	return Traffic{Backends: s.edge.backends.Load(), Machines: s.edge.machines.Load(), UDP: s.edge.udp.Load()}
+	t := Traffic{Backends: s.edge.backends.Load(), Machines: s.edge.machines.Load(), UDP: s.edge.udp.Load(), MachinePaths: map[string]int64{}}
+	s.edge.pathMu.Lock()
+	for p, n := range s.edge.paths {
+		t.MachinePaths[p] = n.Load()
+	}
+	s.edge.pathMu.Unlock()
+	return t
 }
+
+// pathCounter is the byte counter of requests to a machine path.
+func (e *edgeState) pathCounter(path string) *atomic.Int64 {
+	if rest, ok := strings.CutPrefix(path, "/p/"); ok {
+		if _, sub, ok := strings.Cut(rest, "/"); ok {
+			path = "/" + sub
+		}
+	}
+	if strings.HasPrefix(path, "/whip/") {
+		path = "/whip"
+	}
+	e.pathMu.Lock()
+	defer e.pathMu.Unlock()
+	n := e.paths[path]
+	if n == nil {
+		n = &atomic.Int64{}
+		e.paths[path] = n
+	}
+	return n
+}
+
 
 // GlobalServicesIP is the address "fly-global-services" names on machine
 // id: where it must bind its UDP sockets to receive the app's UDP.
@@ -114,20 +148,41 @@ func countingTransport(n *atomic.Int64) *http.Transport {
 	return t
 }
 
+// countingTransport2 counts into two counters.
+func countingTransport2(n, m *atomic.Int64) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	dial := (&net.Dialer{}).DialContext
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, n: n, m: m}, nil
+	}
+	return t
+}
+
 type countingConn struct {
 	net.Conn
-	n *atomic.Int64
+	n, m *atomic.Int64 // m may be nil
+}
+
+func (c *countingConn) add(k int) {
+	c.n.Add(int64(k))
+	if c.m != nil {
+		c.m.Add(int64(k))
+	}
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	k, err := c.Conn.Read(p)
-	c.n.Add(int64(k))
+	c.add(k)
 	return k, err
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	k, err := c.Conn.Write(p)
-	c.n.Add(int64(k))
+	c.add(k)
 	return k, err
 }
 
@@ -277,8 +332,12 @@ func writeRouteError(w http.ResponseWriter, err error) {
 
 // forward sends r to a machine's process at base, with path.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, base *url.URL, path string) {
+	// A transport of its own per request, so its bytes are counted by path
+	// (a fake can afford no connection reuse).
+	tr := countingTransport2(&s.edge.machines, s.edge.pathCounter(path))
+	defer tr.CloseIdleConnections()
 	rp := &httputil.ReverseProxy{
-		Transport: s.edge.toMachines,
+		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = base.Scheme, base.Host
 			pr.Out.URL.Path, pr.Out.URL.RawPath = path, ""

@@ -41,3 +41,18 @@ func TestInterviewsPageUsage(t *testing.T) {
 		d.mustNotHave("usage")
 	})
 }
+
+func TestTheUsageCardOnFlyAddsTheIPv4AndEgress(t *testing.T) {
+	data := sampleInterviews()
+	data.Usage = &Usage{Month: time.Now(), PricePerHour: 0.0079, Fly: &FlyCost{Transport: "webrtc-udp", IPv4PerMonth: 2, EgressGB: 94, Egress: 1.88, Total: 11.78}}
+	d := renderDoc(t, InterviewsPage(pageAs(owner), data))
+	for id, want := range map[string]string{
+		"usage-ipv4":       "$2.00 / month (this organization's app)",
+		"usage-egress":     "94 GB per 1,000 interview-hours, $1.88",
+		"usage-1000-total": "$11.78 / month",
+	} {
+		if got := text(d.byTestID(id)[0]); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+}

@@ -135,7 +135,22 @@ type Usage struct {
 	Month          time.Time // any instant in the month shown
 	MachineSeconds float64   // billed, plus time run so far by live machines
 	PricePerHour   float64   // USD per machine-hour
+	// Fly, with the fly provisioner: the rest of what 1,000 hour-long
+	// interviews a month cost there.
+	Fly *FlyCost
 }
+
+// FlyCost is the Fly part of the 1,000-interview answer (fly.CostModel).
+type FlyCost struct {
+	Transport    string  // how audio travels (webrtc-udp, websocket, …)
+	IPv4PerMonth float64 // the tenant app's dedicated IPv4
+	EgressGB     float64 // measured bytes per interview-hour × 1,000
+	Egress       float64 // USD
+	Total        float64 // machine time + IPv4 + egress, USD
+}
+
+// fmtGB shows gigabytes without false precision.
+func fmtGB(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + " GB" }
 
 // Cost is the estimated cost of MachineSeconds.
 func (u Usage) Cost() float64 { return u.MachineSeconds / 3600 * u.PricePerHour }
