@@ -115,7 +115,6 @@ func (e *edgeState) pathCounter(path string) *atomic.Int64 {
 	return n
 }
 
-
 // GlobalServicesIP is the address "fly-global-services" names on machine
 // id: where it must bind its UDP sockets to receive the app's UDP.
 func (s *Server) GlobalServicesIP(appName, id string) string {
