@@ -40,8 +40,11 @@ type serveConfig struct {
 	PricePerHour  float64
 	SecureCookies bool
 	// HeartbeatTimeout is how long a running interview's processor may stay
-	// silent before it is replaced on a new machine.
+	// silent before supervision investigates it.
 	HeartbeatTimeout time.Duration
+	// ReplaceAfter is how long a silent processor may stay unreachable
+	// from the control plane before it is replaced.
+	ReplaceAfter time.Duration
 	// ReconcileInterval is how often machines are reconciled with the
 	// store after the pass at start-up.
 	ReconcileInterval time.Duration
@@ -234,7 +237,8 @@ var serveSettings = []setting{
 	{"default-region", "CANDOR_DEFAULT_REGION", "", "region for interviews that name none (fly: e.g. iad)", nil},
 	{"price-per-machine-hour", "CANDOR_PRICE_PER_MACHINE_HOUR", "0.0079", "USD per machine-hour for cost estimates (Fly shared-cpu-1x 1 GB)", positiveNumber},
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
-	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "replace a processor that sends no heartbeat for this long (it beats every second)", positiveDuration},
+	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "investigate a processor that sends no heartbeat for this long (it beats every second): machine state and a direct health probe", positiveDuration},
+	{"replace-after", "CANDOR_REPLACE_AFTER", "15s", "replace a silent processor that the control plane cannot reach either for this long (one that answers is kept)", positiveDuration},
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"recording-segment", "CANDOR_RECORDING_SEGMENT", "60s", "a processor uploads the recording in parts of this much audio as it goes, so a crash loses at most one part", minDuration100ms},
 	{"end-after-silence", "CANDOR_END_AFTER_SILENCE", "2m", "end an interview this long after the interviewer's closing line once the candidate has stopped talking (0 = never; speech keeps it open)", nonNegativeDuration},
@@ -356,6 +360,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.MailFrom = get["mail-from"]
 	cfg.ReminderBefore, _ = time.ParseDuration(get["reminder-before"])
 	cfg.MetricsAddr = get["metrics-addr"]
+	cfg.ReplaceAfter, _ = time.ParseDuration(get["replace-after"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

@@ -23,6 +23,7 @@ import (
 	"candor/store"
 	"candor/store/replica"
 	"candor/web"
+	"candor/web/lifecycle"
 	"candor/web/mail"
 	"candor/web/scorecard"
 )
@@ -91,6 +92,25 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	} else {
 		log.Info("email off: set CANDOR_SMTP_URL and CANDOR_MAIL_FROM to send invitations and password resets")
 	}
+	lc, err := lifecycle.New(lifecycle.Config{
+		PublicURL:           cfg.PublicURL,
+		SecretKey:           key,
+		DefaultRegion:       cfg.DefaultRegion,
+		ProcessorEnv:        processorEnv(cfg, env),
+		HeartbeatTimeout:    cfg.HeartbeatTimeout,
+		ReplaceAfter:        cfg.ReplaceAfter,
+		ReconcileInterval:   cfg.ReconcileInterval,
+		AllowPrivateTargets: cfg.AllowPrivateTargets,
+		Regions:             cfg.Regions,
+		ICEServers:          env[contract.EnvICEServers],
+		TURNSecret:          env[contract.EnvTURNSecret],
+		Registerer:          registry,
+	}, db, hub, machines, log)
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+
 	webCfg := web.Config{
 		Addr:                cfg.Addr,
 		PublicURL:           cfg.PublicURL,
@@ -101,9 +121,6 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		SecretKey:           key,
 		SecureCookies:       cfg.SecureCookies,
 		Registry:            registry,
-		HeartbeatTimeout:    cfg.HeartbeatTimeout,
-		ReconcileInterval:   cfg.ReconcileInterval,
-		ProcessorEnv:        processorEnv(cfg, env),
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Evaluator:           evaluatorOf(cfg, env),
 		WebhookRetryScale:   cfg.WebhookRetryScale,
@@ -119,7 +136,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	if mailer != nil {
 		webCfg.Mailer = mailer // a nil *SMTP in the interface would read as "on"
 	}
-	srv, err := web.New(webCfg, db, hub, machines, log)
+	srv, err := web.New(webCfg, db, hub, lc, log)
 	if err != nil {
 		return err
 	}
@@ -134,6 +151,19 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		sendReminders(reminderCtx, srv, time.Minute, log)
 	}()
 	defer func() { stopReminders(); <-reminders }()
+
+	// The lifecycle's loops (supervision, reconciliation) stop before
+	// HTTP's deferred shutdown completes the rest.
+	loopsCtx, stopLoops := context.WithCancel(ctx)
+	loopsDone := make(chan struct{})
+	go func() {
+		defer close(loopsDone)
+		lc.Run(loopsCtx)
+	}()
+	defer func() {
+		stopLoops()
+		<-loopsDone
+	}()
 
 	httpSrv := srv.HTTPServer()
 	httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }

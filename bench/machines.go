@@ -31,6 +31,7 @@ import (
 	"candor/realtime"
 	"candor/store"
 	"candor/web"
+	"candor/web/lifecycle"
 )
 
 // Machines serves `candor bench machines`: start → processor ready
@@ -95,6 +96,7 @@ type benchPlane struct {
 	db       *store.DB
 	hub      *realtime.Hub
 	srv      *web.Server
+	lc       *lifecycle.Service
 	http     *http.Server
 	served   chan error
 	url, key string
@@ -129,10 +131,15 @@ func newBenchPlane(ctx context.Context, dir string, machines func(publicURL stri
 	}
 	p := &benchPlane{db: db, hub: realtime.New(realtime.Options{}, log), url: url, served: make(chan error, 1),
 		client: &http.Client{Transport: &http.Transport{Proxy: nil}}}
-	p.srv, err = web.New(web.Config{
-		Addr: ln.Addr().String(), PublicURL: url, DataDir: dir, Version: benchVersion, DefaultRegion: "iad",
-		SecretKey: key, ProcessorEnv: map[string]string{contract.EnvSTT: stt.DefaultEngine, contract.EnvInterviewer: processor.DefaultInterviewer},
+	p.lc, err = lifecycle.New(lifecycle.Config{
+		PublicURL: url, SecretKey: key, DefaultRegion: "iad", ReconcileInterval: -1,
+		ProcessorEnv: map[string]string{contract.EnvSTT: stt.DefaultEngine, contract.EnvInterviewer: processor.DefaultInterviewer},
 	}, db, p.hub, m, log)
+	if err == nil {
+		p.srv, err = web.New(web.Config{
+			Addr: ln.Addr().String(), PublicURL: url, DataDir: dir, Version: benchVersion, DefaultRegion: "iad", SecretKey: key,
+		}, db, p.hub, p.lc, log)
+	}
 	if err != nil {
 		m.Close()
 		ln.Close()
@@ -165,6 +172,7 @@ func (p *benchPlane) close(m fly.Machines) {
 	_ = p.http.Shutdown(sctx)
 	<-p.served
 	p.srv.Close()
+	p.lc.Close()
 	m.Close()
 	p.hub.Close()
 	p.db.Close()

@@ -29,6 +29,7 @@ import (
 	"candor/realtime"
 	"candor/store"
 	"candor/web"
+	"candor/web/lifecycle"
 )
 
 // realtimeLoad is the shape of one realtime benchmark run: interviews that
@@ -296,7 +297,12 @@ func runRealtimeCandor(ctx context.Context, load realtimeLoad, stderr io.Writer)
 		return realtimeResult{}, err
 	}
 	base := "http://" + ln.Addr().String()
-	srv, err := web.New(web.Config{PublicURL: base, DataDir: dir, SecretKey: key, Version: benchVersion}, db, hub, benchMachines{}, log)
+	lc, err := lifecycle.New(lifecycle.Config{PublicURL: base, SecretKey: key, ReconcileInterval: -1}, db, hub, benchMachines{}, log)
+	if err != nil {
+		return realtimeResult{}, err
+	}
+	defer lc.Close()
+	srv, err := web.New(web.Config{PublicURL: base, DataDir: dir, SecretKey: key, Version: benchVersion}, db, hub, lc, log)
 	if err != nil {
 		return realtimeResult{}, err
 	}

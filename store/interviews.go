@@ -58,6 +58,13 @@ func (db *DB) CreateInterview(ctx context.Context, iv Interview, inviteTokenHash
 			return fmt.Errorf("store: create interview: %w", mapErr(err))
 		}
 		out, err = findInterview(ctx, tx, iv.TenantID, iv.ID)
+		if err != nil {
+			return err
+		}
+		_, err = db.insertOutbox(ctx, tx, iv.TenantID, "interview.scheduled", iv.ID, map[string]any{
+			"interview_id": out.ID, "position_id": out.PositionID, "candidate_id": out.CandidateID,
+			"status": out.Status, "region": out.Region, "expires_at": out.ExpiresAt, "at": out.CreatedAt,
+		})
 		return err
 	})
 	return out, err
@@ -213,23 +220,8 @@ func (db *DB) SetInterviewStatus(ctx context.Context, tenantID, id string, to St
 		if len(from) > 0 && !slices.Contains(from, iv.Status) {
 			return fmt.Errorf("interview %s is %s, not %v: %w", id, iv.Status, from, ErrConflict)
 		}
-		now := fmtTime(db.nowUTC())
-		var started, ended any
-		if to == StatusRunning {
-			started = now
-		}
-		if to.Terminal() {
-			ended = now
-		}
-		// Leaving a terminal status (a failed launch being retried) reopens
-		// the interview: its ended_at goes, and the final status sets it anew.
-		reopen := iv.Status.Terminal() && !to.Terminal()
-		_, err = tx.ExecContext(ctx, `UPDATE interviews SET status = ?,
-				started_at = coalesce(started_at, ?),
-				ended_at = CASE WHEN ? THEN NULL ELSE coalesce(ended_at, ?) END
-			WHERE tenant_id = ? AND id = ?`, string(to), started, reopen, ended, tenantID, id)
-		if err != nil {
-			return fmt.Errorf("store: set status of interview %s: %w", id, mapErr(err))
+		if err := setStatusTx(ctx, tx, iv, to, db.nowUTC()); err != nil {
+			return err
 		}
 		out, err = findInterview(ctx, tx, tenantID, id)
 		return err

@@ -42,15 +42,7 @@ func (db *DB) CreateMachine(ctx context.Context, m Machine) (Machine, error) {
 		if err := ensureExists(ctx, tx, "interviews", m.TenantID, m.InterviewID, "interview"); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO machines (id, tenant_id, interview_id, provider, provider_id, app, region,
-				state, url, created_at, destroyed_at, seconds_billed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, m.TenantID, m.InterviewID, m.Provider, m.ProviderID, m.App, m.Region,
-			m.State, m.URL, fmtTime(m.CreatedAt), fmtNullTime(m.DestroyedAt), m.SecondsBilled)
-		if err != nil {
-			return fmt.Errorf("store: create machine: %w", mapErr(err))
-		}
-		return nil
+		return insertMachine(ctx, tx, m)
 	})
 	if err != nil {
 		return Machine{}, err
@@ -79,6 +71,19 @@ func (db *DB) UpdateMachine(ctx context.Context, m Machine) error {
 		}
 		return rowsChanged(res, "machine "+m.ID)
 	})
+}
+
+// insertMachine inserts m as it is.
+func insertMachine(ctx context.Context, tx *sql.Tx, m Machine) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO machines (id, tenant_id, interview_id, provider, provider_id, app, region,
+			state, url, created_at, destroyed_at, seconds_billed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.TenantID, m.InterviewID, m.Provider, m.ProviderID, m.App, m.Region,
+		m.State, m.URL, fmtTime(m.CreatedAt), fmtNullTime(m.DestroyedAt), m.SecondsBilled)
+	if err != nil {
+		return fmt.Errorf("store: create machine: %w", mapErr(err))
+	}
+	return nil
 }
 
 const machineCols = `id, tenant_id, interview_id, provider, provider_id, app, region, state, url,

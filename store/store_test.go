@@ -1263,7 +1263,13 @@ func TestOutboxRowsAreOrderedAndReadAfterACursor(t *testing.T) {
 	db, _ := openTestDB(t)
 	ctx := context.Background()
 	f := newFixture(t, db, "Acme")
-	for _, typ := range []string{"interview.scheduled", "interview.started"} {
+	// Creating the fixture's interview wrote its interview.scheduled.
+	before, err := db.OutboxAfter(ctx, 0, 10)
+	if err != nil || len(before) != 1 || before[0].Type != "interview.scheduled" {
+		t.Fatalf("outbox after creating an interview = %+v, %v", before, err)
+	}
+	cursor := before[0].ID
+	for _, typ := range []string{"interview.started", "interview.completed"} {
 		if err := db.inWrite(ctx, func(tx *sql.Tx) error {
 			_, err := db.insertOutbox(ctx, tx, f.tenant.ID, typ, f.interview.ID, map[string]string{"interview_id": f.interview.ID})
 			return err
@@ -1278,12 +1284,12 @@ func TestOutboxRowsAreOrderedAndReadAfterACursor(t *testing.T) {
 		}
 		return errors.New("rolled back")
 	})
-	all, err := db.OutboxAfter(ctx, 0, 10)
+	all, err := db.OutboxAfter(ctx, cursor, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || all[0].Type != "interview.scheduled" || all[1].Type != "interview.started" || all[0].ID >= all[1].ID {
-		t.Fatalf("outbox = %+v, want scheduled then started", all)
+	if len(all) != 2 || all[0].Type != "interview.started" || all[1].Type != "interview.completed" || all[0].ID >= all[1].ID {
+		t.Fatalf("outbox = %+v, want started then completed", all)
 	}
 	rest, err := db.OutboxAfter(ctx, all[0].ID, 10)
 	if err != nil {

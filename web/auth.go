@@ -571,16 +571,6 @@ func (s *Server) inviteURL(interviewID string) string {
 	return s.cfg.PublicURL + invitePath + s.inviteToken(interviewID)
 }
 
-// processorToken is the bearer token of the processor running on machine
-// row machineID for an interview: base64url(HMAC-SHA256(SecretKey,
-// "processor:"+interview+":"+machine)). 256 bits no one can guess without
-// the secret key, new for every machine, and derivable again, so a repeated
-// start answers the same token without it being stored: the database holds
-// only its hash. Rotating the secret key invalidates running processors.
-func (s *Server) processorToken(interviewID, machineID string) string {
-	return base64.RawURLEncoding.EncodeToString(s.mac("processor:" + interviewID + ":" + machineID))
-}
-
 func (s *Server) mac(msg string) []byte {
 	m := hmac.New(sha256.New, s.cfg.SecretKey)
 	m.Write([]byte(msg))

@@ -169,7 +169,7 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.entryLocks.lock(iv.InterviewID)()
+	defer s.entryLocks.Lock(iv.InterviewID)()
 	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.InterviewID, es)
 	if errors.Is(err, store.ErrInvalid) {
 		// The store refuses a seq too far past the last stored one.
@@ -220,19 +220,8 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	}
 	switch in.Type {
 	case contract.EventReady:
-		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.ready", data); err != nil {
-			return fmt.Errorf("record processor.ready: %w", err)
-		}
-		if iv.Status == store.StatusStarting {
-			running, err := s.db.SetInterviewStatus(ctx, iv.TenantID, iv.ID, store.StatusRunning, store.StatusStarting)
-			switch {
-			case errors.Is(err, store.ErrConflict):
-				// start's own transition won the race; nothing to do.
-			case err != nil:
-				return fmt.Errorf("mark interview running: %w", err)
-			default:
-				s.publishStatus(running)
-			}
+		if err := s.lc.ProcessorReady(ctx, iv, data); err != nil {
+			return err
 		}
 	case contract.EventHeartbeat:
 		if in.MediaMS == nil {
@@ -268,7 +257,7 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 		ectx, done := s.owned(2 * time.Minute)
 		go func() {
 			defer done()
-			if _, err := s.endInterview(ectx, iv.TenantID, iv.ID); err != nil {
+			if _, err := s.lc.End(ectx, iv.TenantID, iv.ID); err != nil {
 				s.log.Error("end after the closing line", "interview", iv.ID, "err", err)
 			}
 		}()

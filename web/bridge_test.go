@@ -200,7 +200,7 @@ func TestBridgeEventsAndState(t *testing.T) {
 	for _, ev := range evs.Events {
 		types = append(types, ev.Type)
 	}
-	if got := strings.Join(types, ","); got != "machine.launched,processor.ready,error,processor.ended" {
+	if got := strings.Join(types, ","); got != "interview.starting,machine.launched,processor.ready,error,processor.ended" {
 		t.Errorf("event types %s", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"candor/processor/contract"
 	"candor/store"
+	"candor/web/lifecycle"
 	"candor/web/views"
 )
 
@@ -98,7 +99,7 @@ func inviteState(iv store.Interview, now time.Time) string {
 	switch {
 	case iv.Status == store.StatusRunning || iv.Status == store.StatusStarting:
 		return ""
-	case launchRetryable(iv):
+	case lifecycle.LaunchRetryable(iv):
 	case iv.Status == store.StatusFailed:
 		return inviteFailed
 	case iv.Status.Terminal():
@@ -256,13 +257,9 @@ type joinJSON struct {
 	ICEServers []contract.ICEServer `json:"ice_servers"`
 }
 
-// iceTTL is how long an interview's TURN credentials stay valid: longer
-// than any interview.
-const iceTTL = 24 * time.Hour
-
 // iceServers are the interview's STUN/TURN servers with credentials.
 func (s *Server) iceServers(interviewID string) ([]contract.ICEServer, error) {
-	ice, err := contract.ParseICEServers(s.cfg.ICEServers, s.cfg.TURNSecret, interviewID, time.Now().Add(iceTTL))
+	ice, err := contract.ParseICEServers(s.cfg.ICEServers, s.cfg.TURNSecret, interviewID, time.Now().Add(lifecycle.ICETTL))
 	if err != nil {
 		return nil, fmt.Errorf("CANDOR_ICE_SERVERS: %w", err)
 	}
@@ -283,24 +280,21 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 	if iv.ConsentAt == nil {
 		return errorf(CodeForbidden, "consent is required before joining: agree to recording and AI processing first")
 	}
-	if s.machines == nil {
-		return errNoMachines
-	}
 	// The candidate's nearest region, as Fly's edge names it, places the
 	// machine when the interview names none.
-	iv, m, err := s.startInterviewIn(c.Request().Context(), iv.TenantID, iv.ID, c.Request().Header.Get("Fly-Region"))
+	iv, acc, err := s.lc.Start(c.Request().Context(), iv.TenantID, iv.ID, c.Request().Header.Get("Fly-Region"))
 	if err != nil {
 		return err
 	}
-	if iv.Status == store.StatusScheduled || m.URL == "" {
+	if iv.Status == store.StatusScheduled || acc.URL == "" {
 		return errorf(CodeServiceUnavailable, "the interview is not ready yet; retry in a moment")
 	}
 	// A page calls join again whenever it lost its processor; anyone with
 	// the link can call it in a loop, so only the first few joins of each
 	// machine are stored.
-	if s.joinEvents.reserve(iv.ID + "\x00" + m.ID) {
+	if s.joinEvents.reserve(iv.ID + "\x00" + acc.MachineID) {
 		if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.joined", map[string]string{
-			"machine_id": m.ID,
+			"machine_id": acc.MachineID,
 		}); err != nil {
 			return err
 		}
@@ -313,8 +307,8 @@ func (s *Server) handleCandidateJoin(c echo.Context) error {
 	return c.JSON(http.StatusOK, joinJSON{
 		InterviewID:  iv.ID,
 		Status:       iv.Status,
-		ProcessorURL: s.processorURL(m),
-		Token:        contract.CandidateToken(s.processorToken(iv.ID, m.ID), iv.ID),
+		ProcessorURL: acc.URL,
+		Token:        acc.CandidateToken(iv.ID),
 		ICEServers:   ice,
 	})
 }
@@ -331,13 +325,13 @@ func (s *Server) handleCandidateEnd(c echo.Context) error {
 		// interview that is over must not append an event each time.
 		return errorf(CodeConflict, "the interview is %s; there is nothing to end", iv.Status)
 	}
-	if s.machines == nil {
-		return errNoMachines
+	if !s.lc.HasMachines() {
+		return lifecycle.ErrNoMachines
 	}
 	if err := s.recordEvent(c.Request().Context(), iv.TenantID, iv.ID, "candidate.ended", nil); err != nil {
 		return err
 	}
-	iv, err := s.endInterview(c.Request().Context(), iv.TenantID, iv.ID)
+	iv, err := s.lc.End(c.Request().Context(), iv.TenantID, iv.ID)
 	if err != nil {
 		return err
 	}

@@ -178,10 +178,10 @@ func TestCandidateJoin(t *testing.T) {
 	if j.ProcessorURL != m.URL {
 		t.Errorf("processor_url = %q, want the machine's %q", j.ProcessorURL, m.URL)
 	}
-	if want := contract.CandidateToken(e.srv.processorToken(id, m.ID), id); j.Token != want {
+	if want := contract.CandidateToken(e.processorToken(t, id), id); j.Token != want {
 		t.Errorf("token = %q, want the candidate token %q", j.Token, want)
 	}
-	if j.Token == e.srv.processorToken(id, m.ID) {
+	if j.Token == e.processorToken(t, id) {
 		t.Errorf("the page got the processor token itself")
 	}
 

@@ -528,7 +528,7 @@ func TestBrowserLiveTimelineAndList(t *testing.T) {
 	if got := jsEval[string](t, ctx, row(sched.ID)+`.querySelector("[data-testid=cancel-interview]") ? "yes" : "no"`); got != "yes" {
 		t.Fatalf("the scheduled row has no Cancel button")
 	}
-	if _, err := env.srv.cancelInterview(bg, tenant.ID, sched.ID); err != nil {
+	if _, err := env.lc.Cancel(bg, tenant.ID, sched.ID); err != nil {
 		t.Fatal(err)
 	}
 	jsWait(t, ctx, "the cancelled badge", row(sched.ID)+`.querySelector("[data-testid=status-badge]").dataset.status === "cancelled"`)

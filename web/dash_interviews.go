@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/store"
+	"candor/web/lifecycle"
 	"candor/web/views"
 )
 
@@ -133,7 +134,7 @@ func (s *Server) interviewRows(ctx context.Context, tenantID string, ivs []store
 			Of:             ordinals[iv.ID].Of,
 			Score:          overallScore(cards[iv.ID]),
 			InviteURL:      s.inviteURL(iv.ID),
-			CanRetry:       launchRetryable(iv),
+			CanRetry:       lifecycle.LaunchRetryable(iv),
 		})
 	}
 	return rows, nil
@@ -245,7 +246,7 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load interview: %w", err)
 	}
-	d := views.InterviewDetail{Interview: iv, CanRetry: launchRetryable(iv), VideoURL: s.videoURL(iv), EmailOn: s.emailOn()}
+	d := views.InterviewDetail{Interview: iv, CanRetry: lifecycle.LaunchRetryable(iv), VideoURL: s.videoURL(iv), EmailOn: s.emailOn()}
 	d.CanInvite = d.EmailOn && (iv.Status == store.StatusScheduled || d.CanRetry) && time.Now().Before(iv.ExpiresAt)
 	if d.Candidate, err = s.db.Candidate(ctx, tenantID, iv.CandidateID); err != nil {
 		return fmt.Errorf("load candidate: %w", err)

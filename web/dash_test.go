@@ -19,6 +19,7 @@ import (
 
 	"candor/realtime"
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // dashEnv is a real control plane (SQLite in a temp dir, real hub) served
@@ -26,6 +27,7 @@ import (
 type dashEnv struct {
 	t   *testing.T
 	srv *Server
+	lc  *lifecycle.Service
 	db  *store.DB
 	hub *realtime.Hub
 	url string
@@ -51,7 +53,11 @@ func newDashEnv(t *testing.T, configure ...func(*Config)) *dashEnv {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	srv, err := New(cfg, db, hub, nil, slog.New(slog.DiscardHandler))
+	lc, err := lifecycle.New(lifecycle.Config{PublicURL: base, SecretKey: key}, db, hub, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("new lifecycle: %v", err)
+	}
+	srv, err := New(cfg, db, hub, lc, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -62,10 +68,11 @@ func newDashEnv(t *testing.T, configure ...func(*Config)) *dashEnv {
 	t.Cleanup(func() {
 		ts.Close()
 		srv.Close()
+		lc.Close()
 		hub.Close()
 		db.Close()
 	})
-	return &dashEnv{t: t, srv: srv, db: db, hub: hub, url: base}
+	return &dashEnv{t: t, srv: srv, lc: lc, db: db, hub: hub, url: base}
 }
 
 // dashBrowser is a cookie-keeping client that does not follow redirects, so

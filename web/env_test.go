@@ -21,6 +21,7 @@ import (
 	"candor/fly"
 	"candor/realtime"
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // testEnv is a real control plane on a loopback httptest server: a SQLite
@@ -30,6 +31,7 @@ type testEnv struct {
 	db       *store.DB
 	hub      *realtime.Hub
 	srv      *Server
+	lc       *lifecycle.Service
 	ts       *httptest.Server
 	machines *fakeMachines
 	backend  fly.Machines // when set (withMachines), used instead of machines
@@ -37,25 +39,30 @@ type testEnv struct {
 	log      *slog.Logger
 }
 
-type envOption func(*Config, *testEnv)
+type envOption func(*Config, *lifecycle.Config, *testEnv)
 
 // withoutMachines builds the server with no provisioner (start/end → 501).
 func withoutMachines() envOption {
-	return func(_ *Config, e *testEnv) { e.machines = nil }
+	return func(_ *Config, _ *lifecycle.Config, e *testEnv) { e.machines = nil }
 }
 
 // withLog sends the server's log to w (as JSON lines).
 func withLog(w io.Writer) envOption {
-	return func(_ *Config, e *testEnv) { e.log = slog.New(slog.NewJSONHandler(w, nil)) }
+	return func(_ *Config, _ *lifecycle.Config, e *testEnv) { e.log = slog.New(slog.NewJSONHandler(w, nil)) }
 }
 
 // withMachines builds the server on a real backend instead of the fake.
 func withMachines(m fly.Machines) envOption {
-	return func(_ *Config, e *testEnv) { e.machines, e.backend = nil, m }
+	return func(_ *Config, _ *lifecycle.Config, e *testEnv) { e.machines, e.backend = nil, m }
 }
 
 func withConfig(f func(*Config)) envOption {
-	return func(c *Config, _ *testEnv) { f(c) }
+	return func(c *Config, _ *lifecycle.Config, _ *testEnv) { f(c) }
+}
+
+// withLifecycle adjusts the lifecycle's configuration.
+func withLifecycle(f func(*lifecycle.Config)) envOption {
+	return func(_ *Config, c *lifecycle.Config, _ *testEnv) { f(c) }
 }
 
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
@@ -81,13 +88,30 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		Version:       "test",
 		DefaultRegion: "local",
 		SecretKey:     key,
+	}
+	lcfg := lifecycle.Config{
+		PublicURL:     cfg.PublicURL,
+		SecretKey:     key,
+		DefaultRegion: "local",
 		EndTimeout:    10 * time.Second,
 		LaunchTimeout: 10 * time.Second,
-		// Tests reconcile by calling Server.Reconcile.
+		// Tests reconcile by calling Reconcile and supervise by calling
+		// SuperviseOnce; the loops do not run.
 		ReconcileInterval: -1,
 	}
 	for _, o := range opts {
-		o(&cfg, e)
+		o(&cfg, &lcfg, e)
+	}
+	// Region and ICE settings given to the web config reach the lifecycle
+	// too, as serveControl passes both the same.
+	if lcfg.Regions == nil {
+		lcfg.Regions = cfg.Regions
+	}
+	if lcfg.ICEServers == "" {
+		lcfg.ICEServers, lcfg.TURNSecret = cfg.ICEServers, cfg.TURNSecret
+	}
+	if lcfg.DefaultRegion == "local" && cfg.DefaultRegion != "local" {
+		lcfg.DefaultRegion = cfg.DefaultRegion
 	}
 	var machines fly.Machines
 	switch {
@@ -96,7 +120,12 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	case e.machines != nil:
 		machines = e.machines
 	}
-	srv, err := New(cfg, db, hub, machines, e.log)
+	lc, err := lifecycle.New(lcfg, db, hub, machines, e.log)
+	if err != nil {
+		t.Fatalf("lifecycle.New: %v", err)
+	}
+	e.lc = lc
+	srv, err := New(cfg, db, hub, lc, e.log)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
@@ -108,6 +137,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		ts.Close()
 		hub.Close()
 		srv.Close()
+		lc.Close()
 		if e.machines != nil {
 			e.machines.Close()
 		}
@@ -497,6 +527,16 @@ func (f *fakeMachines) vanish(n int) {
 	}
 }
 
+// unreachable makes the n-th launch's processor stop answering while its
+// machine still runs (the provider lists it).
+func (f *fakeMachines) unreachable(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.procs[fmt.Sprintf("fake-%d", n)]; ok {
+		p.srv.Close()
+	}
+}
+
 // processor returns the fake processor of the n-th launch (1-based).
 func (f *fakeMachines) processor(n int) *fakeProcessor {
 	f.mu.Lock()
@@ -505,3 +545,17 @@ func (f *fakeMachines) processor(n int) *fakeProcessor {
 }
 
 var _ fly.Machines = (*fakeMachines)(nil)
+
+// processorToken is the processor token of interview id's current machine.
+func (e *testEnv) processorToken(t testing.TB, id string) string {
+	t.Helper()
+	iv, err := e.db.InterviewByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := e.lc.Access(context.Background(), iv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc.Token
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // actorOf is who the audit log says acted: the user, or the API key.
@@ -77,12 +78,12 @@ func (s *Server) endBeforeErasure(ctx context.Context, iv store.Interview) error
 	if iv.Status != store.StatusRunning && iv.Status != store.StatusStarting {
 		return nil
 	}
-	if s.machines == nil {
+	if !s.lc.HasMachines() {
 		return nil // nothing can be running without a provisioner
 	}
-	if _, err := s.endInterview(ctx, iv.TenantID, iv.ID); err != nil {
-		var e *Error
-		if errors.As(err, &e) && (e.Code == CodeConflict || e.Code == CodeNotFound) {
+	if _, err := s.lc.End(ctx, iv.TenantID, iv.ID); err != nil {
+		var e *lifecycle.Error
+		if errors.As(err, &e) && (e.Kind == lifecycle.Conflict || e.Kind == lifecycle.NotFound) {
 			return nil // it ended (or went) meanwhile
 		}
 		return fmt.Errorf("end interview %s before erasing it: %w", iv.ID, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // Error codes of the API. Each maps to one HTTP status in errorStatus.
@@ -102,6 +103,10 @@ func publicError(err error) *Error {
 			msg = strings.ToLower(m[:1]) + m[1:]
 		}
 		return &Error{Code: code, Message: msg}
+	}
+	var le *lifecycle.Error
+	if errors.As(err, &le) {
+		return lifecycleError(le)
 	}
 	var tooBig *http.MaxBytesError
 	switch {

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // maxWindow bounds how far ahead an interview's window may close.
@@ -69,7 +70,7 @@ const (
 // emailInvitation sends the candidate their invitation (or, remind, the
 // reminder) and records it. The interview must be open to joining.
 func (s *Server) emailInvitation(ctx context.Context, iv store.Interview, remind bool) error {
-	if iv.Status != store.StatusScheduled && !launchRetryable(iv) {
+	if iv.Status != store.StatusScheduled && !lifecycle.LaunchRetryable(iv) {
 		return errorf(CodeConflict, "the interview is %s: invitations go only for a scheduled interview", iv.Status)
 	}
 	if !time.Now().Before(iv.ExpiresAt) {

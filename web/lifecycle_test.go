@@ -14,10 +14,11 @@ import (
 	"candor/fly"
 	"candor/processor/contract"
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 func TestStartAndEnd(t *testing.T) {
-	e := newTestEnv(t, withConfig(func(c *Config) {
+	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) {
 		c.ProcessorEnv = map[string]string{"CANDOR_STT": "pocketsphinx", "CANDOR_INTERVIEWER": "scripted"}
 	}))
 	a := e.tenant(t, "Acme")
@@ -117,7 +118,7 @@ func TestStartAndEnd(t *testing.T) {
 		for _, ev := range evs.Events {
 			types = append(types, ev.Type)
 		}
-		if got := strings.Join(types, ","); got != "machine.launched,interview.ended" {
+		if got := strings.Join(types, ","); got != "interview.starting,machine.launched,interview.ended" {
 			t.Errorf("events %s", got)
 		}
 	})
@@ -152,7 +153,7 @@ func TestStartFailures(t *testing.T) {
 		}
 		var evs struct{ Events []eventJSON }
 		e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + iv + "/events", Key: a.Key}, &evs)
-		if len(evs.Events) != 1 || evs.Events[0].Type != "error" || !strings.Contains(string(evs.Events[0].Data), "could not be launched") {
+		if len(evs.Events) != 2 || evs.Events[0].Type != "interview.starting" || evs.Events[1].Type != "error" || !strings.Contains(string(evs.Events[1].Data), "could not be launched") {
 			t.Errorf("events = %+v", evs.Events)
 		}
 	})

@@ -16,13 +16,10 @@ import (
 // metrics are the server's Prometheus collectors, in a registry the server
 // owns (or the one given in Config.Registry).
 type metrics struct {
-	registry         *prometheus.Registry
-	requests         *prometheus.CounterVec
-	duration         *prometheus.HistogramVec
-	entries          prometheus.Counter
-	launches         *prometheus.CounterVec
-	interviewsEnded  prometheus.Counter
-	machineSecondsOK prometheus.Counter
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	entries  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -45,20 +42,8 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "candor_transcript_entries_total",
 			Help: "Transcript entries stored from processors (duplicates excluded).",
 		}),
-		launches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "candor_machine_launches_total",
-			Help: "Interview machine launches, by result (ok, failed).",
-		}, []string{"result"}),
-		interviewsEnded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "candor_interviews_ended_total",
-			Help: "Interviews ended through the API.",
-		}),
-		machineSecondsOK: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "candor_machine_seconds_total",
-			Help: "Machine seconds billed for interviews ended through the API.",
-		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.entries, m.launches, m.interviewsEnded, m.machineSecondsOK} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.entries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("web: register metrics: %w", err)
 		}

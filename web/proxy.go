@@ -12,15 +12,66 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
-// The processor route: /p/<interview id>/<path> forwards to the interview's
-// live processor, for machines that browsers cannot reach directly (Fly
-// machines sit on a private network; processorURL hands out this route for
-// them). The processor authenticates every call itself (processor or
-// candidate token), so the route adds no auth of its own; it only refuses
-// interviews that have no live machine. WebSocket upgrades (/events,
-// /ws/audio) pass through.
+// The processor route: /p/<interview id>/<path> reaches the interview's
+// current processor. It is the one stable processor URL of an interview
+// for every provisioner (the start answer and the candidate page hand it
+// out), across replacements: while the interview is between processors it
+// answers 503 with Retry-After, never a refused connection or a 404, so a
+// client that retries reaches the replacement. The processor
+// authenticates every call itself (processor or candidate token), so the
+// route adds no auth of its own. WebSocket upgrades (/events, /ws/audio)
+// pass through.
+
+// retryAfterSeconds is the Retry-After of a hand-over answer: a local
+// processor starts in well under a second, a Fly machine in a few.
+const retryAfterSeconds = "1"
+
+// processorRoute is where a request for interview id's processor goes.
+type processorRoute struct {
+	target  *url.URL
+	headers map[string]string // route to exactly this machine
+	// replay, when set, is the fly-replay answer that sends the request
+	// to the machine through Fly's edge instead (flyReplay).
+	replay string
+}
+
+// errHandOver is the answer while an interview is between processors.
+var errHandOver = errorf(CodeServiceUnavailable, "the interview's processor is being replaced; retry in a moment")
+
+// routeProcessor decides where request req for interview id's processor
+// goes: the one place that decision is taken (on Fly it answers with
+// fly-replay, so the bytes do not pass through here). errHandOver while no
+// processor serves a started interview.
+func (s *Server) routeProcessor(ctx context.Context, req *http.Request, id string) (processorRoute, error) {
+	iv, err := s.db.InterviewByID(ctx, id)
+	if err != nil {
+		return processorRoute{}, notFound(err, "interview")
+	}
+	if iv.Status != store.StatusStarting && iv.Status != store.StatusRunning {
+		return processorRoute{}, errorf(CodeNotFound, "the interview is %s; its processor is gone", iv.Status)
+	}
+	if s.lc.InHandOver(id) {
+		return processorRoute{}, errHandOver
+	}
+	m, err := s.db.CurrentMachine(ctx, iv.TenantID, iv.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.URL == "") {
+		return processorRoute{}, errHandOver
+	}
+	if err != nil {
+		return processorRoute{}, fmt.Errorf("machine of %s: %w", id, err)
+	}
+	if replay, ok := s.flyReplay(m, req); ok {
+		return processorRoute{replay: replay}, nil
+	}
+	target, err := url.Parse(m.URL)
+	if err != nil {
+		return processorRoute{}, fmt.Errorf("machine %s has a bad url %q: %w", m.ID, m.URL, err)
+	}
+	return processorRoute{target: target, headers: lifecycle.MachineHeaders(m)}, nil
+}
 
 func (s *Server) processorRoutes() {
 	s.e.Any("/p/:id", s.handleProcessorProxy)
@@ -30,33 +81,21 @@ func (s *Server) processorRoutes() {
 func (s *Server) handleProcessorProxy(c echo.Context) error {
 	req := c.Request()
 	ctx := req.Context()
-	id := c.Param("id")
-	iv, err := s.db.InterviewByID(ctx, id)
-	if err != nil {
-		return notFound(err, "interview")
-	}
-	if iv.Status != store.StatusStarting && iv.Status != store.StatusRunning {
-		return errorf(CodeNotFound, "the interview is %s; its processor is gone", iv.Status)
-	}
-	m, err := s.db.CurrentMachine(ctx, iv.TenantID, iv.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.URL == "") {
-		return errorf(CodeServiceUnavailable, "the interview's processor is not up yet; retry in a moment")
+	route, err := s.routeProcessor(ctx, req, c.Param("id"))
+	if errors.Is(err, errHandOver) {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds)
 	}
 	if err != nil {
-		return fmt.Errorf("machine of %s: %w", id, err)
+		return err
 	}
-	if replay, ok := s.flyReplay(m, req); ok {
-		c.Response().Header().Set("fly-replay", replay)
+	if route.replay != "" {
+		c.Response().Header().Set("fly-replay", route.replay)
 		return c.JSON(http.StatusConflict, map[string]any{"error": map[string]string{
 			"code": "fly_replay", "message": "Fly's edge replays this request to the interview's machine",
 		}})
 	}
-	target, err := url.Parse(m.URL)
-	if err != nil {
-		return fmt.Errorf("machine %s has a bad url %q: %w", m.ID, m.URL, err)
-	}
+	target, headers := route.target, route.headers
 	rest := "/" + strings.TrimPrefix(c.Param("*"), "/")
-	headers := machineHeaders(m)
 
 	// A proxied WebSocket outlives the request's normal handling; the
 	// server's context ends it on Close.
@@ -96,7 +135,10 @@ func (s *Server) handleProcessorProxy(c echo.Context) error {
 		if errors.Is(proxyErr, context.Canceled) {
 			return nil
 		}
-		return errorf(CodeBadGateway, "the interview's processor did not answer")
+		// The processor went away under us (killed, being replaced):
+		// the client retries, as during any hand-over.
+		c.Response().Header().Set("Retry-After", retryAfterSeconds)
+		return errHandOver
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"candor/fly/flyfake"
 	"candor/store"
+	"candor/web/lifecycle"
 
 	candorfly "candor/fly"
 )
@@ -31,9 +32,9 @@ func (e *testEnv) eventsOf(t testing.TB, tn tenant, interviewID string) []string
 	return types
 }
 
-func (e *testEnv) reconcile(t testing.TB) ReconcileReport {
+func (e *testEnv) reconcile(t testing.TB) lifecycle.ReconcileReport {
 	t.Helper()
-	rep, err := e.srv.Reconcile(context.Background())
+	rep, err := e.lc.Reconcile(context.Background())
 	if err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
@@ -48,7 +49,7 @@ func TestReconcile(t *testing.T) {
 	t.Run("machines that match their interviews are left alone", func(t *testing.T) {
 		_, _, iv := e.seed(t, a)
 		e.start(t, a, iv)
-		if rep := e.reconcile(t); rep != (ReconcileReport{}) {
+		if rep := e.reconcile(t); rep != (lifecycle.ReconcileReport{}) {
 			t.Errorf("report %+v, want nothing done", rep)
 		}
 		if d := e.machines.destroys(); len(d) != 0 {
@@ -65,7 +66,7 @@ func TestReconcile(t *testing.T) {
 		sub.subscribe("interview:"+iv, nil)
 
 		rep := e.reconcile(t)
-		if rep != (ReconcileReport{Vanished: 1, Redispatched: 1}) {
+		if rep != (lifecycle.ReconcileReport{Vanished: 1, Redispatched: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		second := e.start(t, a, iv)
@@ -73,7 +74,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatalf("after re-dispatch: status %s, url %s (was %s)", second.Interview.Status, second.Processor.URL, first.Processor.URL)
 		}
 		got := strings.Join(e.eventsOf(t, a, iv), ",")
-		if want := "machine.launched,machine.vanished,machine.launched,machine.replaced"; got != want {
+		if want := "interview.starting,machine.launched,machine.vanished,machine.retired,machine.replaced"; got != want {
 			t.Errorf("events %s, want %s", got, want)
 		}
 		ms, err := e.db.ListMachines(ctx, a.ID, iv)
@@ -97,7 +98,7 @@ func TestReconcile(t *testing.T) {
 				published = append(published, ev.Type)
 			}
 		}
-		if want := []string{"machine.vanished", "machine.launched", "machine.replaced"}; !slices.Equal(published, want) {
+		if want := []string{"machine.vanished", "machine.retired", "machine.replaced"}; !slices.Equal(published, want) {
 			t.Errorf("published events %v, want %v", published, want)
 		}
 		e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + iv + "/end", Key: a.Key}, nil)
@@ -120,7 +121,7 @@ func TestReconcile(t *testing.T) {
 		}
 		before := len(e.machines.destroys())
 		rep := e.reconcile(t)
-		if rep != (ReconcileReport{OrphansDestroyed: 2}) {
+		if rep != (lifecycle.ReconcileReport{OrphansDestroyed: 2}) {
 			t.Errorf("report %+v", rep)
 		}
 		var ids []string
@@ -145,7 +146,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := e.reconcile(t)
-		if rep != (ReconcileReport{OrphansDestroyed: 1}) {
+		if rep != (lifecycle.ReconcileReport{OrphansDestroyed: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		m, err := e.db.LatestMachine(ctx, a.ID, iv)
@@ -165,15 +166,16 @@ func TestReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := e.reconcile(t)
-		if rep != (ReconcileReport{Vanished: 1, Failed: 1}) {
+		if rep != (lifecycle.ReconcileReport{Vanished: 1, Failed: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		got, err := e.db.Interview(ctx, a.ID, iv)
 		if err != nil || got.Status != store.StatusFailed {
 			t.Errorf("status %s (%v), want failed", got.Status, err)
 		}
-		if got := strings.Join(e.eventsOf(t, a, iv), ","); got != "machine.vanished,error" {
-			t.Errorf("events %s", got)
+		evs := e.eventsOf(t, a, iv)
+		if got := strings.Join(evs, ","); got != "machine.vanished" {
+			t.Errorf("events %s, want one machine.vanished that fails the interview", got)
 		}
 	})
 
@@ -183,7 +185,7 @@ func TestReconcile(t *testing.T) {
 		e.machines.vanish(len(e.machines.launches()))
 		e.machines.failNextLaunch(candorfly.ErrCapacity)
 		rep := e.reconcile(t)
-		if rep != (ReconcileReport{Vanished: 1, Failed: 1}) {
+		if rep != (lifecycle.ReconcileReport{Vanished: 1, Failed: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		got, err := e.db.Interview(ctx, a.ID, iv)
@@ -202,7 +204,7 @@ func TestStartRegion(t *testing.T) {
 		{"without either, the configured default is used", "", "", "fra"},
 		{"a header that is not a region name is ignored", "", "../../etc", "fra"},
 	}
-	e := newTestEnv(t, withConfig(func(c *Config) { c.DefaultRegion = "fra" }))
+	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "fra" }))
 	a := e.tenant(t, "Acme")
 	p, c, _ := e.seed(t, a)
 	for _, tt := range tests {
@@ -213,9 +215,13 @@ func TestStartRegion(t *testing.T) {
 				body["region"] = tt.interview
 			}
 			e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key, Body: body}, &iv)
-			_, m, err := e.srv.startInterviewIn(context.Background(), a.ID, iv.ID, tt.near)
+			_, acc, err := e.lc.Start(context.Background(), a.ID, iv.ID, tt.near)
 			if err != nil {
 				t.Fatal(err)
+			}
+			m, err := e.db.CurrentMachine(context.Background(), a.ID, iv.ID)
+			if err != nil || m.ID != acc.MachineID {
+				t.Fatalf("current machine %+v, %v; started %s", m, err, acc.MachineID)
 			}
 			launches := e.machines.launches()
 			if got := launches[len(launches)-1].Region; got != tt.want {
@@ -247,12 +253,12 @@ func TestReconcileOnFly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { backend.Close() })
-	e := newTestEnv(t, withMachines(backend), withConfig(func(c *Config) { c.DefaultRegion = "iad" }))
+	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "iad" }))
 	a := e.tenant(t, "Acme")
 	app := backend.AppName(a.Slug)
 
 	_, _, iv := e.seed(t, a)
-	if _, _, err := e.srv.startInterviewIn(ctx, a.ID, iv, "ams"); err != nil {
+	if _, _, err := e.lc.Start(ctx, a.ID, iv, "ams"); err != nil {
 		t.Fatal(err)
 	}
 	first, err := e.db.CurrentMachine(ctx, a.ID, iv)
@@ -265,7 +271,7 @@ func TestReconcileOnFly(t *testing.T) {
 	}
 
 	t.Run("a machine of no known interview is destroyed", func(t *testing.T) {
-		if rep := e.reconcile(t); rep != (ReconcileReport{OrphansDestroyed: 1}) {
+		if rep := e.reconcile(t); rep != (lifecycle.ReconcileReport{OrphansDestroyed: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		// Fly destroys asynchronously: destroying, then destroyed.
@@ -281,7 +287,7 @@ func TestReconcileOnFly(t *testing.T) {
 		if err := backend.Destroy(ctx, candorfly.Machine{ID: first.ProviderID, App: app}); err != nil {
 			t.Fatal(err)
 		}
-		if rep := e.reconcile(t); rep != (ReconcileReport{Vanished: 1, Redispatched: 1}) {
+		if rep := e.reconcile(t); rep != (lifecycle.ReconcileReport{Vanished: 1, Redispatched: 1}) {
 			t.Errorf("report %+v", rep)
 		}
 		cur, err := e.db.CurrentMachine(ctx, a.ID, iv)
@@ -291,7 +297,7 @@ func TestReconcileOnFly(t *testing.T) {
 		if st := flyState(fake, app, cur.ProviderID); st != fly.MachineStateStarted {
 			t.Errorf("replacement is %s", st)
 		}
-		if got := strings.Join(e.eventsOf(t, a, iv), ","); got != "machine.launched,machine.vanished,machine.launched,machine.replaced" {
+		if got := strings.Join(e.eventsOf(t, a, iv), ","); got != "interview.starting,machine.launched,machine.vanished,machine.retired,machine.replaced" {
 			t.Errorf("events %s", got)
 		}
 	})

@@ -55,7 +55,7 @@ func TestRetryAfterFailedLaunch(t *testing.T) {
 			t.Errorf("successful launches = %d, want 1", n)
 		}
 		types := e.eventTypes(t, a.ID, id)
-		if want := []string{"error", "interview.retried", "machine.launched"}; !slices.Equal(types, want) {
+		if want := []string{"interview.starting", "error", "interview.retried", "machine.launched"}; !slices.Equal(types, want) {
 			t.Errorf("events = %v, want %v", types, want)
 		}
 		// It runs and ends like any interview.

@@ -23,10 +23,10 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"candor/fly"
 	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // Config is what the control plane's HTTP server needs to know.
@@ -45,24 +45,11 @@ type Config struct {
 
 	// Additive to the team seam (all optional):
 
-	// ProcessorEnv is added to every processor's environment (e.g.
-	// CANDOR_STT, CANDOR_INTERVIEWER) on top of what the backend sets.
-	ProcessorEnv map[string]string
 	// RecordingLimit caps an uploaded recording; default 200 MiB.
 	RecordingLimit int64
 	// Registry receives the server's metrics and is served at /metrics; nil
 	// makes a fresh one (with Go and process collectors).
 	Registry *prometheus.Registry
-	// EndTimeout bounds the processor's flush at POST /end; default 2 minutes.
-	EndTimeout time.Duration
-	// LaunchTimeout bounds Machines.Launch; default 3 minutes.
-	LaunchTimeout time.Duration
-	// HeartbeatTimeout turns on supervision: a running interview whose
-	// processor is silent this long gets a new machine. 0 disables it.
-	HeartbeatTimeout time.Duration
-	// ReconcileInterval is how often machines are reconciled (reconcile.go)
-	// after the pass at start-up; default 1 minute, negative disables.
-	ReconcileInterval time.Duration
 
 	// Evaluator scores completed interviews (scorecards.go); nil is the
 	// "none" evaluator: stats only.
@@ -140,12 +127,6 @@ func (c *Config) setDefaults() error {
 	if c.RecordingLimit <= 0 {
 		c.RecordingLimit = 200 << 20
 	}
-	if c.EndTimeout <= 0 {
-		c.EndTimeout = 2 * time.Minute
-	}
-	if c.LaunchTimeout <= 0 {
-		c.LaunchTimeout = 3 * time.Minute
-	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = readHeaderTimeout
 	}
@@ -166,9 +147,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReminderBefore <= 0 {
 		c.ReminderBefore = 24 * time.Hour
-	}
-	if c.ReconcileInterval == 0 {
-		c.ReconcileInterval = time.Minute
 	}
 	if c.EvalTimeout <= 0 {
 		c.EvalTimeout = 10 * time.Minute
@@ -205,12 +183,12 @@ func (c *Config) setDefaults() error {
 // Server is the control plane's HTTP side. Build it with New, serve
 // Handler(), and Close it after the http.Server has shut down.
 type Server struct {
-	cfg      Config
-	db       *store.DB
-	hub      *realtime.Hub
-	machines fly.Machines
-	log      *slog.Logger
-	e        *echo.Echo
+	cfg Config
+	db  *store.DB
+	hub *realtime.Hub
+	lc  *lifecycle.Service
+	log *slog.Logger
+	e   *echo.Echo
 
 	// renderErrorPage, when set (by the dashboard), renders the error page
 	// for browser requests outside /api and /p. nil answers plain text.
@@ -231,13 +209,11 @@ type Server struct {
 	hashSlots      chan struct{}
 	passwordChecks atomic.Int64
 	upgrader       *websocket.Upgrader
-	locks          interviewLocks
 	resets         *windowLimiter // password reset requests per client address
 	// entryLocks orders each interview's entry writes and their publishes:
 	// the hub drops a live entry whose seq is below one already sent, so two
-	// overlapping bridge requests must not publish out of order. Separate
-	// from locks, which end holds while the processor flushes entries.
-	entryLocks exactLocks
+	// overlapping bridge requests must not publish out of order.
+	entryLocks lifecycle.ExactLocks
 	// scoring tracks evaluations in flight (scorecards.go).
 	scoring rerun
 	// webhookKick wakes the webhook deliverer; webhookHTTP posts.
@@ -246,8 +222,6 @@ type Server struct {
 	webhookHTTP *http.Client
 	// sweepKick wakes the retention sweeper (erasure.go).
 	sweepKick chan struct{}
-	// processorClient talks to processors (POST /end).
-	processorClient *http.Client
 
 	// ctx is cancelled by Close; long-lived work (websocket connections,
 	// launches) derives from it and is counted in wg.
@@ -258,14 +232,15 @@ type Server struct {
 	closed  bool
 }
 
-// New builds the server and its routes. machines may be nil: starting and
-// ending interviews then answer 501.
-func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log *slog.Logger) (*Server, error) {
+// New builds the server and its routes on lc, the interviews' lifecycle
+// (whose loops main runs). lc without machines answers 501 to starting and
+// ending interviews.
+func New(cfg Config, db *store.DB, hub *realtime.Hub, lc *lifecycle.Service, log *slog.Logger) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if db == nil || hub == nil || log == nil {
-		return nil, errors.New("web: New needs a store, a hub and a logger")
+	if db == nil || hub == nil || lc == nil || log == nil {
+		return nil, errors.New("web: New needs a store, a hub, a lifecycle and a logger")
 	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
@@ -273,28 +248,26 @@ func New(cfg Config, db *store.DB, hub *realtime.Hub, machines fly.Machines, log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:             cfg,
-		db:              db,
-		hub:             hub,
-		machines:        machines,
-		log:             log,
-		metrics:         m,
-		logins:          newWindowLimiter(5, 15*time.Minute),
-		ipLogins:        newWindowLimiter(50, 15*time.Minute),
-		eventLimit:      newWindowLimiter(storedEventsPerMinute, time.Minute),
-		joinEvents:      newWindowLimiter(5, time.Hour),
-		hashSlots:       make(chan struct{}, cfg.PasswordConcurrency),
-		resets:          newWindowLimiter(5, 15*time.Minute),
-		processorClient: &http.Client{},
-		ctx:             ctx,
-		cancel:          cancel,
+		cfg:        cfg,
+		db:         db,
+		hub:        hub,
+		lc:         lc,
+		log:        log,
+		metrics:    m,
+		logins:     newWindowLimiter(5, 15*time.Minute),
+		ipLogins:   newWindowLimiter(50, 15*time.Minute),
+		eventLimit: newWindowLimiter(storedEventsPerMinute, time.Minute),
+		joinEvents: newWindowLimiter(5, time.Hour),
+		hashSlots:  make(chan struct{}, cfg.PasswordConcurrency),
+		resets:     newWindowLimiter(5, 15*time.Minute),
+		ctx:        ctx,
+		cancel:     cancel,
 	}
+	lc.OnStatus(s.publishStatus)
 	// Origin is checked in handleRealtime, where the kind of credential
 	// is known.
 	s.upgrader = realtime.NewUpgrader(func(*http.Request) bool { return true })
 	s.buildEcho()
-	s.startSupervisor()
-	s.startReconciler()
 	s.startAfterInterview()
 	return s, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"candor/realtime"
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 // receiver is a webhook endpoint that verifies every delivery with the
@@ -88,6 +89,7 @@ func (r *receiver) snapshot() (attempts, accepted map[string]int, bad []string) 
 type controlPlane struct {
 	db  *store.DB
 	srv *Server
+	lc  *lifecycle.Service
 	ts  *httptest.Server
 }
 
@@ -100,18 +102,23 @@ func startControlPlane(t *testing.T, dir string, cfg func(*Config)) *controlPlan
 	}
 	hub := realtime.New(realtime.Options{}, slog.New(slog.DiscardHandler))
 	ts := httptest.NewUnstartedServer(nil)
-	c := Config{Addr: ts.Listener.Addr().String(), DataDir: dir, SecretKey: key, ReconcileInterval: -1,
+	c := Config{Addr: ts.Listener.Addr().String(), DataDir: dir, SecretKey: key,
 		OutboxPoll: 10 * time.Millisecond, WebhookRetryScale: 0.001, AllowPrivateTargets: true}
 	if cfg != nil {
 		cfg(&c)
 	}
-	srv, err := New(c, db, hub, nil, slog.New(slog.DiscardHandler))
+	lc, err := lifecycle.New(lifecycle.Config{PublicURL: "http://" + c.Addr, SecretKey: key, ReconcileInterval: -1},
+		db, hub, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(c, db, hub, lc, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
-	cp := &controlPlane{db: db, srv: srv, ts: ts}
+	cp := &controlPlane{db: db, srv: srv, lc: lc, ts: ts}
 	t.Cleanup(cp.stop)
 	return cp
 }
@@ -122,12 +129,13 @@ func (cp *controlPlane) stop() {
 	}
 	cp.ts.Close()
 	cp.srv.Close()
+	cp.lc.Close()
 	cp.db.Close()
 	cp.ts = nil
 }
 
 func (cp *controlPlane) env(t *testing.T) *testEnv {
-	return &testEnv{db: cp.db, srv: cp.srv, ts: cp.ts, t: t}
+	return &testEnv{db: cp.db, srv: cp.srv, lc: cp.lc, ts: cp.ts, t: t}
 }
 
 func TestWebhooksDeliverOncePerIDAcrossARestartAndFailures(t *testing.T) {

@@ -1,4 +1,4 @@
-package web
+package lifecycle
 
 import (
 	"testing"
@@ -7,12 +7,12 @@ import (
 
 func TestExactLocks(t *testing.T) {
 	t.Run("another interview is not held up by a held lock", func(t *testing.T) {
-		var l exactLocks
-		unlockA := l.lock("iv_a")
+		var l ExactLocks
+		unlockA := l.Lock("iv_a")
 		defer unlockA()
 		done := make(chan struct{})
 		go func() {
-			l.lock("iv_b")()
+			l.Lock("iv_b")()
 			close(done)
 		}()
 		select {
@@ -22,12 +22,12 @@ func TestExactLocks(t *testing.T) {
 		}
 	})
 	t.Run("the same interview waits, and nothing is left behind", func(t *testing.T) {
-		var l exactLocks
-		unlock := l.lock("iv_a")
+		var l ExactLocks
+		unlock := l.Lock("iv_a")
 		got := make(chan struct{})
 		go func() {
 			defer close(got)
-			l.lock("iv_a")()
+			l.Lock("iv_a")()
 		}()
 		select {
 		case <-got:

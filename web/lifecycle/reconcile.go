@@ -1,4 +1,4 @@
-package web
+package lifecycle
 
 import (
 	"context"
@@ -16,19 +16,17 @@ import (
 //
 //   - a machine the backend runs whose interview is over, unknown, or has
 //     another current machine is an orphan: it is destroyed;
+//   - a machine the backend runs that is the current machine of a running
+//     interview is kept (after a control-plane restart this adopts the
+//     processors that outlived it);
 //   - a machine the store holds live that the backend no longer runs has
 //     vanished: it is marked failed and, if its interview is running, the
-//     interview is re-dispatched to a new machine (the supervision path);
-//     an interview still starting on it (the control plane stopped
-//     mid-start) is marked failed.
+//     interview moves to a new machine (Replace); an interview still
+//     starting on it (the control plane stopped mid-start) fails.
 //
-// Every step on an interview lands in its events and on its topic.
-// Decisions are taken under the interview's lock with the store read again,
-// so a start, end or replacement in flight is never mistaken for drift.
-
-// EventTypeRealtime is the realtime message type of an interview event
-// (additive to DESIGN §6): data is {type, at, data} as in GET …/events.
-const EventTypeRealtime = "interview.event"
+// Decisions are taken under the interview's lock with the store read
+// again, so a start, end or replacement in flight is never mistaken for
+// drift; destroys and launches run outside it.
 
 // ReconcileReport counts what one reconciliation pass did.
 type ReconcileReport struct {
@@ -38,38 +36,29 @@ type ReconcileReport struct {
 	Failed           int // interviews marked failed
 }
 
-// startReconciler reconciles once at start-up, then every
-// Config.ReconcileInterval, until Close.
-func (s *Server) startReconciler() {
-	if s.machines == nil || s.cfg.ReconcileInterval < 0 {
-		return
-	}
-	ctx, done := s.owned(0)
-	go func() {
-		defer done()
-		tick := time.NewTicker(s.cfg.ReconcileInterval)
-		defer tick.Stop()
-		for {
-			if rep, err := s.Reconcile(ctx); err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("reconcile machines", "err", err)
-				}
-			} else if rep != (ReconcileReport{}) {
-				s.log.Info("reconciled machines", "orphans_destroyed", rep.OrphansDestroyed,
-					"vanished", rep.Vanished, "redispatched", rep.Redispatched, "failed", rep.Failed)
+func (s *Service) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(max(s.cfg.ReconcileInterval, time.Second))
+	defer tick.Stop()
+	for {
+		if rep, err := s.Reconcile(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("reconcile machines", "err", err)
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		} else if rep != (ReconcileReport{}) {
+			s.log.Info("reconciled machines", "orphans_destroyed", rep.OrphansDestroyed,
+				"vanished", rep.Vanished, "redispatched", rep.Redispatched, "failed", rep.Failed)
 		}
-	}()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Reconcile runs one reconciliation pass. It goes on past a failure with
 // one machine or interview and returns every failure joined.
-func (s *Server) Reconcile(ctx context.Context) (ReconcileReport, error) {
+func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	if s.machines == nil {
 		return rep, nil
@@ -135,28 +124,38 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileReport, error) {
 }
 
 // reconcileOrphan destroys backend machine fm, which no live row in the
-// store accounts for, unless its interview recorded it meanwhile.
-func (s *Server) reconcileOrphan(ctx context.Context, fm fly.Machine) (destroyed bool, err error) {
+// store accounts for, unless its interview recorded it meanwhile or a
+// launch of its interview is in flight (the row is written once the
+// launch returns).
+func (s *Service) reconcileOrphan(ctx context.Context, fm fly.Machine) (destroyed bool, err error) {
 	var iv store.Interview
 	if fm.InterviewID != "" {
-		unlock := s.locks.lock(fm.InterviewID)
-		defer unlock()
-		iv, err = s.db.InterviewByID(ctx, fm.InterviewID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return false, fmt.Errorf("interview of machine %s: %w", fm.ID, err)
-		default:
-			// Launched and recorded while the lists were taken?
+		unlock := s.locks.Lock(fm.InterviewID)
+		keep, err := func() (bool, error) {
+			if o := s.currentOp(fm.InterviewID); o != nil && (o.kind == opLaunch || o.kind == opReplace) {
+				return true, nil
+			}
+			iv, err = s.db.InterviewByID(ctx, fm.InterviewID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return false, nil
+			case err != nil:
+				return false, fmt.Errorf("interview of machine %s: %w", fm.ID, err)
+			}
 			ms, err := s.db.ListMachines(ctx, iv.TenantID, iv.ID)
 			if err != nil {
 				return false, fmt.Errorf("machines of interview %s: %w", iv.ID, err)
 			}
 			for _, m := range ms {
 				if m.Provider == fm.Provider && m.ProviderID == fm.ID && m.DestroyedAt == nil && m.State != store.MachineDestroyed {
-					return false, nil
+					return true, nil
 				}
 			}
+			return false, nil
+		}()
+		unlock()
+		if keep || err != nil {
+			return false, err
 		}
 	}
 	if err := s.machines.Destroy(ctx, fm); err != nil {
@@ -167,7 +166,7 @@ func (s *Server) reconcileOrphan(ctx context.Context, fm fly.Machine) (destroyed
 		return true, nil
 	}
 	s.log.Warn("destroyed an orphan machine", "machine", fm.ID, "interview", iv.ID, "status", iv.Status)
-	return true, s.recordEvent(ctx, iv.TenantID, iv.ID, "machine.orphan_destroyed", map[string]any{
+	return true, s.Record(ctx, iv.TenantID, iv.ID, "machine.orphan_destroyed", map[string]any{
 		"provider": fm.Provider, "provider_id": fm.ID, "app": fm.App, "interview_status": iv.Status,
 	})
 }
@@ -175,26 +174,36 @@ func (s *Server) reconcileOrphan(ctx context.Context, fm fly.Machine) (destroyed
 // reconcileLive destroys machine m, alive and recorded, if its interview is
 // over or has moved to another machine (an end or replacement that could
 // not destroy it).
-func (s *Server) reconcileLive(ctx context.Context, m store.Machine) (destroyed bool, err error) {
-	unlock := s.locks.lock(m.InterviewID)
-	defer unlock()
+func (s *Service) reconcileLive(ctx context.Context, m store.Machine) (destroyed bool, err error) {
+	unlock := s.locks.Lock(m.InterviewID)
 	iv, err := s.db.Interview(ctx, m.TenantID, m.InterviewID)
 	if err != nil {
+		unlock()
 		return false, fmt.Errorf("interview of machine %s: %w", m.ID, err)
 	}
 	cur, err := s.db.CurrentMachine(ctx, m.TenantID, m.InterviewID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		unlock()
 		return false, fmt.Errorf("current machine of interview %s: %w", iv.ID, err)
 	}
-	if !iv.Status.Terminal() && cur.ID == m.ID {
+	busy := s.currentOp(m.InterviewID) != nil
+	unlock()
+	if busy || (!iv.Status.Terminal() && cur.ID == m.ID) {
 		return false, nil
 	}
-	if err := s.destroy(ctx, m); err != nil {
+	if err := s.machines.Destroy(ctx, flyMachine(m)); err != nil {
 		return false, fmt.Errorf("destroy orphan machine %s: %w", m.ID, err)
 	}
-	return true, s.recordEvent(ctx, m.TenantID, m.InterviewID, "machine.orphan_destroyed", map[string]any{
-		"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID, "interview_status": iv.Status,
+	unlock = s.locks.Lock(m.InterviewID)
+	defer unlock()
+	_, err = s.step(ctx, store.Step{
+		TenantID: m.TenantID, InterviewID: m.InterviewID, Event: "machine.orphan_destroyed",
+		Retire: []store.Retirement{{ID: m.ID, State: store.MachineDestroyed}},
+		EventData: map[string]any{
+			"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID, "interview_status": iv.Status,
+		},
 	})
+	return true, err
 }
 
 type vanishedOutcome int
@@ -208,67 +217,66 @@ const (
 
 // reconcileVanished handles machine m, live in the store, that the backend
 // does not run.
-func (s *Server) reconcileVanished(ctx context.Context, m store.Machine) (vanishedOutcome, error) {
-	unlock := s.locks.lock(m.InterviewID)
-	defer unlock()
-	ms, err := s.db.ListMachines(ctx, m.TenantID, m.InterviewID)
-	if err != nil {
-		return vanishedNone, fmt.Errorf("machines of interview %s: %w", m.InterviewID, err)
+func (s *Service) reconcileVanished(ctx context.Context, m store.Machine) (vanishedOutcome, error) {
+	unlock := s.locks.Lock(m.InterviewID)
+	if s.currentOp(m.InterviewID) != nil {
+		unlock()
+		return vanishedNone, nil // its end or replacement is on it
 	}
-	i := -1
-	for j := range ms {
-		if ms[j].ID == m.ID {
-			i = j
-		}
-	}
-	if i < 0 || ms[i].DestroyedAt != nil || ms[i].State == store.MachineDestroyed || ms[i].State == store.MachineFailed {
-		return vanishedNone, nil // ended or replaced meanwhile
-	}
-	m = ms[i]
 	iv, err := s.db.Interview(ctx, m.TenantID, m.InterviewID)
 	if err != nil {
+		unlock()
 		return vanishedNone, fmt.Errorf("interview of machine %s: %w", m.ID, err)
 	}
-	if err := s.retire(ctx, m, store.MachineFailed, time.Now().UTC()); err != nil {
-		return vanishedNone, err
+	ms, err := s.db.ListMachines(ctx, m.TenantID, m.InterviewID)
+	if err != nil {
+		unlock()
+		return vanishedNone, fmt.Errorf("machines of interview %s: %w", m.InterviewID, err)
 	}
-	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "machine.vanished", map[string]any{
+	live := false
+	for _, x := range ms {
+		if x.ID == m.ID && x.DestroyedAt == nil && x.State != store.MachineDestroyed && x.State != store.MachineFailed {
+			live = true
+		}
+	}
+	if !live {
+		unlock()
+		return vanishedNone, nil // ended or replaced meanwhile
+	}
+	data := map[string]any{
 		"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID, "interview_status": iv.Status,
-	}); err != nil {
-		return vanishedRetired, err
 	}
-	switch iv.Status {
-	case store.StatusRunning:
-		if err := s.redispatch(ctx, iv, "the interview's machine vanished"); err != nil {
-			return vanishedRetired, fmt.Errorf("re-dispatch interview %s: %w", iv.ID, err)
-		}
-		cur, err := s.db.Interview(ctx, iv.TenantID, iv.ID)
-		if err == nil && cur.Status == store.StatusFailed {
-			return vanishedFailed, nil
-		}
-		return vanishedRedispatched, nil
-	case store.StatusStarting:
+	retire := []store.Retirement{{ID: m.ID, State: store.MachineFailed}}
+	if iv.Status == store.StatusStarting {
 		msg := "the interview's machine vanished while the interview was starting; start it again"
-		if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "error", map[string]string{"message": msg}); err != nil {
-			return vanishedRetired, err
-		}
-		failed, err := s.db.SetInterviewStatus(ctx, iv.TenantID, iv.ID, store.StatusFailed, store.StatusStarting)
+		data["message"] = msg
+		_, err := s.step(ctx, store.Step{
+			TenantID: iv.TenantID, InterviewID: iv.ID, From: []store.Status{store.StatusStarting},
+			To: store.StatusFailed, Event: "machine.vanished", EventData: data, Retire: retire,
+			OutboxData: map[string]any{"reason": msg},
+		})
+		unlock()
 		if err != nil {
-			return vanishedRetired, fmt.Errorf("mark interview %s failed: %w", iv.ID, err)
+			return vanishedNone, fmt.Errorf("mark interview %s failed: %w", iv.ID, err)
 		}
-		s.publishStatus(failed)
 		return vanishedFailed, nil
 	}
-	return vanishedRetired, nil
-}
-
-// recordEvent appends an interview event and, once it is committed,
-// publishes it on the interview's topic.
-func (s *Server) recordEvent(ctx context.Context, tenantID, interviewID, typ string, data any) error {
-	ev, err := s.db.AppendEvent(ctx, tenantID, interviewID, typ, data)
+	_, err = s.step(ctx, store.Step{
+		TenantID: iv.TenantID, InterviewID: iv.ID, Event: "machine.vanished", EventData: data, Retire: retire,
+	})
+	unlock()
 	if err != nil {
-		return fmt.Errorf("record %s event: %w", typ, err)
+		return vanishedNone, err
 	}
-	s.hub.Publish("interview:"+interviewID, EventTypeRealtime, 0, toEventJSON(ev))
-	return nil
+	if iv.Status != store.StatusRunning {
+		return vanishedRetired, nil
+	}
+	if err := s.Replace(ctx, iv, "the interview's machine vanished"); err != nil {
+		return vanishedRetired, fmt.Errorf("re-dispatch interview %s: %w", iv.ID, err)
+	}
+	cur, err := s.db.Interview(ctx, iv.TenantID, iv.ID)
+	if err == nil && cur.Status == store.StatusFailed {
+		return vanishedFailed, nil
+	}
+	return vanishedRedispatched, nil
 }
