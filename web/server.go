@@ -23,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"candor/fly"
 	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
