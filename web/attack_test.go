@@ -17,8 +17,11 @@ package web
 //     each has owner/recruiter/viewer sessions (session cookie + CSRF), the
 //     owner's API key (Key), and one object of every kind (positionID,
 //     candidateID, interviewID scheduled, running with its processor and
-//     candidate tokens, an ended one, memberID, apiKeyID, inviteToken).
-//     Use attackAs(sess) / attackKey(key) for credentials.
+//     candidate tokens, an ended one, a cancelled one, memberID, apiKeyID;
+//     w.invite(id) is an interview's invite token). Use attackAs(sess)
+//     for a session with its CSRF token, attackNoCSRF(sess) without it,
+//     request.Key for an API key or processor token, attackForm for a
+//     dashboard form post.
 //  4. Set want (the status) and, for JSON answers, code. Add check for
 //     anything else the answer must (not) hold; the suite already asserts
 //     that the answer holds none of the victim's marker strings (unless the
@@ -26,8 +29,14 @@ package web
 //     victim's stored data did not change (unless mutates is set).
 //
 // A row that cannot be expressed as one request (XSS across pages,
-// WebSocket origins, slow clients) gets its own Test func in this file
-// named TestAttack…, still citing the route it covers in attackCoveredBy.
+// WebSocket origins, slow clients) gets its own Test func named
+// TestAttack… (a page showing user-editable fields: add it to
+// TestAttackXSS), citing the route it covers in attackCoveredBy. Every
+// body-taking route is also sent an oversized form automatically
+// (TestAttackEveryRouteRefusesAnOversizedForm); JSON routes need their own
+// oversized/malformed rows (attackBodyRows shows how). Hole-specific tests
+// of issue 9 live in holes_test.go, login_test.go, revoke_test.go,
+// tenantsecrets_test.go, alsofound_test.go and processor/attack_test.go.
 
 import (
 	"context"
