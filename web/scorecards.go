@@ -11,6 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"candor/processor/contract"
+	"candor/processor/contract/egress"
 	"candor/store"
 	"candor/web/scorecard"
 )
@@ -217,8 +219,19 @@ func (s *Server) scoreOnce(ctx context.Context, tenantID, interviewID string) {
 		log.Error("scorecard: load entries", "err", err)
 		return
 	}
-	save(store.Scorecard{Status: store.ScorecardPending}, nil)
-	card, err := s.cfg.Evaluator.Evaluate(ctx, scorecard.Input{Position: pos, Entries: es})
+	ev, err := s.evaluatorFor(ctx, tenantID)
+	if err != nil {
+		var tc *errEvaluatorConfig
+		msg := "the evaluator could not be set up"
+		if errors.As(err, &tc) {
+			msg = tc.msg
+		}
+		log.Warn("scorecard: evaluator", "err", err)
+		save(store.Scorecard{Status: store.ScorecardFailed, Error: msg}, nil)
+		return
+	}
+	save(store.Scorecard{Status: store.ScorecardPending, Evaluator: ev.Name()}, nil)
+	card, err := ev.Evaluate(ctx, scorecard.Input{Position: pos, Entries: es})
 	if err != nil {
 		msg := "the evaluator failed; POST …/scorecard to try again"
 		switch {
@@ -239,7 +252,7 @@ func (s *Server) scoreOnce(ctx context.Context, tenantID, interviewID string) {
 		return
 	}
 	score := card.Overall.Score
-	save(store.Scorecard{Status: store.ScorecardReady, Body: body},
+	save(store.Scorecard{Status: store.ScorecardReady, Body: body, Evaluator: ev.Name()},
 		&store.ScorecardReadyData{OverallScore: &score, Recommendation: card.Overall.Recommendation})
 }
 
@@ -299,3 +312,51 @@ func (s *Server) consumeOutbox(ctx context.Context, consumer string, handle func
 		}
 	}
 }
+
+// evaluatorFor is the evaluator of one tenant's interviews: the operator's,
+// with the tenant's own key, model and base URL when it saved them as
+// secrets (OPENAI_API_KEY, CANDOR_EVAL_MODEL, CANDOR_EVAL_BASE_URL, else
+// OPENAI_BASE_URL). A tenant base URL needs the tenant's own key and
+// follows the private-target rule, at save and at connect time.
+func (s *Server) evaluatorFor(ctx context.Context, tenantID string) (Evaluator, error) {
+	op, ok := s.cfg.Evaluator.(*scorecard.OpenAI)
+	if !ok {
+		return s.cfg.Evaluator, nil
+	}
+	all, err := s.db.Secrets(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("tenant secrets: %w", err)
+	}
+	sec := contract.TenantSecrets(all)
+	ev := *op
+	if m := sec[contract.EnvEvalModel]; m != "" {
+		ev.Model = m
+	}
+	key := sec[contract.EnvOpenAIKey]
+	base := sec[contract.EnvEvalBaseURL]
+	if base == "" {
+		base = sec[contract.EnvOpenAIBaseURL]
+	}
+	if base != "" {
+		if key == "" {
+			return nil, &errEvaluatorConfig{"the organization's base URL secret needs its own OPENAI_API_KEY secret as well: an owner sets it in Settings"}
+		}
+		if err := egress.CheckURL(ctx, base, s.cfg.AllowPrivateTargets); err != nil {
+			return nil, &errEvaluatorConfig{fmt.Sprintf("the organization's evaluator base URL %v: an owner fixes it in Settings", err)}
+		}
+		ev.BaseURL = contract.OpenAIBaseURL(base)
+		if !s.cfg.AllowPrivateTargets {
+			ev.Client = &http.Client{Transport: egress.Transport(), Timeout: 5 * time.Minute}
+		}
+	}
+	if key != "" {
+		ev.APIKey = key
+	}
+	return &ev, nil
+}
+
+// errEvaluatorConfig is a tenant's evaluator configuration that cannot be
+// used; its message is shown on the scorecard and never quotes a value.
+type errEvaluatorConfig struct{ msg string }
+
+func (e *errEvaluatorConfig) Error() string { return e.msg }

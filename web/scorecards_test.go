@@ -170,3 +170,41 @@ func TestScorecardFailuresAndNoEvaluator(t *testing.T) {
 		e.must(t, 409, request{Method: "POST", Path: "/api/v1/interviews/" + ivID + "/scorecard", Key: a.Key}, nil)
 	})
 }
+
+func TestTenantEvaluatorSettings(t *testing.T) {
+	operator := chatfake.Start("sk-operator", chatfake.Quoting)
+	defer operator.Close()
+	own := chatfake.Start("sk-tenant", chatfake.Quoting)
+	defer own.Close()
+	e := newTestEnv(t, withEvaluator(&scorecard.OpenAI{BaseURL: operator.URL, APIKey: "sk-operator", Model: "op-model"}),
+		withConfig(func(c *Config) { c.AllowPrivateTargets = true }))
+	ctx := context.Background()
+
+	a := e.tenant(t, "Acme")
+	for k, v := range map[string]string{"OPENAI_API_KEY": "sk-tenant", "CANDOR_EVAL_MODEL": "tenant-model", "CANDOR_EVAL_BASE_URL": own.URL} {
+		if err := e.db.SetSecret(ctx, a.ID, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ivA := e.seedTranscript(t, a, "Ada")
+	e.ensureCompletedEvent(t, a.ID, ivA)
+	var sc scorecardJSON
+	waitUntil(t, "Acme's scorecard", func() bool { sc = e.scorecard(t, a.Key, ivA); return sc.Status == "ready" || sc.Status == "failed" })
+	if sc.Status != "ready" || sc.Evaluator != "openai:tenant-model" || len(own.Requests()) != 1 || len(operator.Requests()) != 0 {
+		t.Errorf("Acme's own evaluator was not used: %+v, own %d, operator %d", sc, len(own.Requests()), len(operator.Requests()))
+	}
+
+	b := e.tenant(t, "Bobco")
+	if err := e.db.SetSecret(ctx, b.ID, "CANDOR_EVAL_BASE_URL", own.URL); err != nil {
+		t.Fatal(err)
+	}
+	ivB := e.seedTranscript(t, b, "Bo")
+	e.ensureCompletedEvent(t, b.ID, ivB)
+	waitUntil(t, "Bobco's scorecard", func() bool { sc = e.scorecard(t, b.Key, ivB); return sc.Status == "failed" || sc.Status == "ready" })
+	if sc.Status != "failed" || !strings.Contains(sc.Error, "OPENAI_API_KEY") {
+		t.Errorf("a tenant base URL without the tenant's key: %+v", sc)
+	}
+	if len(own.Requests()) != 1 {
+		t.Error("the operator's key went to a tenant's server")
+	}
+}

@@ -21,7 +21,7 @@ func (s *Server) checkTenantSecret(ctx context.Context, name, value string) erro
 	if !contract.TenantSecretAllowed(name) {
 		return fmt.Errorf("%s is not a secret a tenant may set; allowed: %s", name, strings.Join(contract.TenantSecretNames, ", "))
 	}
-	if name == contract.EnvOpenAIBaseURL {
+	if name == contract.EnvOpenAIBaseURL || name == contract.EnvEvalBaseURL {
 		if err := egress.CheckURL(ctx, value, s.cfg.AllowPrivateTargets); err != nil {
 			return fmt.Errorf("%s %v", name, err)
 		}

@@ -14,7 +14,16 @@ var TenantSecretNames = []string{
 	EnvOpenAIBaseURL,
 	EnvRealtimeModel,
 	EnvRealtimeVoice,
+	EnvEvalModel,
+	EnvEvalBaseURL,
 }
+
+// The scorecard evaluator's settings a tenant may bring (control plane
+// only; processors ignore them).
+const (
+	EnvEvalModel   = "CANDOR_EVAL_MODEL"
+	EnvEvalBaseURL = "CANDOR_EVAL_BASE_URL"
+)
 
 const (
 	// EnvPublicTargetsOnly, set to "true" by the control plane when an
