@@ -68,10 +68,8 @@ func TestScorecardOfALibriVoxInterview(t *testing.T) {
 	}
 	res.Body.Close()
 	st.api(t, "POST", "/api/v1/interviews/"+iv.ID+"/end", nil, nil)
-	// Completion scores the interview from its interview.completed outbox
-	// event once the lifecycle writes one; asking is the on-demand path and
-	// works either way.
-	st.api(t, "POST", "/api/v1/interviews/"+iv.ID+"/scorecard", nil, nil)
+	// Completion scores the interview: the scorer consumes the
+	// interview.completed outbox row the end wrote. Nothing is asked.
 
 	type scorecardAnswer struct {
 		Status   string `json:"status"`

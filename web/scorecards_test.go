@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +24,9 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// ensureCompletedEvent makes sure the outbox holds interview.completed for
-// the interview, as the lifecycle's end writes it; it writes the row itself
-// only if the end did not.
+// ensureCompletedEvent checks that ending the interview wrote its
+// interview.completed outbox row (the lifecycle does, in the end's
+// transaction): the scorer and webhooks start from it.
 func (e *testEnv) ensureCompletedEvent(t testing.TB, tenantID, interviewID string) {
 	t.Helper()
 	evs, err := e.db.OutboxAfter(context.Background(), 0, 10000)
@@ -36,19 +34,11 @@ func (e *testEnv) ensureCompletedEvent(t testing.TB, tenantID, interviewID strin
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
-		if ev.Type == "interview.completed" && ev.SubjectID == interviewID {
+		if ev.Type == "interview.completed" && ev.SubjectID == interviewID && ev.TenantID == tenantID {
 			return
 		}
 	}
-	raw, err := sql.Open("sqlite", filepath.Join(e.dataDir, "candor.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := raw.Exec(`INSERT INTO outbox (tenant_id, type, subject_id, data, created_at) VALUES (?, 'interview.completed', ?, '{}', ?)`,
-		tenantID, interviewID, time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")); err != nil {
-		t.Fatal(err)
-	}
+	t.Fatalf("ending interview %s wrote no interview.completed outbox row", interviewID)
 }
 
 func withEvaluator(ev Evaluator) envOption {
