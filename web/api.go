@@ -3,15 +3,12 @@ package web
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,16 +17,7 @@ import (
 
 // Limits of what the API accepts, so one request cannot fill the database.
 const (
-	apiMaxTitleLen       = 200
-	apiMaxDescriptionLen = 20000
-	apiMaxQuestions      = 100
-	apiMaxQuestionLen    = 2000
-	apiMaxRubricItems    = 50
-	apiMaxNameLen        = 200
-	apiMaxListLimit      = 500
-	apiMaxNotesLen       = 20000
-	// An interviewer's name is spoken in its greeting: a name, not a speech.
-	apiMaxInterviewerName = 60
+	apiMaxListLimit = 500
 )
 
 type positionInput struct {
@@ -41,61 +29,21 @@ type positionInput struct {
 	Voice           string             `json:"voice"`
 }
 
-// validate trims in.Title and the questions and checks every field.
+// validate normalizes in and checks it by the position rules the
+// dashboard shares (store.Position.Validate), and its voice against the
+// voices there are.
 func (in *positionInput) validate() error {
-	in.Title = strings.TrimSpace(in.Title)
-	in.InterviewerName = strings.TrimSpace(in.InterviewerName)
-	in.Voice = strings.TrimSpace(in.Voice)
-	switch {
-	case in.Title == "":
-		return invalid("title", "is required")
-	case utf8.RuneCountInString(in.InterviewerName) > apiMaxInterviewerName:
-		return invalid("interviewer_name", "is longer than %d characters", apiMaxInterviewerName)
-	case strings.ContainsFunc(in.InterviewerName, unicode.IsControl):
-		return invalid("interviewer_name", "contains control characters")
-	case !validVoice(in.Voice):
-		return invalid("voice", "%q is not a voice; use one of %s, or \"\" for the default", in.Voice, strings.Join(voiceIDs(), ", "))
-	case utf8.RuneCountInString(in.Title) > apiMaxTitleLen:
-		return invalid("title", "is longer than %d characters", apiMaxTitleLen)
-	case utf8.RuneCountInString(in.Description) > apiMaxDescriptionLen:
-		return invalid("description", "is longer than %d characters", apiMaxDescriptionLen)
-	case len(in.Questions) > apiMaxQuestions:
-		return invalid("questions", "has more than %d questions", apiMaxQuestions)
-	case len(in.Rubric) > apiMaxRubricItems:
-		return invalid("rubric", "has more than %d items", apiMaxRubricItems)
+	p := store.Position{Title: in.Title, Description: in.Description, Questions: in.Questions, Rubric: in.Rubric,
+		InterviewerName: in.InterviewerName, Voice: in.Voice}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return err
 	}
-	for i, q := range in.Questions {
-		q = strings.TrimSpace(q)
-		if q == "" {
-			return invalid(fmt.Sprintf("questions[%d]", i), "is empty")
-		}
-		if utf8.RuneCountInString(q) > apiMaxQuestionLen {
-			return invalid(fmt.Sprintf("questions[%d]", i), "is longer than %d characters", apiMaxQuestionLen)
-		}
-		in.Questions[i] = q
+	if !validVoice(p.Voice) {
+		return invalid("voice", "%q is not a voice; use one of %s, or \"\" for the default", p.Voice, strings.Join(voiceIDs(), ", "))
 	}
-	for i, r := range in.Rubric {
-		field := fmt.Sprintf("rubric[%d]", i)
-		if strings.TrimSpace(r.Name) == "" {
-			return invalid(field+".name", "is required")
-		}
-		if utf8.RuneCountInString(r.Name) > apiMaxNameLen {
-			return invalid(field+".name", "is longer than %d characters", apiMaxNameLen)
-		}
-		if utf8.RuneCountInString(r.Description) > apiMaxQuestionLen {
-			return invalid(field+".description", "is longer than %d characters", apiMaxQuestionLen)
-		}
-		if math.IsNaN(r.Weight) || r.Weight < 0 || r.Weight > 100 {
-			return invalid(field+".weight", "must be between 0 and 100")
-		}
-		in.Rubric[i].Name = strings.TrimSpace(r.Name)
-	}
-	if in.Questions == nil {
-		in.Questions = []string{}
-	}
-	if in.Rubric == nil {
-		in.Rubric = []store.RubricItem{}
-	}
+	in.Title, in.Description, in.Questions, in.Rubric = p.Title, p.Description, p.Questions, p.Rubric
+	in.InterviewerName, in.Voice = p.InterviewerName, p.Voice
 	return nil
 }
 
@@ -175,21 +123,15 @@ type candidateInput struct {
 	Notes string `json:"notes"`
 }
 
+// validate normalizes in and checks it by the candidate rules the
+// dashboard shares (store.Candidate.Validate).
 func (in *candidateInput) validate() error {
-	in.Name = strings.TrimSpace(in.Name)
-	in.Email = strings.ToLower(strings.TrimSpace(in.Email))
-	switch {
-	case in.Name == "":
-		return invalid("name", "is required")
-	case utf8.RuneCountInString(in.Name) > apiMaxNameLen:
-		return invalid("name", "is longer than %d characters", apiMaxNameLen)
-	case in.Email == "":
-		return invalid("email", "is required")
-	case !validEmail(in.Email):
-		return invalid("email", "%q is not an email address", in.Email)
-	case utf8.RuneCountInString(in.Notes) > apiMaxNotesLen:
-		return invalid("notes", "is longer than %d characters", apiMaxNotesLen)
+	cand := store.Candidate{Name: in.Name, Email: in.Email, Notes: in.Notes}
+	cand.Normalize()
+	if err := cand.Validate(); err != nil {
+		return err
 	}
+	in.Name, in.Email, in.Notes = cand.Name, cand.Email, cand.Notes
 	return nil
 }
 

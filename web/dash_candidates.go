@@ -64,7 +64,7 @@ func candidateForm(c echo.Context) (views.CandidateForm, views.FormErrors) {
 			case strings.HasPrefix(apiErr.Message, "email"):
 				errs["email"] = "Enter a valid email address."
 			case strings.HasPrefix(apiErr.Message, "notes"):
-				errs["notes"] = fmt.Sprintf("Keep the notes under %d characters.", apiMaxNotesLen)
+				errs["notes"] = fmt.Sprintf("Keep the notes under %d characters.", store.MaxNotesLen)
 			default:
 				errs[""] = apiErr.Message
 			}

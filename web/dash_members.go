@@ -43,8 +43,8 @@ func (s *Server) handleAddMember(c echo.Context) error {
 	errs := views.FormErrors{}
 	if f.Name == "" {
 		errs["name"] = "Enter their name."
-	} else if len(f.Name) > apiMaxNameLen {
-		errs["name"] = fmt.Sprintf("Keep the name under %d characters.", apiMaxNameLen)
+	} else if len(f.Name) > store.MaxNameLen {
+		errs["name"] = fmt.Sprintf("Keep the name under %d characters.", store.MaxNameLen)
 	}
 	if !validEmail(f.Email) {
 		errs["email"] = "Enter a valid email address."

@@ -17,9 +17,6 @@ import (
 	"candor/web/views"
 )
 
-// maxRubricWeight is the largest weight positionInput.validate accepts.
-const maxRubricWeight = 100
-
 func (s *Server) handlePositionsPage(c echo.Context) error {
 	positions, err := s.db.ListPositions(c.Request().Context(), principalOf(c).TenantID)
 	if err != nil {
@@ -163,28 +160,28 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	switch {
 	case f.Title == "":
 		errs["title"] = "Give the position a title."
-	case utf8.RuneCountInString(f.Title) > apiMaxTitleLen:
-		errs["title"] = fmt.Sprintf("Keep the title under %d characters.", apiMaxTitleLen)
+	case utf8.RuneCountInString(f.Title) > store.MaxTitleLen:
+		errs["title"] = fmt.Sprintf("Keep the title under %d characters.", store.MaxTitleLen)
 	}
 	switch {
 	case len(f.Questions) == 0:
 		errs["questions"] = "Add at least one question for the interviewer to ask."
-	case len(f.Questions) > apiMaxQuestions:
-		errs["questions"] = fmt.Sprintf("Plan at most %d questions.", apiMaxQuestions)
+	case len(f.Questions) > store.MaxQuestions:
+		errs["questions"] = fmt.Sprintf("Plan at most %d questions.", store.MaxQuestions)
 	}
 	for _, q := range f.Questions {
-		if utf8.RuneCountInString(q) > apiMaxQuestionLen {
-			errs["questions"] = fmt.Sprintf("Keep each question under %d characters.", apiMaxQuestionLen)
+		if utf8.RuneCountInString(q) > store.MaxQuestionLen {
+			errs["questions"] = fmt.Sprintf("Keep each question under %d characters.", store.MaxQuestionLen)
 		}
 	}
-	if utf8.RuneCountInString(f.Description) > apiMaxDescriptionLen {
-		errs["description"] = fmt.Sprintf("Keep the description under %d characters.", apiMaxDescriptionLen)
+	if utf8.RuneCountInString(f.Description) > store.MaxDescriptionLen {
+		errs["description"] = fmt.Sprintf("Keep the description under %d characters.", store.MaxDescriptionLen)
 	}
-	if len(f.Rubric) > apiMaxRubricItems {
-		errs["rubric"] = fmt.Sprintf("Use at most %d criteria.", apiMaxRubricItems)
+	if len(f.Rubric) > store.MaxRubricItems {
+		errs["rubric"] = fmt.Sprintf("Use at most %d criteria.", store.MaxRubricItems)
 	}
-	if utf8.RuneCountInString(f.InterviewerName) > apiMaxInterviewerName {
-		errs["interviewer_name"] = fmt.Sprintf("Keep the name under %d characters.", apiMaxInterviewerName)
+	if utf8.RuneCountInString(f.InterviewerName) > store.MaxInterviewerName {
+		errs["interviewer_name"] = fmt.Sprintf("Keep the name under %d characters.", store.MaxInterviewerName)
 	}
 	if !validVoice(f.Voice) {
 		errs["voice"] = "Choose one of the listed voices."
@@ -194,8 +191,8 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 		w := 1.0
 		if r.Weight != "" {
 			v, err := strconv.ParseFloat(r.Weight, 64)
-			if err != nil || math.IsNaN(v) || v < 0 || v > maxRubricWeight {
-				errs["rubric_weight_"+strconv.Itoa(i)] = fmt.Sprintf("A weight is a number from 0 to %d.", maxRubricWeight)
+			if err != nil || math.IsNaN(v) || v < 0 || v > store.MaxRubricWeight {
+				errs["rubric_weight_"+strconv.Itoa(i)] = fmt.Sprintf("A weight is a number from 0 to %d.", store.MaxRubricWeight)
 				continue
 			}
 			w = v

@@ -108,6 +108,10 @@ func publicError(err error) *Error {
 	if errors.As(err, &le) {
 		return lifecycleError(le)
 	}
+	var ve *store.ValidationError
+	if errors.As(err, &ve) {
+		return invalid(ve.Field, "%s", ve.Message)
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

@@ -29,7 +29,7 @@ func TestCandidateUpdate(t *testing.T) {
 	}{
 		"another candidate's email is a conflict": {map[string]any{"name": "Ada", "email": "grace@example.com"}, 409},
 		"a name is required":                      {map[string]any{"name": " ", "email": "ada@example.com"}, 400},
-		"notes are bounded":                       {map[string]any{"name": "Ada", "email": "ada@example.com", "notes": strings.Repeat("n", apiMaxNotesLen+1)}, 400},
+		"notes are bounded":                       {map[string]any{"name": "Ada", "email": "ada@example.com", "notes": strings.Repeat("n", store.MaxNotesLen+1)}, 400},
 	} {
 		t.Run(name, func(t *testing.T) {
 			res := e.do(t, request{Method: "PUT", Path: "/api/v1/candidates/" + cand, Key: a.Key, Body: tc.body})
