@@ -168,3 +168,34 @@ func TestInterviewRegionMustBeConfigured(t *testing.T) {
 	e.must(t, 400, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
 		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "ams"}}, nil)
 }
+
+// Deleting a candidate from the dashboard goes through the erasure path;
+// the search index forgets them and their transcripts too.
+func TestCandidateErasureEmptiesTheSearchIndex(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.tenant(t, "Acme")
+	_, cand, iv := e.seed(t, a)
+	st := e.start(t, a, iv)
+	if res := e.postEntries(t, iv, st.Processor.Token, entry(1, "I rewrote the zeppelin scheduler")); res.Status != 200 {
+		t.Fatalf("post entries: %d %s", res.Status, res.Body)
+	}
+	var body struct {
+		Hits []searchHitJSON `json:"hits"`
+	}
+	e.must(t, 200, request{Method: "GET", Path: "/api/v1/search?q=zeppelin", Key: a.Key}, &body)
+	if len(body.Hits) != 1 {
+		t.Fatalf("before erasure: %+v", body.Hits)
+	}
+	sess := e.login(t, a, store.RoleRecruiter)
+	page := e.do(t, request{Method: "GET", Path: "/candidates/" + cand, Session: &sess, Header: map[string]string{"Accept": "text/html"}})
+	if !strings.Contains(string(page.Body), `data-erase-candidate="`+cand+`"`) || !strings.Contains(string(page.Body), "transcripts, recordings and scores") {
+		t.Errorf("the candidate page offers no erasure that says what goes")
+	}
+	e.must(t, 204, request{Method: "DELETE", Path: "/api/v1/candidates/" + cand, Session: &sess, CSRF: sess.CSRF}, nil)
+	for _, q := range []string{"zeppelin", "scheduler"} {
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/search?q=" + q, Key: a.Key}, &body)
+		if len(body.Hits) != 0 {
+			t.Errorf("after erasure Search(%q) = %+v", q, body.Hits)
+		}
+	}
+}
