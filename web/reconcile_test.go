@@ -204,7 +204,11 @@ func TestStartRegion(t *testing.T) {
 		{"without either, the configured default is used", "", "", "fra"},
 		{"a header that is not a region name is ignored", "", "../../etc", "fra"},
 	}
-	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "fra" }))
+	// Scheduling checks a region against the configured list (web) and a
+	// launch places it (lifecycle): both know the same list.
+	regions := []string{"fra", "ams", "lhr"}
+	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion, c.Regions = "fra", regions }),
+		withConfig(func(c *Config) { c.DefaultRegion, c.Regions = "fra", regions }))
 	a := e.tenant(t, "Acme")
 	p, c, _ := e.seed(t, a)
 	for _, tt := range tests {
