@@ -215,7 +215,20 @@ func TestRetentionSweepsOldRecordingsAndTranscripts(t *testing.T) {
 	}
 
 	ctx := t.Context()
+	// A recording segment on disk, as the bridge stores one.
+	rel := filepath.ToSlash(filepath.Join("recordings", a.ID, ivID, "000000000000-seg1.ogg"))
+	if err := os.MkdirAll(filepath.Join(e.dataDir, "recordings", a.ID, ivID), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dataDir, filepath.FromSlash(rel)), oggBytes(2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.SetRecording(ctx, a.ID, ivID, rel); err != nil {
+		t.Fatal(err)
+	}
+	e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + ivID + "/recording", Key: a.Key}, nil)
 	e.srv.sweep(ctx, time.Now().Add(6*24*time.Hour))
+	e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + ivID + "/recording", Key: a.Key}, nil)
 	if e.entryCount(t, a.ID, ivID) != 3 {
 		t.Fatal("a young transcript was swept")
 	}
@@ -223,6 +236,10 @@ func TestRetentionSweepsOldRecordingsAndTranscripts(t *testing.T) {
 	if e.entryCount(t, a.ID, ivID) != 3 {
 		t.Fatal("the transcript went with the recording's age")
 	}
+	if _, err := os.Stat(filepath.Join(e.dataDir, "recordings", a.ID, ivID)); !os.IsNotExist(err) {
+		t.Errorf("the recording's files outlived its retention: %v", err)
+	}
+	e.must(t, 404, request{Method: "GET", Path: "/api/v1/interviews/" + ivID + "/recording", Key: a.Key}, nil)
 	e.srv.sweep(ctx, time.Now().Add(31*24*time.Hour))
 	if n := e.entryCount(t, a.ID, ivID); n != 0 {
 		t.Fatalf("%d entries after the transcript's age", n)
@@ -235,7 +252,7 @@ func TestRetentionSweepsOldRecordingsAndTranscripts(t *testing.T) {
 	for _, en := range audit.Entries {
 		actions = append(actions, en.Action)
 	}
-	if !strings.Contains(strings.Join(actions, ","), "transcript.expired") {
+	if !strings.Contains(strings.Join(actions, ","), "transcript.expired") || !strings.Contains(strings.Join(actions, ","), "recording.expired") {
 		t.Errorf("audit actions %v", actions)
 	}
 	if hits := filesHolding(t, e.dataDir, "moved payments between banks"); len(hits) > 0 {
