@@ -334,3 +334,50 @@ func TestWebhookInputAndTargets(t *testing.T) {
 		t.Errorf("refused webhooks were stored: %+v", list.Webhooks)
 	}
 }
+
+// A webhook is sent if and only if its transition committed: ending an
+// interview delivers interview.completed; an end the lifecycle refuses
+// (a scheduled interview) delivers nothing.
+func TestWebhookFollowsCommittedTransitionsOnly(t *testing.T) {
+	rcv := newReceiver(t, 0)
+	e := newTestEnv(t, withConfig(func(c *Config) {
+		c.AllowPrivateTargets = true
+		c.OutboxPoll = 10 * time.Millisecond
+	}))
+	a := e.tenant(t, "Acme")
+	var hook webhookJSON
+	e.must(t, 201, request{Method: "POST", Path: "/api/v1/webhooks", Key: a.Key, Body: map[string]any{
+		"url": rcv.srv.URL, "events": []string{"interview.completed"}}}, &hook)
+	rcv.mu.Lock()
+	rcv.secret = hook.Secret
+	rcv.mu.Unlock()
+
+	_, _, scheduled := e.seed(t, a)
+	if res := e.do(t, request{Method: "POST", Path: "/api/v1/interviews/" + scheduled + "/end", Key: a.Key}); res.Status < 400 {
+		t.Fatalf("ending a scheduled interview: %d, want a refusal", res.Status)
+	}
+	ended := e.seedTranscript(t, a, "Ada")
+	waitUntil(t, "interview.completed is delivered", func() bool {
+		_, accepted, _ := rcv.snapshot()
+		return len(accepted) >= 1
+	})
+	time.Sleep(100 * time.Millisecond)
+	_, accepted, bad := rcv.snapshot()
+	if len(bad) > 0 || len(accepted) != 1 {
+		t.Fatalf("accepted %v, bad %v", accepted, bad)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for _, body := range rcv.bodies {
+		var b struct {
+			Type string `json:"type"`
+			Data struct {
+				InterviewID string `json:"interview_id"`
+			} `json:"data"`
+		}
+		json.Unmarshal(body, &b)
+		if b.Type != "interview.completed" || b.Data.InterviewID != ended {
+			t.Errorf("delivered %s, want interview.completed of %s", body, ended)
+		}
+	}
+}
