@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"candor/store"
-	"candor/web"
+	"candor/web/account"
 )
 
 // runAdmin serves `candor admin …`: operator tasks that work on the data
@@ -49,7 +49,7 @@ func runAdmin(ctx context.Context, args []string, env map[string]string, stdout,
 		return err
 	}
 	defer db.Close()
-	res, err := web.Bootstrap(ctx, db, *tenant, *email, *password)
+	res, err := account.Bootstrap(ctx, db, *tenant, *email, *password)
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("a tenant named %q or a user %s exists already in %s: choose another --tenant or --email", *tenant, *email, *data)
 	}

@@ -19,7 +19,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +35,7 @@ import (
 	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
+	"candor/web/account"
 )
 
 // Config is what the lifecycle needs to know.
@@ -309,11 +309,8 @@ func (s *Service) processorToken(interviewID, machineID string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// TokenHash is how tokens are stored: hex SHA-256.
-func TokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+// TokenHash is how tokens are stored (account.TokenHash, the one rule).
+var TokenHash = account.TokenHash
 
 // Access is what a client needs to reach an interview's processor.
 type Access struct {
