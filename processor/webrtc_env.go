@@ -3,9 +3,9 @@ package processor
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -32,14 +32,20 @@ import (
 //     fly-global-services; tests: a loopback address standing in for it).
 func parseWebRTC(get func(string) string) (media.WebRTCConfig, error) {
 	var cfg media.WebRTCConfig
-	for _, raw := range splitList(get(contract.EnvICEServers)) {
-		s, err := parseICEServer(raw)
-		if err != nil {
-			return media.WebRTCConfig{}, fmt.Errorf("CANDOR_ICE_SERVERS entry %q %w", redactICE(raw), err)
-		}
-		cfg.ICEServers = append(cfg.ICEServers, s)
+	// The control plane has already given TURN servers their credentials
+	// (contract.TURNCredentials), so no secret is needed here.
+	servers, err := contract.ParseICEServers(get(contract.EnvICEServers), "", "", time.Time{})
+	if err != nil {
+		return media.WebRTCConfig{}, fmt.Errorf("%s: %w", contract.EnvICEServers, err)
 	}
-	var err error
+	for _, s := range servers {
+		ice := webrtc.ICEServer{URLs: s.URLs}
+		if s.Username != "" {
+			ice.Username, ice.Credential = s.Username, s.Credential
+			ice.CredentialType = webrtc.ICECredentialTypePassword
+		}
+		cfg.ICEServers = append(cfg.ICEServers, ice)
+	}
 	if cfg.UDPMuxPort, err = parsePort(contract.EnvWebRTCUDPPort, get(contract.EnvWebRTCUDPPort)); err != nil {
 		return media.WebRTCConfig{}, err
 	}
@@ -75,62 +81,4 @@ func parsePort(name, v string) (int, error) {
 		return 0, fmt.Errorf("%s=%q is not a port: set it to a number between 1 and 65535", name, v)
 	}
 	return n, nil
-}
-
-// parseICEServer turns "scheme:[user:pass@]host[:port][?query]" into an
-// ICE server whose URL pion accepts.
-func parseICEServer(raw string) (webrtc.ICEServer, error) {
-	scheme, rest, ok := strings.Cut(raw, ":")
-	scheme = strings.ToLower(scheme)
-	if !ok || (scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns") {
-		return webrtc.ICEServer{}, fmt.Errorf("does not start with stun:, stuns:, turn: or turns:")
-	}
-	var user, pass string
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		cred := rest[:at]
-		rest = rest[at+1:]
-		u, p, ok := strings.Cut(cred, ":")
-		var err1, err2 error
-		user, err1 = url.PathUnescape(u)
-		pass, err2 = url.PathUnescape(p)
-		if !ok || user == "" || pass == "" || err1 != nil || err2 != nil {
-			return webrtc.ICEServer{}, fmt.Errorf("has credentials that are not user:password (percent-encode ':', '@', ',' inside them)")
-		}
-		if scheme == "stun" || scheme == "stuns" {
-			return webrtc.ICEServer{}, fmt.Errorf("is a STUN server with credentials: only TURN servers take user:password@")
-		}
-	}
-	if scheme == "turn" || scheme == "turns" {
-		if user == "" {
-			return webrtc.ICEServer{}, fmt.Errorf("is a TURN server without credentials: write it as %s:user:password@host:port", scheme)
-		}
-	}
-	hostport, _, _ := strings.Cut(rest, "?")
-	if hostport == "" || strings.ContainsAny(hostport, "/ ") {
-		return webrtc.ICEServer{}, fmt.Errorf("has no host: write it like %s:host:port", scheme)
-	}
-	if strings.Contains(hostport, ":") && !strings.HasSuffix(hostport, "]") {
-		if _, port, err := net.SplitHostPort(hostport); err != nil {
-			return webrtc.ICEServer{}, fmt.Errorf("has a bad host:port: %v", err)
-		} else if _, err := parsePort("port", port); err != nil {
-			return webrtc.ICEServer{}, fmt.Errorf("has a port that is not a number between 1 and 65535")
-		}
-	}
-	s := webrtc.ICEServer{URLs: []string{scheme + ":" + rest}}
-	if user != "" {
-		s.Username, s.Credential = user, pass
-		s.CredentialType = webrtc.ICECredentialTypePassword
-	}
-	return s, nil
-}
-
-// redactICE hides a TURN password in error messages.
-func redactICE(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, ":")
-	at := strings.LastIndex(rest, "@")
-	if !ok || at < 0 {
-		return raw
-	}
-	user, _, _ := strings.Cut(rest[:at], ":")
-	return scheme + ":" + user + ":***@" + rest[at+1:]
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,10 +61,13 @@ func ParseICEServers(list, secret, user string, expires time.Time) ([]ICEServer,
 			s.Username, s.Credential = user, pass
 			rest = rest[at+1:]
 		}
-		if host, _, _ := strings.Cut(rest, "?"); host == "" {
-			return nil, fmt.Errorf("ICE server %q has no host", redactedICE(raw))
-		}
 		turn := scheme == "turn" || scheme == "turns"
+		if !turn && s.Username != "" {
+			return nil, fmt.Errorf("ICE server %q is a STUN server with credentials: only TURN servers take user:password@", redactedICE(raw))
+		}
+		if err := checkICEHost(rest); err != nil {
+			return nil, fmt.Errorf("ICE server %q %w", redactedICE(raw), err)
+		}
 		if turn && s.Username == "" {
 			if secret == "" {
 				return nil, fmt.Errorf("TURN server %q has no credentials: write turn:user:password@host:port, or set CANDOR_TURN_SECRET for time-limited ones", raw)
@@ -74,6 +78,24 @@ func ParseICEServers(list, secret, user string, expires time.Time) ([]ICEServer,
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// checkICEHost checks the "host[:port][?query]" part of an ICE server URL.
+func checkICEHost(rest string) error {
+	hostport, _, _ := strings.Cut(rest, "?")
+	if hostport == "" || strings.ContainsAny(hostport, "/ ") {
+		return fmt.Errorf("has no host: write it like stun:host:port")
+	}
+	if strings.Contains(hostport, ":") && !strings.HasSuffix(hostport, "]") {
+		_, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return fmt.Errorf("has a bad host:port: %v", err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return fmt.Errorf("has a port that is not a number between 1 and 65535")
+		}
+	}
+	return nil
 }
 
 // FormatICEServers writes servers back as a CANDOR_ICE_SERVERS list (the

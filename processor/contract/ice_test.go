@@ -42,3 +42,25 @@ func TestICEServersGetTimeLimitedTURNCredentialsAndRoundTrip(t *testing.T) {
 		t.Errorf("error %v must not leak the password", err)
 	}
 }
+
+// The control plane checks CANDOR_ICE_SERVERS at start-up with the same
+// rules the processor applies at launch, so a list the processor would
+// refuse is refused before any interview runs.
+func TestICEServersTheProcessorWouldRefuseAreRefused(t *testing.T) {
+	tests := []struct{ name, list, want string }{
+		{"a STUN server with credentials", "stun:a:b@stun.example:3478", "only TURN"},
+		{"a port out of range", "stun:stun.example:99999", "between 1 and 65535"},
+		{"a host with a path", "stun:stun.example/x", "no host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseICEServers(tt.list, "s3cret", "iv_1", time.Unix(1800000000, 0))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one saying %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), ":b@") {
+				t.Errorf("error leaks a credential: %v", err)
+			}
+		})
+	}
+}
