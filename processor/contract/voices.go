@@ -45,3 +45,16 @@ func SplitPlanVoice(id string) (engine, voice string) {
 	}
 	return "espeak", id
 }
+
+// EngineVoices are the voice names PlanVoices offers for engine ("flite"),
+// in PlanVoices' order: the synthesizer's list of voices it accepts, kept
+// where the plan's list is.
+func EngineVoices(engine string) []string {
+	var out []string
+	for _, v := range PlanVoices {
+		if e, name := SplitPlanVoice(v.ID); e == engine {
+			out = append(out, name)
+		}
+	}
+	return out
+}

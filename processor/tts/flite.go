@@ -15,10 +15,11 @@ import (
 	"candor/processor/media"
 )
 
-// FliteVoices are the CMU voices Debian's flite package ships, most natural
-// first (judged by pocketsphinx's word error rate on each voice's rendering
-// of a question plan; the figures are in README's voices section).
-var FliteVoices = []string{"slt", "rms", "awb"}
+// FliteVoices are the CMU voices Debian's flite package ships that a plan
+// may name (contract.PlanVoices), most natural first (judged by
+// pocketsphinx's word error rate on each voice's rendering of a question
+// plan; the figures are in README's voices section).
+var FliteVoices = contract.EngineVoices("flite")
 
 // Flite runs Debian's flite (CMU Flite) once per utterance. Its diphone and
 // clustergen voices sound far less robotic than espeak-ng's formant
