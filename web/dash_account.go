@@ -208,17 +208,13 @@ func (s *Server) handleForgot(c echo.Context) error {
 	return seeOther(c, "/login")
 }
 
-// goBackground runs fn on the server's context, counted so Close waits.
+// goBackground runs fn on a context owned by the server (s.owned), so
+// Close cancels it and waits for it.
 func (s *Server) goBackground(fn func(ctx context.Context)) {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closed {
-		return
-	}
-	s.wg.Add(1)
+	ctx, done := s.owned(0)
 	go func() {
-		defer s.wg.Done()
-		fn(s.ctx)
+		defer done()
+		fn(ctx)
 	}()
 }
 
