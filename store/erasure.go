@@ -76,17 +76,8 @@ func (db *DB) EraseCandidate(ctx context.Context, tenantID, candidateID string, 
 		if err != nil {
 			return fmt.Errorf("store: erase candidate: %w", err)
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		ids, err := scanIDs(rows)
+		if err != nil {
 			return err
 		}
 		for _, id := range ids {

@@ -245,6 +245,20 @@ func rowsChanged(res sql.Result, what string) error {
 // order equal time order, so SQL can compare and sort the columns.
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
+// scanIDs reads a one-column result of ids and closes rows.
+func scanIDs(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
 // fmtNullTime returns nil for a nil or zero time.

@@ -150,17 +150,8 @@ func (db *DB) FanOut(ctx context.Context, consumer string, ev OutboxEvent, body 
 		if err != nil {
 			return fmt.Errorf("store: fan out: %w", err)
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		ids, err := scanIDs(rows)
+		if err != nil {
 			return err
 		}
 		for _, wid := range ids {
