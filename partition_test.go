@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cutProxy is a TCP proxy in front of the control plane's public URL. The
+// processors reach the control plane through it (--public-url points here);
+// cut closes its listener and every open connection, so a processor's
+// connect is refused, until heal listens on the same address again.
+type cutProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+	refused      int // connections accepted while cut (should stay 0: the port is closed)
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	p := &cutProxy{target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *cutProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(c)
+		}
+	}()
+}
+
+func (p *cutProxy) pipe(c net.Conn) {
+	u, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // cut between Accept and here
+		p.mu.Unlock()
+		c.Close()
+		u.Close()
+		return
+	}
+	p.conns[c], p.conns[u] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(u, c); done <- struct{}{} }()
+	go func() { io.Copy(c, u); done <- struct{}{} }()
+	<-done
+	c.Close()
+	u.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, u)
+	p.mu.Unlock()
+}
+
+// cut refuses every new connection and breaks the open ones.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// heal listens on the proxy's address again.
+func (p *cutProxy) heal(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	waitUntil(t, 10*time.Second, "the proxy's port to be free again", func() bool {
+		var err error
+		ln, err = net.Listen("tcp", p.addr)
+		return err == nil
+	})
+	p.serve(ln)
+}
+
+// chunkClient is the seed's chunk-API client: it posts 250 ms chunks of
+// audio/pcm to /process-audio at the pace of speech and simply retries a
+// POST that failed. It counts the attempts that failed.
+type chunkClient struct {
+	p        *plane
+	url      string
+	token    string
+	seq      int64
+	failures []string
+}
+
+func (c *chunkClient) send(t *testing.T, pcm []byte, paced bool) {
+	t.Helper()
+	const chunk = 16000 * 2 / 4
+	next := time.Now()
+	for off := 0; off < len(pcm); off += chunk {
+		body := map[string]any{
+			"audio_chunk": base64.StdEncoding.EncodeToString(pcm[off:min(off+chunk, len(pcm))]), "speaker": "candidate",
+			"sequence_number": c.seq, "mime_type": "audio/pcm;rate=16000",
+		}
+		for attempt := 0; ; attempt++ {
+			status, b, err := c.post(body)
+			if err == nil && status == http.StatusOK {
+				break
+			}
+			c.failures = append(c.failures, strings.TrimSpace(strings.Join([]string{http.StatusText(status), string(b), errString(err)}, " ")))
+			if attempt > 100 {
+				t.Fatalf("chunk %d refused 100 times: %v", c.seq, c.failures[len(c.failures)-1])
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		c.seq++
+		if paced {
+			next = next.Add(250 * time.Millisecond)
+			time.Sleep(time.Until(next))
+		}
+	}
+}
+
+func (c *chunkClient) post(body map[string]any) (int, []byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest("POST", c.url+"/process-audio", bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.p.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	rb, _ := io.ReadAll(res.Body)
+	return res.StatusCode, rb, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func entriesText(entries []apiEntry) []rtEntry {
+	var out []rtEntry
+	for _, e := range entries {
+		if e.Speaker == "candidate" {
+			out = append(out, rtEntry{Text: e.Text})
+		}
+	}
+	return out
+}
+
+// TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing is issue
+// 11's headline: a chunk-API interview while every connection from the
+// processor to the control plane is refused for 8 s (the client reaches the
+// control plane and the processor directly). The processor is kept (the
+// control plane probes it directly), every chunk is accepted, every entry
+// arrives once, and the transcript is as good as the same audio's with no
+// outage.
+func TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing(t *testing.T) {
+	addr := freeAddr(t)
+	proxy := newCutProxy(t, addr)
+	proxyURL := "http://" + proxy.addr
+	p := startPlaneAt(t, addr, []string{"Acme"}, []string{"--warm-pool=0", "--public-url=" + proxyURL}, nil)
+	key := p.keys["Acme"].Key
+	clips := []string{"0870", "0880", "0890", "0920", "0930"}
+	refs := librivoxRefs(t)
+	var reference []string
+	for _, c := range clips {
+		reference = append(reference, refs["sense_and_sensibility_01_austen_64kb-"+c])
+	}
+	// direct is where the client sends chunks: the start answer's URL, but
+	// reached without the proxy that only the processor goes through.
+	direct := func(u string) string {
+		if strings.HasPrefix(u, proxyURL) {
+			return p.url + strings.TrimPrefix(u, proxyURL)
+		}
+		return u
+	}
+
+	interview := func(outage bool) (recall float64, entries []apiEntry, c *chunkClient) {
+		id := p.schedule(t, "Acme")
+		var st apiStart
+		p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+		machine := p.interview(t, "Acme", id).Machine
+		c = &chunkClient{p: p, url: direct(st.Processor.URL), token: st.Processor.Token}
+		if !outage {
+			c.send(t, speechPCM(t, clips...), false)
+		} else {
+			c.send(t, speechPCM(t, clips[0]), true)
+			waitUntil(t, 60*time.Second, "the first answer in the transcript", func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
+			proxy.cut()
+			t.Log("bridge cut")
+			time.AfterFunc(8*time.Second, func() { proxy.heal(t); t.Log("bridge healed") })
+			// The candidate speaks on through the outage and after it.
+			c.send(t, speechPCM(t, clips[1:]...), true)
+			waitUntil(t, 20*time.Second, "the bridge to heal", func() bool {
+				conn, err := net.Dial("tcp", proxy.addr)
+				if err == nil {
+					conn.Close()
+				}
+				return err == nil
+			})
+		}
+		var ended apiInterview
+		p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key, nil, &ended)
+		if ended.Status != "completed" {
+			t.Fatalf("end answered %s", ended.Status)
+		}
+		entries = p.transcript(t, "Acme", id)
+		checkSequence(t, entries) // every entry once, seqs dense
+		events := p.events(t, "Acme", id)
+		if slices.Contains(events, "machine.replaced") || slices.Contains(events, "machine.retired") {
+			t.Errorf("events %v: the healthy processor was replaced", events)
+		}
+		if outage && !slices.Contains(events, "bridge.partitioned") {
+			t.Errorf("events %v lack bridge.partitioned: was the bridge cut at all?", events)
+		}
+		if m := p.interview(t, "Acme", id).Machine; m == nil || m.ID != machine.ID {
+			t.Errorf("the interview ended on machine %+v, started on %+v", m, machine)
+		}
+		return wordRecall(strings.Join(reference, " "), entriesText(entries)), entries, c
+	}
+
+	base, baseEntries, _ := interview(false)
+	got, entries, c := interview(true)
+	t.Logf("word recall: %.2f with no outage (%d entries), %.2f with an 8 s bridge cut (%d entries)", base, len(baseEntries), got, len(entries))
+	if len(c.failures) > 0 {
+		t.Errorf("%d chunk POSTs failed during the partition, e.g. %q", len(c.failures), c.failures[0])
+	}
+	// Clip 0880 starts 8.3 s into the audio, when the bridge was cut, and
+	// was spoken during the outage: the processor's spool delivers it.
+	outageStart := int64(len(speechPCM(t, clips[0]))) * 1000 / (16000 * 2)
+	if !slices.ContainsFunc(entries, func(e apiEntry) bool {
+		return e.Speaker == "candidate" && e.StartMS >= outageStart-500 && e.StartMS < outageStart+8000
+	}) {
+		t.Errorf("no candidate entry spoken during the outage (%d–%d ms on the media clock): %+v", outageStart, outageStart+8000, entries)
+	}
+	if got < base-0.1 {
+		t.Errorf("word recall %.2f with the outage, %.2f without: the outage lost speech\noutage: %q\nbase: %q", got, base, candidateText(entries), candidateText(baseEntries))
+	}
+}
