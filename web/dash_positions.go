@@ -163,10 +163,9 @@ func readPositionForm(c echo.Context) (views.PositionForm, store.Position, views
 	case utf8.RuneCountInString(f.Title) > store.MaxTitleLen:
 		errs["title"] = fmt.Sprintf("Keep the title under %d characters.", store.MaxTitleLen)
 	}
-	switch {
-	case len(f.Questions) == 0:
-		errs["questions"] = "Add at least one question for the interviewer to ask."
-	case len(f.Questions) > store.MaxQuestions:
+	// No questions is allowed, as in the API: the interviewer then asks its
+	// default ones (contract.DefaultQuestions).
+	if len(f.Questions) > store.MaxQuestions {
 		errs["questions"] = fmt.Sprintf("Plan at most %d questions.", store.MaxQuestions)
 	}
 	for _, q := range f.Questions {

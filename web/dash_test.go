@@ -528,10 +528,21 @@ func TestDashboardPositionEditor(t *testing.T) {
 		"rubric_name": {"Clarity"}, "rubric_description": {""}, "rubric_weight": {"heavy"},
 	})
 	wantDashStatus(t, bad, http.StatusUnprocessableEntity)
-	for _, id := range []string{"error-title", "error-questions", "error-rubric_weight_0"} {
+	for _, id := range []string{"error-title", "error-rubric_weight_0"} {
 		if !bad.has(id) {
 			t.Errorf("no %s", id)
 		}
+	}
+	// The dashboard accepts what the API accepts (store.Position.Validate):
+	// a plan without questions, for which the interviewer asks its defaults.
+	if bad.has("error-questions") {
+		t.Errorf("an empty question plan was refused; the API accepts it")
+	}
+	wantDashRedirect(t, b.post("/positions", url.Values{"title": {"Generalist"}, "questions": {"  \n "}}), "/positions")
+	if ps, _ := env.db.ListPositions(context.Background(), tenant); len(ps) != 1 || ps[0].Title != "Generalist" || len(ps[0].Questions) != 0 {
+		t.Fatalf("positions after an empty plan = %+v, want Generalist with no questions", ps)
+	} else if err := env.db.DeletePosition(context.Background(), tenant, ps[0].ID); err != nil {
+		t.Fatal(err)
 	}
 
 	ok := b.post("/positions", url.Values{

@@ -553,7 +553,7 @@ func PositionPage(p Page, f PositionForm, errs FormErrors) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 49, " data-testid=\"question-plan\"><legend class=\"sr-only\">Question plan</legend><h2>Question plan</h2><p class=\"hint\">The interviewer asks these in order.</p><div class=\"field\" data-question-editor><label for=\"questions\" class=\"sr-only\">Questions</label> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 49, " data-testid=\"question-plan\"><legend class=\"sr-only\">Question plan</legend><h2>Question plan</h2><p class=\"hint\">The interviewer asks these in order. Left empty, it asks a few general questions of its own.</p><div class=\"field\" data-question-editor><label for=\"questions\" class=\"sr-only\">Questions</label> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
