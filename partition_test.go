@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,13 +112,16 @@ func (p *cutProxy) heal(t *testing.T) {
 
 // chunkClient is the seed's chunk-API client: it posts 250 ms chunks of
 // audio/pcm to /process-audio at the pace of speech and simply retries a
-// POST that failed. It counts the attempts that failed.
+// POST that failed. It keeps the answers that were not a 200: handOvers
+// (503 with Retry-After, after which it waits as told) and failures
+// (anything else: a refused connection, a 404, a 503 without Retry-After).
 type chunkClient struct {
-	p        *plane
-	url      string
-	token    string
-	seq      int64
-	failures []string
+	p         *plane
+	url       string
+	token     string
+	seq       int64
+	handOvers int
+	failures  []string
 }
 
 func (c *chunkClient) send(t *testing.T, pcm []byte, paced bool) {
@@ -128,14 +134,19 @@ func (c *chunkClient) send(t *testing.T, pcm []byte, paced bool) {
 			"sequence_number": c.seq, "mime_type": "audio/pcm;rate=16000",
 		}
 		for attempt := 0; ; attempt++ {
-			status, b, err := c.post(body)
+			status, retryAfter, b, err := c.post(body)
 			if err == nil && status == http.StatusOK {
 				break
 			}
-			c.failures = append(c.failures, strings.TrimSpace(strings.Join([]string{http.StatusText(status), string(b), errString(err)}, " ")))
-			if attempt > 100 {
-				t.Fatalf("chunk %d refused 100 times: %v", c.seq, c.failures[len(c.failures)-1])
+			if attempt > 200 {
+				t.Fatalf("chunk %d refused 200 times: %d %s %v", c.seq, status, b, err)
 			}
+			if wait, perr := strconv.Atoi(retryAfter); err == nil && status == http.StatusServiceUnavailable && perr == nil && wait >= 0 {
+				c.handOvers++
+				time.Sleep(time.Duration(wait) * time.Second)
+				continue
+			}
+			c.failures = append(c.failures, strings.TrimSpace(strings.Join([]string{strconv.Itoa(status), string(b), errString(err)}, " ")))
 			time.Sleep(250 * time.Millisecond)
 		}
 		c.seq++
@@ -146,24 +157,24 @@ func (c *chunkClient) send(t *testing.T, pcm []byte, paced bool) {
 	}
 }
 
-func (c *chunkClient) post(body map[string]any) (int, []byte, error) {
+func (c *chunkClient) post(body map[string]any) (status int, retryAfter string, _ []byte, _ error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return 0, nil, err
+		return 0, "", nil, err
 	}
 	req, err := http.NewRequest("POST", c.url+"/process-audio", bytes.NewReader(b))
 	if err != nil {
-		return 0, nil, err
+		return 0, "", nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := c.p.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, "", nil, err
 	}
 	defer res.Body.Close()
 	rb, _ := io.ReadAll(res.Body)
-	return res.StatusCode, rb, nil
+	return res.StatusCode, res.Header.Get("Retry-After"), rb, nil
 }
 
 func errString(err error) string {
@@ -258,8 +269,8 @@ func TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing(t *testing
 	base, baseEntries, _ := interview(false)
 	got, entries, c := interview(true)
 	t.Logf("word recall: %.2f with no outage (%d entries), %.2f with an 8 s bridge cut (%d entries)", base, len(baseEntries), got, len(entries))
-	if len(c.failures) > 0 {
-		t.Errorf("%d chunk POSTs failed during the partition, e.g. %q", len(c.failures), c.failures[0])
+	if len(c.failures) > 0 || c.handOvers > 0 {
+		t.Errorf("%d chunk POSTs failed and %d were told to retry during the partition, e.g. %q", len(c.failures), c.handOvers, c.failures)
 	}
 	// Clip 0880 starts 8.3 s into the audio, when the bridge was cut, and
 	// was spoken during the outage: the processor's spool delivers it.
@@ -272,4 +283,99 @@ func TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing(t *testing
 	if got < base-0.1 {
 		t.Errorf("word recall %.2f with the outage, %.2f without: the outage lost speech\noutage: %q\nbase: %q", got, base, candidateText(entries), candidateText(baseEntries))
 	}
+}
+
+type apiEvent struct {
+	Type string
+	At   time.Time
+}
+
+func (p *plane) timedEvents(t *testing.T, tenant, id string) []apiEvent {
+	t.Helper()
+	var evs struct{ Events []apiEvent }
+	p.call(t, "GET", "/api/v1/interviews/"+id+"/events", p.keys[tenant].Key, nil, &evs)
+	return evs.Events
+}
+
+// TestAKilledProcessorIsReplacedBehindTheStableURL: SIGKILL of the
+// processor mid chunk-interview. The client keeps posting to the start
+// answer's URL ({public url}/p/{id}) with the start answer's token and
+// gets nothing but 200s, or 503 + Retry-After during the gap; the
+// replacement accepts the same token; the transcript goes on with every
+// entry once.
+func TestAKilledProcessorIsReplacedBehindTheStableURL(t *testing.T) {
+	p := startPlane(t, []string{"Acme"}, []string{"--warm-pool=0"}, nil)
+	key := p.keys["Acme"].Key
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+	if want := p.url + "/p/" + id; st.Processor.URL != want {
+		t.Fatalf("processor url %q, want the stable route %q", st.Processor.URL, want)
+	}
+	first := p.interview(t, "Acme", id).Machine
+	c := &chunkClient{p: p, url: st.Processor.URL, token: st.Processor.Token}
+	c.send(t, speechPCM(t, "0880", "0890"), false)
+	waitUntil(t, 60*time.Second, "entries from the first processor", func() bool {
+		return strings.Contains(candidateText(p.transcript(t, "Acme", id)), "selfish")
+	})
+	before := p.transcript(t, "Acme", id)
+
+	pids := mustGlob(t, filepath.Join(p.dir, "processors", "*.pid"))
+	if len(pids) != 1 {
+		t.Fatalf("pid files %v, want the one processor", pids)
+	}
+	pid := processorPID(t, p.dir, strings.TrimSuffix(filepath.Base(pids[0]), ".pid"))
+	killed := make(chan time.Time, 1)
+	time.AfterFunc(time.Second, func() {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Errorf("kill: %v", err)
+		}
+		killed <- time.Now()
+	})
+	// The candidate speaks on, before, through and after the gap.
+	c.send(t, speechPCM(t, "0920", "0930"), true)
+	killedAt := <-killed
+	waitUntil(t, 60*time.Second, "the replacement", func() bool {
+		m := p.interview(t, "Acme", id).Machine
+		return m != nil && m.ID != first.ID && m.State == "running"
+	})
+	var again apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &again)
+	if again.Processor != st.Processor {
+		t.Errorf("start answers %+v after the replacement, %+v before: the client's URL and token must not change", again.Processor, st.Processor)
+	}
+	// And one more answer after the replacement is surely serving.
+	c.send(t, speechPCM(t, "0870"), false)
+	var ended apiInterview
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key, nil, &ended)
+	if ended.Status != "completed" {
+		t.Fatalf("end answered %s", ended.Status)
+	}
+
+	if len(c.failures) > 0 {
+		t.Errorf("the client got %d answers other than 200 or 503 + Retry-After: %q", len(c.failures), c.failures)
+	}
+	if c.handOvers == 0 {
+		t.Errorf("the client never saw the hand-over (no 503 + Retry-After): was the processor killed while it sent?")
+	}
+	entries := p.transcript(t, "Acme", id)
+	checkSequence(t, entries) // every entry once, seqs dense
+	if len(entries) <= len(before) || !strings.Contains(strings.ToLower(candidateText(entries[len(before):])), "john") {
+		t.Errorf("the transcript did not go on after the replacement: %q after %q", candidateText(entries[len(before):]), candidateText(before))
+	}
+	var retired, replaced time.Time
+	for _, ev := range p.timedEvents(t, "Acme", id) {
+		switch ev.Type {
+		case "machine.retired":
+			retired = ev.At
+		case "machine.replaced":
+			replaced = ev.At
+		}
+	}
+	if retired.IsZero() || replaced.IsZero() {
+		t.Fatalf("events %v lack machine.retired/machine.replaced", p.events(t, "Acme", id))
+	}
+	t.Logf("killed → machine confirmed gone (machine.retired) %s; gone → replacement running (machine.replaced) %s; %d hand-over answers (503 + Retry-After) to the client",
+		retired.Sub(killedAt).Round(time.Millisecond), replaced.Sub(retired).Round(time.Millisecond), c.handOvers)
+	waitUntil(t, 20*time.Second, "processors to exit", func() bool { return len(processorChildren()) == 0 })
 }

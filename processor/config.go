@@ -39,7 +39,8 @@ type Config struct {
 	PositionID  string // POSITION_ID
 
 	ControlURL     string // CANDOR_CONTROL_URL: base URL of the control plane (bridge API)
-	ProcessorToken string // CANDOR_PROCESSOR_TOKEN: bridge credential and processor API token
+	ProcessorToken string // CANDOR_PROCESSOR_TOKEN: bridge credential (also opens the processor's API, for the control plane)
+	ClientToken    string // CANDOR_CLIENT_TOKEN: the interview's client token (default: ProcessorToken)
 	PoolToken      string // CANDOR_POOL_TOKEN: credential for POST /claim in idle mode
 
 	Addr     string // CANDOR_ADDR, else ":"+PORT (PORT defaults to 8080)
@@ -133,6 +134,7 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 		PositionID:        get(contract.EnvPositionID),
 		ControlURL:        strings.TrimRight(get(contract.EnvControlURL), "/"),
 		ProcessorToken:    get(contract.EnvProcessorToken),
+		ClientToken:       get(contract.EnvClientToken),
 		PoolToken:         get(contract.EnvPoolToken),
 		DataDir:           get(contract.EnvData),
 		PlanFile:          get(contract.EnvPlanFile),
@@ -236,6 +238,11 @@ func ConfigFromEnv(env map[string]string) (Config, error) {
 	}
 	if cfg.ProcessorToken == "" {
 		return Config{}, errors.New("CANDOR_PROCESSOR_TOKEN is not set: set it to the interview's processor token issued by the control plane")
+	}
+	if cfg.ClientToken == "" {
+		// A processor started by hand (or an older control plane): its
+		// clients use the one token it has.
+		cfg.ClientToken = cfg.ProcessorToken
 	}
 	return cfg, nil
 }

@@ -151,6 +151,7 @@ func (srv *server) interview(processorOnly bool, h func(*session, http.ResponseW
 	return func(w http.ResponseWriter, r *http.Request) {
 		cfg, s := srv.current()
 		if s == nil {
+			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "not_ready", "the processor has no interview yet; retry shortly")
 			return
 		}
@@ -158,10 +159,15 @@ func (srv *server) interview(processorOnly bool, h func(*session, http.ResponseW
 		if token == "" && r.Method == http.MethodGet {
 			token = r.URL.Query().Get("token")
 		}
+		// The machine's bridge token (the control plane) and the
+		// interview's client token (API clients, the same on every
+		// processor of the interview) open everything; the candidate
+		// token, derived from the client token, all but the
+		// processor-only routes.
 		switch {
-		case equal(token, cfg.ProcessorToken):
-		case !processorOnly && equal(token, contract.CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
-		case processorOnly && equal(token, contract.CandidateToken(cfg.ProcessorToken, cfg.SessionID)):
+		case equal(token, cfg.ProcessorToken), equal(token, cfg.ClientToken):
+		case !processorOnly && equal(token, contract.CandidateToken(cfg.ClientToken, cfg.SessionID)):
+		case processorOnly && equal(token, contract.CandidateToken(cfg.ClientToken, cfg.SessionID)):
 			writeError(w, http.StatusForbidden, "forbidden", "this endpoint needs the processor token")
 			return
 		default:

@@ -27,10 +27,10 @@ func TestTenantIsolation(t *testing.T) {
 	posA, candA, ivA := e.seed(t, a)
 	_, _, ivAEnded := e.seed(t, a)
 	started := e.start(t, a, ivA)
-	if res := e.postEntries(t, ivA, started.Processor.Token, entry(1, "hello from A")); res.Status != 200 {
+	if res := e.postEntries(t, ivA, started.Bridge, entry(1, "hello from A")); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
 	}
-	e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + ivA + "/recording", Key: started.Processor.Token,
+	e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + ivA + "/recording", Key: started.Bridge,
 		ContentType: "audio/ogg", Body: oggBytes(100)}, nil)
 	e.start(t, a, ivAEnded)
 	e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + ivAEnded + "/end", Key: a.Key}, nil)

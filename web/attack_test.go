@@ -61,7 +61,8 @@ type attackTenant struct {
 	positionID, candidateID      string
 	interviewID                  string // scheduled
 	runningID                    string // running, on a fake machine
-	processorToken, candidateTok string // of runningID
+	processorToken, candidateTok string // of runningID (processorToken: its machine's bridge token)
+	clientToken                  string // of runningID: the start answer's processor.token
 	endedID                      string // completed
 	cancelledID                  string
 	memberID                     string // a recruiter other than the owner
@@ -122,7 +123,8 @@ func (w *attackWorld) newTenant(t *testing.T, name string) attackTenant {
 	at.interviewID = newIV()
 	at.runningID = newIV()
 	st := e.start(t, at.tenant, at.runningID)
-	at.processorToken = st.Processor.Token
+	at.processorToken = st.Bridge
+	at.clientToken = st.Processor.Token
 	at.candidateTok = contract.CandidateToken(st.Processor.Token, at.runningID)
 	if res := e.postEntries(t, at.runningID, at.processorToken, entry(1, "Transcript "+marker)); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
@@ -150,7 +152,7 @@ func (w *attackWorld) newTenant(t *testing.T, name string) attackTenant {
 	if err := e.db.SetSecret(ctx, at.ID, "OPENAI_API_KEY", "sk-"+marker); err != nil {
 		t.Fatal(err)
 	}
-	at.markers = []string{marker, at.Key, at.processorToken, at.candidateTok, e.srv.inviteToken(at.runningID), "sk-" + marker}
+	at.markers = []string{marker, at.Key, at.processorToken, at.clientToken, at.candidateTok, e.srv.inviteToken(at.runningID), "sk-" + marker}
 	return at
 }
 
@@ -364,6 +366,12 @@ func attackRows(w *attackWorld) []attackRow {
 		{route: "POST /api/v1/bridge/interviews/:id/entries", name: "a candidate token is not a processor token",
 			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.runningID + "/entries", Key: a.candidateTok,
 				Body: map[string]any{"entries": []any{entry(2, "injected")}}}, want: 401, code: CodeUnauthorized},
+		{route: "POST /api/v1/bridge/interviews/:id/entries", name: "the interview's client token is not a bridge credential",
+			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.runningID + "/entries", Key: a.clientToken,
+				Body: map[string]any{"entries": []any{entry(2, "injected")}}}, want: 401, code: CodeUnauthorized},
+		{route: "PUT /api/v1/bridge/interviews/:id/recording", name: "the interview's client token cannot upload a recording",
+			req: request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + a.runningID + "/recording", Key: a.clientToken,
+				ContentType: "audio/ogg", Body: oggBytes(100)}, want: 401, code: CodeUnauthorized},
 		{route: "POST /api/v1/bridge/interviews/:id/events", name: "an API key is not a processor token",
 			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.runningID + "/events", Key: a.Key,
 				Body: map[string]any{"type": "ended"}}, want: 401, code: CodeUnauthorized},
@@ -622,10 +630,10 @@ func TestAttackXSS(t *testing.T) {
 	var live idJSON
 	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key, Body: map[string]any{"position_id": p.ID, "candidate_id": c.ID}}, &live)
 	st := e.start(t, a.tenant, live.ID)
-	if res := e.postEntries(t, live.ID, st.Processor.Token, entry(1, attackXSS)); res.Status != 200 {
+	if res := e.postEntries(t, live.ID, st.Bridge, entry(1, attackXSS)); res.Status != 200 {
 		t.Fatalf("post entry: %d %s", res.Status, res.Body)
 	}
-	try(request{Method: "POST", Path: "/api/v1/bridge/interviews/" + live.ID + "/events", Key: st.Processor.Token, Body: map[string]any{"type": "error", "message": attackXSS}})
+	try(request{Method: "POST", Path: "/api/v1/bridge/interviews/" + live.ID + "/events", Key: st.Bridge, Body: map[string]any{"type": "error", "message": attackXSS}})
 	try(request{Method: "POST", Path: "/api/v1/interviews/" + live.ID + "/reviews", Key: a.Key, Body: map[string]any{"score": 3, "note": attackXSS,
 		"criteria": []map[string]any{{"name": attackXSS, "score": 3, "note": attackXSS}}}})
 	// An organization named with markup, seen by its own owner.

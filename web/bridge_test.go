@@ -19,7 +19,7 @@ func TestBridgeEntries(t *testing.T) {
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
 	st := e.start(t, a, iv)
-	tok := st.Processor.Token
+	tok := st.Bridge
 
 	t.Run("a replayed batch is stored once", func(t *testing.T) {
 		batch := []map[string]any{entry(1, "one"), entry(2, "two"), entry(3, "three")}
@@ -89,9 +89,9 @@ func TestBridgeTokens(t *testing.T) {
 	_, _, ivY := e.seed(t, a)
 	_, _, ivB := e.seed(t, b)
 	_, _, ivScheduled := e.seed(t, a)
-	tokX := e.start(t, a, ivX).Processor.Token
+	tokX := e.start(t, a, ivX).Bridge
 	e.start(t, a, ivY)
-	tokB := e.start(t, b, ivB).Processor.Token
+	tokB := e.start(t, b, ivB).Bridge
 
 	paths := []struct{ method, suffix string }{
 		{"POST", "/entries"}, {"POST", "/events"}, {"GET", "/state"}, {"PUT", "/recording"},
@@ -150,7 +150,7 @@ func TestBridgeEventsAndState(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
-	tok := e.start(t, a, iv).Processor.Token
+	tok := e.start(t, a, iv).Bridge
 	post := func(body any) response {
 		return e.do(t, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: tok, Body: body})
 	}
@@ -209,7 +209,7 @@ func TestBridgeRecording(t *testing.T) {
 	e := newTestEnv(t, withConfig(func(c *Config) { c.RecordingLimit = 10_000 }))
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
-	tok := e.start(t, a, iv).Processor.Token
+	tok := e.start(t, a, iv).Bridge
 	path := "/api/v1/bridge/interviews/" + iv + "/recording"
 
 	for _, tc := range []struct {

@@ -175,14 +175,17 @@ func TestCandidateJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.ProcessorURL != m.URL {
-		t.Errorf("processor_url = %q, want the machine's %q", j.ProcessorURL, m.URL)
+	if want := e.srv.cfg.PublicURL + "/p/" + id; j.ProcessorURL != want || m.URL == "" {
+		t.Errorf("processor_url = %q, want the interview's stable route %q (machine at %q)", j.ProcessorURL, want, m.URL)
 	}
 	if want := contract.CandidateToken(e.processorToken(t, id), id); j.Token != want {
 		t.Errorf("token = %q, want the candidate token %q", j.Token, want)
 	}
 	if j.Token == e.processorToken(t, id) {
-		t.Errorf("the page got the processor token itself")
+		t.Errorf("the page got the client token itself")
+	}
+	if bridge := e.bridgeToken(id); bridge == "" || j.Token == bridge || j.Token == contract.CandidateToken(bridge, id) {
+		t.Errorf("the candidate token is the machine's bridge token or derived from it")
 	}
 
 	// A reload (or a reconnect) joins the same machine again.

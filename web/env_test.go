@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"candor/fly"
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 	"candor/web/lifecycle"
@@ -315,13 +316,32 @@ func (e *testEnv) seed(t testing.TB, tn tenant) (positionID, candidateID, interv
 type startAnswer struct {
 	Interview interviewJSON `json:"interview"`
 	Processor processorJSON `json:"processor"`
+	// Bridge is the bridge token the control plane gave the interview's
+	// current machine (not in the answer: what a processor presents).
+	Bridge string `json:"-"`
 }
 
 func (e *testEnv) start(t testing.TB, tn tenant, interviewID string) startAnswer {
 	t.Helper()
 	var out startAnswer
 	e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + interviewID + "/start", Key: tn.Key}, &out)
+	out.Bridge = e.bridgeToken(interviewID)
 	return out
+}
+
+// bridgeToken is the bridge token of the last machine launched for
+// interview id ("" when none was).
+func (e *testEnv) bridgeToken(id string) string {
+	if e.machines == nil {
+		return ""
+	}
+	launches := e.machines.launches()
+	for i := len(launches) - 1; i >= 0; i-- {
+		if launches[i].InterviewID == id {
+			return launches[i].Env[contract.EnvProcessorToken]
+		}
+	}
+	return ""
 }
 
 func entry(seq int64, text string) map[string]any {

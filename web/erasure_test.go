@@ -66,14 +66,14 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 			"position_id": p.ID, "candidate_id": c.ID}}, iv)
 	}
 	st1 := e.start(t, a, iv1.ID)
-	if res := e.postEntries(t, iv1.ID, st1.Processor.Token,
+	if res := e.postEntries(t, iv1.ID, st1.Bridge,
 		map[string]any{"seq": 1, "speaker": "interviewer", "text": "Why?", "start_ms": 0, "end_ms": 500},
 		map[string]any{"seq": 2, "speaker": "candidate", "text": secret1 + " dance at midnight in the old harbour.", "start_ms": 900, "end_ms": 4000},
 	); res.Status != 200 {
 		t.Fatalf("entries: %d %s", res.Status, res.Body)
 	}
 	rec := append(oggBytes(4096), []byte(secret1)...)
-	e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv1.ID + "/recording", Key: st1.Processor.Token,
+	e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv1.ID + "/recording", Key: st1.Bridge,
 		ContentType: "audio/ogg", Body: rec}, nil)
 	e.must(t, 200, request{Method: "POST", Path: "/api/v1/interviews/" + iv1.ID + "/end", Key: a.Key}, nil)
 	e.ensureCompletedEvent(t, a.ID, iv1.ID)
@@ -83,7 +83,7 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 	})
 	// The second interview is still running when the erasure comes.
 	st2 := e.start(t, a, iv2.ID)
-	if res := e.postEntries(t, iv2.ID, st2.Processor.Token, entry(1, secret2+" at dawn")); res.Status != 200 {
+	if res := e.postEntries(t, iv2.ID, st2.Bridge, entry(1, secret2+" at dawn")); res.Status != 200 {
 		t.Fatalf("entries: %d", res.Status)
 	}
 	if hits := filesHolding(t, e.dataDir, secret1, secret2); len(hits) == 0 {
@@ -114,7 +114,7 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 		}
 	}
 	e.must(t, 404, request{Method: "DELETE", Path: "/api/v1/candidates/" + c.ID, Key: a.Key}, nil)
-	if res := e.postEntries(t, iv2.ID, st2.Processor.Token, entry(2, secret2+" again")); res.Status < 400 {
+	if res := e.postEntries(t, iv2.ID, st2.Bridge, entry(2, secret2+" again")); res.Status < 400 {
 		t.Errorf("the erased interview's processor can still post entries: %d", res.Status)
 	}
 

@@ -32,7 +32,7 @@ func (e *testEnv) seedTranscript(t *testing.T, tn tenant, name string) string {
 		"position_id": p.ID, "candidate_id": c.ID,
 	}}, &iv)
 	started := e.start(t, tn, iv.ID)
-	res := e.postEntries(t, iv.ID, started.Processor.Token,
+	res := e.postEntries(t, iv.ID, started.Bridge,
 		map[string]any{"seq": 1, "speaker": "interviewer", "text": "Tell me about a system you built?", "start_ms": 0, "end_ms": 2500},
 		map[string]any{"seq": 2, "speaker": "candidate", "text": "I built a queue in Go that moved payments between banks every night.", "start_ms": 3100, "end_ms": 9000},
 		map[string]any{"seq": 3, "speaker": "candidate", "text": "Latency went <50 ms & errors --> zero, Привет мир.", "start_ms": 9400, "end_ms": 13000},

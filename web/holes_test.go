@@ -172,7 +172,7 @@ func TestBridgeEventsAreCapped(t *testing.T) {
 	_, _, iv := e.seed(t, tn)
 	st := e.start(t, tn, iv)
 	post := func(body any) response {
-		return e.do(t, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Processor.Token, Body: body})
+		return e.do(t, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Bridge, Body: body})
 	}
 	if res := post(map[string]any{"type": "error", "message": "x", "data": map[string]string{"blob": strings.Repeat("x", 16<<10)}}); res.Status != 413 {
 		t.Errorf("a 16 KiB event: %d, want 413", res.Status)

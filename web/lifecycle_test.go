@@ -30,8 +30,13 @@ func TestStartAndEnd(t *testing.T) {
 			t.Errorf("interview = %+v", st.Interview)
 		}
 		m := st.Interview.Machine
-		if m == nil || m.State != store.MachineRunning || m.Provider != fly.ProviderLocal || m.URL != st.Processor.URL {
-			t.Errorf("machine = %+v, processor url %s", m, st.Processor.URL)
+		if m == nil || m.State != store.MachineRunning || m.Provider != fly.ProviderLocal || m.URL == "" {
+			t.Errorf("machine = %+v", m)
+		}
+		// Every provisioner's processor is reached through the
+		// interview's one stable route, not the machine's own address.
+		if want := e.srv.cfg.PublicURL + "/p/" + iv; st.Processor.URL != want {
+			t.Errorf("processor url %s, want %s", st.Processor.URL, want)
 		}
 		if len(st.Processor.Token) < 43 {
 			t.Errorf("processor token %q is shorter than 256 bits", st.Processor.Token)
@@ -43,7 +48,7 @@ func TestStartAndEnd(t *testing.T) {
 		}
 		spec := e.machines.launches()[0]
 		want := map[string]string{
-			"CANDOR_CONTROL_URL": e.srv.cfg.PublicURL, "CANDOR_PROCESSOR_TOKEN": st.Processor.Token,
+			"CANDOR_CONTROL_URL": e.srv.cfg.PublicURL, "CANDOR_CLIENT_TOKEN": st.Processor.Token,
 			"CANDOR_STT": "pocketsphinx", "CANDOR_INTERVIEWER": "scripted",
 		}
 		for k, v := range want {
@@ -53,6 +58,9 @@ func TestStartAndEnd(t *testing.T) {
 		}
 		if spec.InterviewID != iv || spec.TenantID != a.ID || spec.TenantSlug != a.Slug || spec.Region != "local" {
 			t.Errorf("spec identity = %+v", spec)
+		}
+		if bridge := spec.Env["CANDOR_PROCESSOR_TOKEN"]; len(bridge) < 43 || bridge == st.Processor.Token {
+			t.Errorf("bridge token %q: want 256 bits, not the client token", bridge)
 		}
 		var plan struct {
 			Position  struct{ Title, Description string }
@@ -72,7 +80,7 @@ func TestStartAndEnd(t *testing.T) {
 			t.Errorf("second start gave %+v after %d launches, want %+v after 1", again.Processor, len(e.machines.launches()), st.Processor)
 		}
 	})
-	t.Run("the candidate token is the HMAC of the processor token", func(t *testing.T) {
+	t.Run("the candidate token is the HMAC of the client token", func(t *testing.T) {
 		m := hmac.New(sha256.New, []byte(st.Processor.Token))
 		m.Write([]byte("candidate:" + iv))
 		if got, want := contract.CandidateToken(st.Processor.Token, iv), hex.EncodeToString(m.Sum(nil)); got != want {
@@ -82,7 +90,7 @@ func TestStartAndEnd(t *testing.T) {
 
 	// What the processor still holds when end is called must be in the
 	// transcript when end returns.
-	e.postEntries(t, iv, st.Processor.Token, entry(1, "first"))
+	e.postEntries(t, iv, st.Bridge, entry(1, "first"))
 	proc := e.machines.processor(1)
 	proc.setPending(entry(2, "flushed at the end"), entry(3, "last words"))
 

@@ -90,7 +90,7 @@ func TestRealtime(t *testing.T) {
 	b := e.tenant(t, "Bobco")
 	_, _, ivA := e.seed(t, a)
 	_, _, ivB := e.seed(t, b)
-	tok := e.start(t, a, ivA).Processor.Token
+	tok := e.start(t, a, ivA).Bridge
 
 	t.Run("another tenant's topics are refused", func(t *testing.T) {
 		c := e.dialRealtime(t, bearer(b.Key))

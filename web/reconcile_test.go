@@ -70,8 +70,12 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("report %+v", rep)
 		}
 		second := e.start(t, a, iv)
-		if second.Interview.Status != store.StatusRunning || second.Processor.URL == first.Processor.URL {
-			t.Fatalf("after re-dispatch: status %s, url %s (was %s)", second.Interview.Status, second.Processor.URL, first.Processor.URL)
+		if second.Interview.Status != store.StatusRunning || second.Interview.Machine == nil || first.Interview.Machine == nil ||
+			second.Interview.Machine.ID == first.Interview.Machine.ID || second.Bridge == first.Bridge {
+			t.Fatalf("after re-dispatch: status %s, machine %+v (was %+v)", second.Interview.Status, second.Interview.Machine, first.Interview.Machine)
+		}
+		if second.Processor != first.Processor {
+			t.Errorf("the stable processor URL and client token changed across the re-dispatch: %+v, was %+v", second.Processor, first.Processor)
 		}
 		got := strings.Join(e.eventsOf(t, a, iv), ",")
 		if want := "interview.starting,machine.launched,machine.vanished,machine.retired,machine.replaced"; got != want {

@@ -43,7 +43,7 @@ func TestRecordingUploadsOfEveryTypeAreServedAsThatType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, iv := e.seed(t, a)
-			tok := e.start(t, a, iv).Processor.Token
+			tok := e.start(t, a, iv).Bridge
 			e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv + "/recording", Key: tok,
 				ContentType: tc.contentType, Body: tc.body}, nil)
 			res := e.must(t, 200, request{Method: "GET", Path: "/api/v1/interviews/" + iv + "/recording", Key: a.Key}, nil)
@@ -66,7 +66,7 @@ func TestRecordingUploadsWhoseBytesBelieTheirTypeAreRefused(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
-	tok := e.start(t, a, iv).Processor.Token
+	tok := e.start(t, a, iv).Bridge
 	for _, tc := range []struct {
 		name, contentType string
 		body              []byte
@@ -99,7 +99,7 @@ func TestAReplacementProcessorsRecordingIsKeptBesideItsPredecessors(t *testing.T
 	a := e.tenant(t, "Acme")
 	b := e.tenant(t, "Bobco")
 	_, _, iv := e.seed(t, a)
-	tok := e.start(t, a, iv).Processor.Token
+	tok := e.start(t, a, iv).Bridge
 	put := func(segment string, startMS string, contentType string, body []byte) {
 		t.Helper()
 		e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv + "/recording", Key: tok,
@@ -148,7 +148,7 @@ func TestAProcessorsCompressedOriginalReplacesTheWAVPartsItUploadedAsItWent(t *t
 	e := newTestEnv(t)
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
-	tok := e.start(t, a, iv).Processor.Token
+	tok := e.start(t, a, iv).Bridge
 	put := func(segment string, startMS string, contentType string, body []byte) {
 		t.Helper()
 		e.must(t, 200, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv + "/recording", Key: tok,

@@ -81,10 +81,10 @@ func TestSearchAPI(t *testing.T) {
 	_, _, ivB := e.seed(t, b)
 	startedA := e.start(t, a, ivA)
 	startedB := e.start(t, b, ivB)
-	if res := e.postEntries(t, ivA, startedA.Processor.Token, entry(1, "I tuned the Postgres vacuum settings")); res.Status != 200 {
+	if res := e.postEntries(t, ivA, startedA.Bridge, entry(1, "I tuned the Postgres vacuum settings")); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
 	}
-	if res := e.postEntries(t, ivB, startedB.Processor.Token, entry(1, "Postgres at Bobco")); res.Status != 200 {
+	if res := e.postEntries(t, ivB, startedB.Bridge, entry(1, "Postgres at Bobco")); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
 	}
 
@@ -128,7 +128,7 @@ func TestBridgeFinishedEndsTheInterview(t *testing.T) {
 	a := e.tenant(t, "Acme")
 	_, _, iv := e.seed(t, a)
 	st := e.start(t, a, iv)
-	e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Processor.Token,
+	e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Bridge,
 		Body: map[string]any{"type": "finished", "message": "silent for 2m0s"}}, nil)
 	waitUntil(t, "the interview to complete", func() bool {
 		return e.interview(t, a.ID, iv).Status == store.StatusCompleted
@@ -141,7 +141,7 @@ func TestBridgeFinishedEndsTheInterview(t *testing.T) {
 		t.Errorf("events %s, want processor.finished then interview.ended", types)
 	}
 	// A late or repeated one is refused and changes nothing.
-	e.must(t, 409, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Processor.Token,
+	e.must(t, 409, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: st.Bridge,
 		Body: map[string]any{"type": "finished"}}, nil)
 	if got := strings.Join(e.eventTypes(t, a.ID, iv), ","); got != types {
 		t.Errorf("a finished event after the end was recorded: %s", got)
@@ -176,7 +176,7 @@ func TestCandidateErasureEmptiesTheSearchIndex(t *testing.T) {
 	a := e.tenant(t, "Acme")
 	_, cand, iv := e.seed(t, a)
 	st := e.start(t, a, iv)
-	if res := e.postEntries(t, iv, st.Processor.Token, entry(1, "I rewrote the zeppelin scheduler")); res.Status != 200 {
+	if res := e.postEntries(t, iv, st.Bridge, entry(1, "I rewrote the zeppelin scheduler")); res.Status != 200 {
 		t.Fatalf("post entries: %d %s", res.Status, res.Body)
 	}
 	var body struct {

@@ -50,7 +50,7 @@ func TestRevokedCredentialsLoseTheirWebSocket(t *testing.T) {
 	seq := int64(0)
 	publish := func() {
 		seq++
-		if res := e.postEntries(t, iv, st.Processor.Token, entry(seq, "after the revocation")); res.Status != 200 {
+		if res := e.postEntries(t, iv, st.Bridge, entry(seq, "after the revocation")); res.Status != 200 {
 			t.Fatalf("post entry: %d %s", res.Status, res.Body)
 		}
 	}

@@ -23,8 +23,8 @@ func TestSupervisionInvestigatesBeforeItReplaces(t *testing.T) {
 	_, _, healthy := e.seed(t, a)
 	first := e.start(t, a, iv)
 	e.start(t, a, healthy)
-	e.postEntries(t, iv, first.Processor.Token, entry(1, "one"), entry(2, "two"))
-	e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: first.Processor.Token,
+	e.postEntries(t, iv, first.Bridge, entry(1, "one"), entry(2, "two"))
+	e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: first.Bridge,
 		Body: map[string]any{"type": "heartbeat", "media_ms": 2900}}, nil)
 
 	// Nothing is stale now: nothing happens.
@@ -75,24 +75,27 @@ func TestSupervisionInvestigatesBeforeItReplaces(t *testing.T) {
 		t.Fatalf("%d launches, want one replacement of the machine that is gone", n)
 	}
 	second := e.start(t, a, iv) // idempotent start answers the new processor
-	if second.Processor.Token == first.Processor.Token {
-		t.Fatalf("start still answers the old processor's token")
+	if second.Bridge == first.Bridge || second.Bridge == "" {
+		t.Fatalf("the replacement got the old machine's bridge token")
 	}
-	if got := e.machines.launches()[2].Env["CANDOR_PROCESSOR_TOKEN"]; got != second.Processor.Token {
-		t.Errorf("the replacement was launched with another token")
+	if second.Processor != first.Processor {
+		t.Errorf("start answers %+v after the replacement, %+v before: the client's URL and token must not change", second.Processor, first.Processor)
+	}
+	if got := e.machines.launches()[2].Env["CANDOR_CLIENT_TOKEN"]; got != first.Processor.Token {
+		t.Errorf("the replacement was launched with another client token")
 	}
 	t.Run("the old token no longer writes", func(t *testing.T) {
-		if res := e.postEntries(t, iv, first.Processor.Token, entry(3, "zombie")); res.Status != 401 {
+		if res := e.postEntries(t, iv, first.Bridge, entry(3, "zombie")); res.Status != 401 {
 			t.Errorf("status %d: %s", res.Status, res.Body)
 		}
 	})
 	t.Run("the replacement resumes the sequence and media clock", func(t *testing.T) {
 		var st contract.State
-		e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: second.Processor.Token}, &st)
+		e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: second.Bridge}, &st)
 		if st.LastSeq != 2 || st.MediaMS != 3100 || st.Status != string(store.StatusRunning) {
 			t.Errorf("state = %+v", st)
 		}
-		e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/entries", Key: second.Processor.Token,
+		e.must(t, 200, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/entries", Key: second.Bridge,
 			Body: map[string]any{"entries": []map[string]any{entry(3, "three")}}}, nil)
 	})
 	t.Run("every step is in the events", func(t *testing.T) {

@@ -11,7 +11,7 @@ const (
 	EnvPositionID  = "POSITION_ID"
 
 	EnvControlURL     = "CANDOR_CONTROL_URL"     // the control plane's --public-url
-	EnvProcessorToken = "CANDOR_PROCESSOR_TOKEN" // bridge credential and processor API token
+	EnvProcessorToken = "CANDOR_PROCESSOR_TOKEN" // this machine's bridge credential (new on every launch)
 	EnvPoolToken      = "CANDOR_POOL_TOKEN"      // credential of POST /claim on an idle warm processor
 	EnvPlanFile       = "CANDOR_PLAN_FILE"       // path of the interview plan (JSON Plan)
 	EnvMachineID      = "CANDOR_MACHINE_ID"      // a local child's machine id, to tell it from a reused pid
@@ -21,6 +21,12 @@ const (
 	EnvData           = "CANDOR_DATA"
 	EnvLogLevel       = "CANDOR_LOG_LEVEL"
 	EnvLogFormat      = "CANDOR_LOG_FORMAT"
+
+	// EnvClientToken is the interview's client token: what API clients
+	// present (the start answer's processor.token) and the key of the
+	// candidate token. Every processor of the interview gets the same one,
+	// so a client that retries across a hand-over keeps being accepted.
+	EnvClientToken = "CANDOR_CLIENT_TOKEN"
 
 	// Speech and the interviewer.
 	EnvSTT                = "CANDOR_STT"

@@ -309,13 +309,27 @@ func (s *Service) processorToken(interviewID, machineID string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// ClientToken is interview id's client token: what API clients present to
+// its processor (the start answer's processor.token) and the key of the
+// candidate page's token. base64url(HMAC-SHA256(SecretKey,
+// "client:"+interview)): one per interview, not per machine, so every
+// processor of the interview accepts it (each gets it as
+// CANDOR_CLIENT_TOKEN) and a client that retries across a hand-over keeps
+// being accepted; derivable again, so nothing is stored. It is no bridge
+// credential: the bridge accepts only the current machine's token.
+func (s *Service) ClientToken(interviewID string) string {
+	m := hmac.New(sha256.New, s.cfg.SecretKey)
+	m.Write([]byte("client:" + interviewID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
 // TokenHash is how tokens are stored (account.TokenHash, the one rule).
 var TokenHash = account.TokenHash
 
 // Access is what a client needs to reach an interview's processor.
 type Access struct {
 	URL       string // where the processor answers
-	Token     string // the processor token (API clients)
+	Token     string // the interview's client token (API clients)
 	MachineID string // the machine row serving now
 }
 
@@ -326,16 +340,15 @@ func (a Access) CandidateToken(interviewID string) string {
 
 // access is how clients reach interview iv's processor on machine m.
 func (s *Service) access(m store.Machine) Access {
-	return Access{URL: s.ProcessorURL(m), Token: s.processorToken(m.InterviewID, m.ID), MachineID: m.ID}
+	return Access{URL: s.ProcessorURL(m), Token: s.ClientToken(m.InterviewID), MachineID: m.ID}
 }
 
-// ProcessorURL is where browsers reach an interview's processor: its own
-// address with the local provisioner; a control-plane route (/p/<id>) for
-// machines only the control plane can reach.
+// ProcessorURL is where clients reach an interview's processor: the
+// control-plane route {public url}/p/<interview id>, for every provisioner.
+// It stays the same for the interview's whole life: the route reaches
+// whichever processor is current and answers 503 + Retry-After between
+// processors, where a machine's own address would refuse connections.
 func (s *Service) ProcessorURL(m store.Machine) string {
-	if m.Provider == fly.ProviderLocal || m.Provider == "" {
-		return m.URL
-	}
 	return s.cfg.PublicURL + "/p/" + m.InterviewID
 }
 

@@ -239,6 +239,7 @@ func (s *Service) launch(ctx context.Context, iv store.Interview, near, token st
 		env[contract.EnvICEServers] = contract.FormatICEServers(ice)
 	}
 	env[contract.EnvProcessorToken] = token
+	env[contract.EnvClientToken] = s.ClientToken(iv.ID)
 	return s.machines.Launch(ctx, fly.Spec{
 		InterviewID: iv.ID, TenantID: iv.TenantID, TenantSlug: tenant.Slug,
 		CandidateID: iv.CandidateID, PositionID: iv.PositionID,
