@@ -10,11 +10,12 @@ import (
 // The control plane's stable route for an interview is
 // {public_url}/p/{interview id}/…; on Fly it answers with fly-replay and
 // Fly's edge redelivers the request to this machine with its original path
-// (https://fly.io/docs/networking/dynamic-request-routing/), and a control
-// plane that proxies forwards the path unchanged too. So every route is
-// also served under /p/{this interview's id}/, and a Location this
+// (https://fly.io/docs/networking/dynamic-request-routing/). So every
+// route is also served under /p/{this interview's id}/, and a Location this
 // processor sends (WHIP's session URL) keeps the prefix, so the client's
-// DELETE comes back the same way.
+// DELETE comes back the same way. (A control plane that proxies instead
+// strips the prefix on the way in and puts it back on a Location on the
+// way out: web/proxy.go.)
 
 // underInterviewRoute strips /p/{id} from requests for this processor's
 // interview; any other /p/… is 404 (another interview's bytes must never

@@ -385,6 +385,7 @@ type fakeProcessor struct {
 	mu      sync.Mutex
 	pending []map[string]any // delivered on /end
 	ends    int
+	whip    map[string]bool // WHIP sessions open, by id
 }
 
 func newFakeMachines(t testing.TB) *fakeMachines {
@@ -425,6 +426,24 @@ func (p *fakeProcessor) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "cookie=%q", r.Header.Get("Cookie"))
 	case "/whoami":
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), r.Header.Get("fly-force-instance-id"))
+	case "/whip":
+		// As processor/ingest.go answers an offer: 201 and the session's
+		// URL as an absolute path on the processor.
+		if r.Method != http.MethodPost {
+			http.Error(w, "method", http.StatusMethodNotAllowed)
+			return
+		}
+		p.mu.Lock()
+		if p.whip == nil {
+			p.whip = map[string]bool{}
+		}
+		id := fmt.Sprintf("s%d", len(p.whip)+1)
+		p.whip[id] = true
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "application/sdp")
+		w.Header().Set("Location", "/whip/"+id)
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, "v=0\r\n")
 	case "/events":
 		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
@@ -465,8 +484,25 @@ func (p *fakeProcessor) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(w, `{"entries":%d}`, n)
 	default:
+		if id, ok := strings.CutPrefix(r.URL.Path, "/whip/"); ok && r.Method == http.MethodDelete {
+			p.mu.Lock()
+			open := p.whip[id]
+			delete(p.whip, id)
+			p.mu.Unlock()
+			if open {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
 		http.NotFound(w, r)
 	}
+}
+
+// whipSessions are the WHIP sessions still open on the processor.
+func (p *fakeProcessor) whipSessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.whip)
 }
 
 func (f *fakeMachines) Destroy(ctx context.Context, m fly.Machine) error {

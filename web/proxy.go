@@ -96,6 +96,7 @@ func (s *Server) handleProcessorProxy(c echo.Context) error {
 	}
 	target, headers := route.target, route.headers
 	rest := "/" + strings.TrimPrefix(c.Param("*"), "/")
+	routePrefix := "/p/" + url.PathEscape(c.Param("id"))
 
 	// A proxied WebSocket outlives the request's normal handling; the
 	// server's context ends it on Close.
@@ -124,6 +125,13 @@ func (s *Server) handleProcessorProxy(c echo.Context) error {
 		ModifyResponse: func(res *http.Response) error {
 			// A processor sets no cookies on the control plane's origin.
 			res.Header.Del("Set-Cookie")
+			// The processor saw the path without /p/{id}; a Location it
+			// gives as an absolute path (WHIP's session URL) is put back
+			// under the route, so the client's DELETE comes back here and
+			// not to the control plane's own root.
+			if loc := res.Header.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") {
+				res.Header.Set("Location", routePrefix+loc)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
