@@ -125,7 +125,6 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		Evaluator:           evaluatorOf(cfg, env),
 		WebhookRetryScale:   cfg.WebhookRetryScale,
 		OnFly:               env["FLY_APP_NAME"] != "",
-		Regions:             cfg.Regions,
 		FlyCost:             flyCost(cfg),
 		ICEServers:          env[contract.EnvICEServers],
 		TURNSecret:          env[contract.EnvTURNSecret],

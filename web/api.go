@@ -216,17 +216,9 @@ func (in *interviewInput) validate() error {
 	return nil
 }
 
-// regions are the regions an interview may name: CANDOR_REGIONS, else the
-// default region, else "local" (machines on this server).
-func (s *Server) regions() []string {
-	switch {
-	case len(s.cfg.Regions) > 0:
-		return s.cfg.Regions
-	case s.cfg.DefaultRegion != "":
-		return []string{s.cfg.DefaultRegion}
-	}
-	return []string{"local"}
-}
+// regions are the regions an interview may name: the lifecycle's, which
+// places machines in them.
+func (s *Server) regions() []string { return s.lc.Regions() }
 
 // checkRegion refuses a region outside the configured list ("" is the
 // default), so a typo like "mars-1" fails at scheduling, not at launch.

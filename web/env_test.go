@@ -103,11 +103,8 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		o(&cfg, &lcfg, e)
 	}
-	// Region and ICE settings given to the web config reach the lifecycle
-	// too, as serveControl passes both the same.
-	if lcfg.Regions == nil {
-		lcfg.Regions = cfg.Regions
-	}
+	// ICE settings and the default region given to the web config reach
+	// the lifecycle too, as serveControl passes both the same.
 	if lcfg.ICEServers == "" {
 		lcfg.ICEServers, lcfg.TURNSecret = cfg.ICEServers, cfg.TURNSecret
 	}

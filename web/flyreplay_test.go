@@ -13,6 +13,7 @@ import (
 
 	"candor/fly"
 	"candor/processor/contract"
+	"candor/web/lifecycle"
 )
 
 // On Fly the stable route answers fly-replay, so Fly's edge carries the
@@ -78,7 +79,7 @@ func TestTheCandidatesFlyRegionPlacesTheMachineWhenAllowed(t *testing.T) {
 		{"no header: the default", "", "iad"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newTestEnv(t, withConfig(func(c *Config) { c.DefaultRegion = "iad"; c.Regions = []string{"iad", "syd"} }))
+			e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "iad"; c.Regions = []string{"iad", "syd"} }))
 			a := e.tenant(t, "Acme")
 			_, _, id := e.seed(t, a)
 			invite := e.inviteOf(id)

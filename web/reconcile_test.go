@@ -208,11 +208,9 @@ func TestStartRegion(t *testing.T) {
 		{"without either, the configured default is used", "", "", "fra"},
 		{"a header that is not a region name is ignored", "", "../../etc", "fra"},
 	}
-	// Scheduling checks a region against the configured list (web) and a
-	// launch places it (lifecycle): both know the same list.
-	regions := []string{"fra", "ams", "lhr"}
-	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion, c.Regions = "fra", regions }),
-		withConfig(func(c *Config) { c.DefaultRegion, c.Regions = "fra", regions }))
+	// Scheduling checks a region against the lifecycle's list, which
+	// places the machine.
+	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion, c.Regions = "fra", []string{"fra", "ams", "lhr"} }))
 	a := e.tenant(t, "Acme")
 	p, c, _ := e.seed(t, a)
 	for _, tt := range tests {
@@ -261,7 +259,7 @@ func TestReconcileOnFly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { backend.Close() })
-	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "iad" }))
+	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion, c.Regions = "iad", flyfake.Regions() }))
 	a := e.tenant(t, "Acme")
 	app := backend.AppName(a.Slug)
 
@@ -318,4 +316,39 @@ func flyState(fake *flyfake.Server, app, id string) string {
 		}
 	}
 	return ""
+}
+
+// Without CANDOR_REGIONS the Fly backend runs machines only in the default
+// region; a candidate's edge region elsewhere (Fly-Region, or a forged
+// header) must not reach it, or the launch fails. The lifecycle's one list
+// (Service.Regions) is what both scheduling and placement use.
+func TestWithoutConfiguredRegionsACandidatesEdgeRegionDoesNotBreakTheLaunch(t *testing.T) {
+	ctx := context.Background()
+	fake := flyfake.New("test-token")
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", api.URL)
+	// As serve.go builds both from an empty CANDOR_REGIONS.
+	backend, err := candorfly.NewFly(candorfly.FlyConfig{
+		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
+		ProxyBaseURL: flyfake.ProxyURL(api.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
+		InstallID: "test1", DefaultRegion: "iad",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "iad" }))
+	if got := e.lc.Regions(); !slices.Equal(got, []string{"iad"}) {
+		t.Errorf("regions %v, want the default region alone", got)
+	}
+	a := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, a)
+	if _, _, err := e.lc.Start(ctx, a.ID, iv, "ams"); err != nil {
+		t.Fatalf("start with the candidate's edge in ams: %v", err)
+	}
+	m, err := e.db.CurrentMachine(ctx, a.ID, iv)
+	if err != nil || m.Region != "iad" {
+		t.Errorf("machine %+v (%v), want one in the default region iad", m, err)
+	}
 }

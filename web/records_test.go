@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"candor/store"
+	"candor/web/lifecycle"
 )
 
 func TestCandidateUpdate(t *testing.T) {
@@ -162,7 +163,9 @@ func TestInterviewRegionMustBeConfigured(t *testing.T) {
 	}
 	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
 		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "local"}}, nil)
-	e.srv.cfg.Regions = []string{"iad", "fra"}
+	e = newTestEnv(t, withLifecycle(func(c *lifecycle.Config) { c.Regions = []string{"iad", "fra"} }))
+	a = e.tenant(t, "Acme")
+	pos, cand, _ = e.seed(t, a)
 	e.must(t, 201, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,
 		Body: map[string]any{"position_id": pos, "candidate_id": cand, "region": "fra"}}, nil)
 	e.must(t, 400, request{Method: "POST", Path: "/api/v1/interviews", Key: a.Key,

@@ -94,9 +94,6 @@ type Config struct {
 	// BodyReadTimeout is how long a form or JSON body may take to arrive;
 	// default 30 s (streams are exempt).
 	BodyReadTimeout time.Duration
-	// Regions are where interview machines may run (CANDOR_REGIONS); a
-	// candidate's Fly-Region outside them is ignored. Empty: any.
-	Regions []string
 	// ICEServers is CANDOR_ICE_SERVERS, the STUN/TURN servers both ends of
 	// a WebRTC session use; TURNSecret (CANDOR_TURN_SECRET) gives TURN
 	// servers listed without credentials time-limited ones per interview

@@ -46,8 +46,8 @@ type Config struct {
 	// SecretKey is the HMAC key of processor tokens.
 	SecretKey     []byte
 	DefaultRegion string
-	// Regions are where interview machines may run (CANDOR_REGIONS); a
-	// candidate's edge region outside them is ignored. Empty: any.
+	// Regions are where interview machines may run (CANDOR_REGIONS); see
+	// Service.Regions for the list in force when it is empty.
 	Regions []string
 	// ICEServers is CANDOR_ICE_SERVERS and TURNSecret CANDOR_TURN_SECRET:
 	// a processor gets the servers with TURN credentials of its own.
@@ -158,6 +158,21 @@ func (s *Service) HasMachines() bool { return s.machines != nil }
 // Call it once, before serving. Without it the lifecycle publishes a
 // minimal {id, status} message.
 func (s *Service) OnStatus(f func(store.Interview)) { s.onStatus = f }
+
+// Regions are the regions an interview may name and its machine may run
+// in: Config.Regions (CANDOR_REGIONS), else the default region, else
+// "local" (machines on this server). It is the one list: scheduling
+// checks a region against it and a launch places a candidate's edge
+// region only when it is in it.
+func (s *Service) Regions() []string {
+	switch {
+	case len(s.cfg.Regions) > 0:
+		return s.cfg.Regions
+	case s.cfg.DefaultRegion != "":
+		return []string{s.cfg.DefaultRegion}
+	}
+	return []string{"local"}
+}
 
 // Close cancels work in flight (launches, flushes) and waits for it and for
 // the machines it abandoned to be destroyed. Call it after Run returned.

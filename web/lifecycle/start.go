@@ -34,7 +34,7 @@ func (s *Service) Start(ctx context.Context, tenantID, id, nearRegion string) (s
 	if s.machines == nil {
 		return store.Interview{}, Access{}, ErrNoMachines
 	}
-	if !RegionRE.MatchString(nearRegion) || (len(s.cfg.Regions) > 0 && !slices.Contains(s.cfg.Regions, nearRegion)) {
+	if !RegionRE.MatchString(nearRegion) || !slices.Contains(s.Regions(), nearRegion) {
 		nearRegion = ""
 	}
 	// A start while another start's launch is in flight (a double click,
