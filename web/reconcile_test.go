@@ -246,19 +246,7 @@ func TestStartRegion(t *testing.T) {
 // region.
 func TestReconcileOnFly(t *testing.T) {
 	ctx := context.Background()
-	fake := flyfake.New("test-token")
-	api := httptest.NewServer(fake)
-	t.Cleanup(api.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", api.URL)
-	backend, err := candorfly.NewFly(candorfly.FlyConfig{
-		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
-		ProxyBaseURL: flyfake.ProxyURL(api.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
-		InstallID: "test1", Regions: flyfake.Regions(),
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { backend.Close() })
+	backend, fake := newFlyOnFake(t, func(c *candorfly.FlyConfig) { c.Regions = flyfake.Regions() })
 	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion, c.Regions = "iad", flyfake.Regions() }))
 	a := e.tenant(t, "Acme")
 	app := backend.AppName(a.Slug)
@@ -324,20 +312,8 @@ func flyState(fake *flyfake.Server, app, id string) string {
 // (Service.Regions) is what both scheduling and placement use.
 func TestWithoutConfiguredRegionsACandidatesEdgeRegionDoesNotBreakTheLaunch(t *testing.T) {
 	ctx := context.Background()
-	fake := flyfake.New("test-token")
-	api := httptest.NewServer(fake)
-	t.Cleanup(api.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", api.URL)
 	// As serve.go builds both from an empty CANDOR_REGIONS.
-	backend, err := candorfly.NewFly(candorfly.FlyConfig{
-		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
-		ProxyBaseURL: flyfake.ProxyURL(api.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
-		InstallID: "test1", DefaultRegion: "iad",
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { backend.Close() })
+	backend, _ := newFlyOnFake(t, func(c *candorfly.FlyConfig) { c.DefaultRegion = "iad" })
 	e := newTestEnv(t, withMachines(backend), withLifecycle(func(c *lifecycle.Config) { c.DefaultRegion = "iad" }))
 	if got := e.lc.Regions(); !slices.Equal(got, []string{"iad"}) {
 		t.Errorf("regions %v, want the default region alone", got)
@@ -351,4 +327,26 @@ func TestWithoutConfiguredRegionsACandidatesEdgeRegionDoesNotBreakTheLaunch(t *t
 	if err != nil || m.Region != "iad" {
 		t.Errorf("machine %+v (%v), want one in the default region iad", m, err)
 	}
+}
+
+// newFlyOnFake is the Fly backend aimed at a flyfake Machines API of its
+// own, configured by adjust.
+func newFlyOnFake(t *testing.T, adjust func(*candorfly.FlyConfig)) (*candorfly.Fly, *flyfake.Server) {
+	t.Helper()
+	fake := flyfake.New("test-token")
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", api.URL)
+	cfg := candorfly.FlyConfig{
+		Token: "test-token", Org: "candor-test", Image: "registry.fly.io/candor:v1",
+		ProxyBaseURL: flyfake.ProxyURL(api.URL), RetryBase: time.Millisecond, ReadyTimeout: 10 * time.Second,
+		InstallID: "test1",
+	}
+	adjust(&cfg)
+	backend, err := candorfly.NewFly(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	return backend, fake
 }
