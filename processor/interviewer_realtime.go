@@ -126,6 +126,9 @@ func (r *Realtime) Run(ctx context.Context, room Room) error {
 		rs:     media.NewResampler(stt.SampleRate, rtRate),
 		vad:    stt.NewSegmenter(0, stt.SegmenterConfig{}, func(stt.Utterance) {}),
 	}
+	c.chain = oairt.NewChain(oairt.Hooks[*rtSession]{
+		Handle: c.onEvent, Ended: c.ended, Drain: c.drain, Retired: c.retired, Release: c.release,
+	})
 	return c.run(ctx)
 }
 
@@ -136,7 +139,7 @@ type rtCall struct {
 	room   SpeechRoom
 	log    *slog.Logger
 	dialer *websocket.Dialer
-	wg     sync.WaitGroup // session readers and retirements
+	chain  *oairt.Chain[*rtSession] // the sessions, current and retiring; owns the goroutines
 
 	// qmu guards the queue the room's audio listener fills.
 	qmu     sync.Mutex
@@ -151,19 +154,14 @@ type rtCall struct {
 	backlogAt int64          // media ms of backlog[0]
 	nextDial  time.Time
 
-	// mu guards the sessions, their turns and the playback clock.
+	// mu guards the sessions' state, their turns and the playback clock.
 	mu       sync.Mutex
-	cur      *rtSession
-	sessions []*rtSession // oldest first: entries are released from them in order
-	playEnd  time.Time    // when the page will have played all relayed speech
-	speaking *rtTurn      // the interviewer turn relayed last
-	emitMu   sync.Mutex   // serialises releasing entries
+	playEnd  time.Time // when the page will have played all relayed speech
+	speaking *rtTurn   // the interviewer turn relayed last
 }
 
 type rtSession struct {
-	conn   *oairt.Conn
-	opened time.Time
-	done   chan struct{}
+	oairt.Leg
 
 	// Guarded by rtCall.mu.
 	startMS  int64 // media ms of the session's first sample; -1 before any
@@ -200,10 +198,7 @@ func (c *rtCall) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.cur = first
-	c.sessions = []*rtSession{first}
-	c.mu.Unlock()
+	c.chain.Start(first)
 	stop := c.room.ListenAudio(c.enqueue)
 	// The model speaks first: the greeting, or on resumption the next question.
 	if err := first.send(map[string]any{"type": "response.create"}); err != nil {
@@ -227,11 +222,8 @@ func (c *rtCall) run(ctx context.Context) error {
 	c.write(drain, pcm, at)
 	c.backlog = append(c.backlog, c.rs.Flush()...)
 	c.write(drain, nil, at)
-	c.mu.Lock()
-	cur := c.cur
-	c.mu.Unlock()
-	c.retire(drain, cur)
-	c.wg.Wait()
+	c.chain.Retire(drain, c.chain.Current())
+	c.chain.Wait()
 	return nil
 }
 
@@ -279,8 +271,8 @@ func (c *rtCall) write(ctx context.Context, pcm []int16, at int64) {
 	if len(c.backlog) == 0 {
 		return
 	}
+	cur := c.chain.Current()
 	c.mu.Lock()
-	cur := c.cur
 	dead := cur.dead != nil
 	due := !dead && c.rolloverDue(cur)
 	c.mu.Unlock()
@@ -315,7 +307,7 @@ func (c *rtCall) write(ctx context.Context, pcm []int16, at int64) {
 // past SessionMax at a quiet moment (nobody speaking, nothing pending), or
 // past SessionMax+HardSwitch regardless. c.mu is held.
 func (c *rtCall) rolloverDue(cur *rtSession) bool {
-	return oairt.Rollover{Max: c.cfg.SessionMax, Hard: c.cfg.HardSwitch}.Due(oairt.Age(cur.opened, time.Now(), cur.sent), c.quiet(cur))
+	return oairt.Rollover{Max: c.cfg.SessionMax, Hard: c.cfg.HardSwitch}.Due(oairt.Age(cur.Opened, time.Now(), cur.sent), c.quiet(cur))
 }
 
 // quiet reports whether nobody speaks and nothing is pending on cur: no
@@ -336,36 +328,18 @@ func (c *rtCall) quiet(cur *rtSession) bool {
 // backlog's first. The old session is retired in the background.
 func (c *rtCall) switchTo(next *rtSession) {
 	c.mu.Lock()
-	old := c.cur
 	next.startMS = c.backlogAt
-	c.cur = next
-	c.sessions = append(c.sessions, next)
 	c.mu.Unlock()
 	c.log.Info("realtime interviewer: session rolled over", "media_ms", c.backlogAt)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), rtDrainTimeout+rtAckTimeout)
-		defer cancel()
-		c.retire(ctx, old)
-	}()
+	c.chain.SwitchTo(context.Background(), next)
 }
 
-// retire ends a session without losing what it heard: turn detection off
-// (no new answers), the open turn committed, every pending item awaited
-// (bounded by ctx), then the connection closed.
-func (c *rtCall) retire(ctx context.Context, ss *rtSession) {
-	defer func() {
-		c.mu.Lock()
-		ss.retired = true
-		for _, t := range ss.turns {
-			t.complete = true
-		}
-		c.mu.Unlock()
-		ss.conn.Close()
-		<-ss.done
-		c.release()
-	}()
+// drain ends a session being retired without losing what it heard: turn
+// detection off (no new answers), the open turn committed, every pending
+// item awaited (bounded by ctx and rtDrainTimeout+rtAckTimeout).
+func (c *rtCall) drain(ctx context.Context, ss *rtSession) {
+	ctx, cancel := context.WithTimeout(ctx, rtDrainTimeout+rtAckTimeout)
+	defer cancel()
 	c.mu.Lock()
 	dead := ss.dead
 	c.mu.Unlock()
@@ -418,6 +392,17 @@ func (c *rtCall) dialWithRetry(ctx context.Context, instructions string) (*rtSes
 	return nil, fmt.Errorf("open a Realtime session: %w", err)
 }
 
+// retired marks ss closed on purpose (no warning from its reader) and its
+// unfinished turns as done.
+func (c *rtCall) retired(ss *rtSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ss.retired = true
+	for _, t := range ss.turns {
+		t.complete = true
+	}
+}
+
 // dial opens a session and configures it; it returns once the server has
 // acknowledged the configuration.
 func (c *rtCall) dial(ctx context.Context, instructions string) (*rtSession, error) {
@@ -425,19 +410,9 @@ func (c *rtCall) dial(ctx context.Context, instructions string) (*rtSession, err
 	if err != nil {
 		return nil, err
 	}
-	ss := &rtSession{conn: conn, opened: time.Now(), done: make(chan struct{}), startMS: -1,
+	ss := &rtSession{Leg: oairt.NewLeg(conn), startMS: -1,
 		byID: map[string]*rtTurn{}, changed: make(chan struct{})}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.read(ss)
-	}()
-	if err := c.update(ctx, ss, c.sessionConfig(instructions)); err != nil {
-		c.mu.Lock()
-		ss.retired = true // abandoned on purpose: no warning from its reader
-		c.mu.Unlock()
-		conn.Close()
-		<-ss.done
+	if err := c.chain.Open(ctx, ss, c.sessionConfig(instructions)); err != nil {
 		return nil, fmt.Errorf("realtime session.update: %w", err)
 	}
 	return ss, nil
@@ -464,12 +439,12 @@ func (c *rtCall) sessionConfig(instructions string) oairt.Session {
 
 // update sends session.update and waits for the server's answer.
 func (c *rtCall) update(ctx context.Context, ss *rtSession, session oairt.Session) error {
-	return ss.conn.Update(ctx, session)
+	return ss.Conn.Update(ctx, session)
 }
 
-func (ss *rtSession) send(ev map[string]any) error { return ss.conn.Send(ev) }
+func (ss *rtSession) send(ev map[string]any) error { return ss.Conn.Send(ev) }
 
-func (ss *rtSession) appendAudio(pcm []int16) error { return ss.conn.AppendAudio(pcm) }
+func (ss *rtSession) appendAudio(pcm []int16) error { return ss.Conn.AppendAudio(pcm) }
 
 // effects are what handling an event asks for outside c.mu, in order.
 type rtEffects struct {
@@ -478,45 +453,43 @@ type rtEffects struct {
 	send      []map[string]any
 }
 
-// read handles one session's events until its connection ends.
-func (c *rtCall) read(ss *rtSession) {
-	defer close(ss.done)
-	for {
-		ev, err := ss.conn.Read()
-		if err != nil {
-			c.mu.Lock()
-			ss.dead = err
-			// Nothing more will arrive for this session's items.
-			for _, t := range ss.turns {
-				t.complete = true
-			}
-			ss.response = ""
-			retired := ss.retired
-			c.notify(ss)
-			c.mu.Unlock()
-			if !retired && !oairt.IsNormalClose(err) {
-				c.log.Warn("realtime interviewer: session ended", "err", err)
-			}
-			c.release()
-			return
-		}
-		c.mu.Lock()
-		fx := c.handle(ss, ev)
-		c.notify(ss)
-		c.mu.Unlock()
-		if fx.interrupt {
-			c.room.Interrupt()
-		}
-		for _, m := range fx.send {
-			if err := ss.send(m); err != nil {
-				c.log.Debug("realtime interviewer: send", "type", m["type"], "err", err)
-			}
-		}
-		if len(fx.relay) > 0 {
-			c.room.Relay(fx.relay)
-		}
-		c.release()
+// ended records that ss's connection ended: nothing more will arrive for
+// its items.
+func (c *rtCall) ended(ss *rtSession, err error) {
+	c.mu.Lock()
+	ss.dead = err
+	for _, t := range ss.turns {
+		t.complete = true
 	}
+	ss.response = ""
+	retired := ss.retired
+	c.notify(ss)
+	c.mu.Unlock()
+	if !retired && !oairt.IsNormalClose(err) {
+		c.log.Warn("realtime interviewer: session ended", "err", err)
+	}
+	c.release()
+}
+
+// onEvent handles one server event of ss (its reader, see oairt.Chain) and
+// does what it asks for outside c.mu.
+func (c *rtCall) onEvent(ss *rtSession, ev oairt.Event) {
+	c.mu.Lock()
+	fx := c.handle(ss, ev)
+	c.notify(ss)
+	c.mu.Unlock()
+	if fx.interrupt {
+		c.room.Interrupt()
+	}
+	for _, m := range fx.send {
+		if err := ss.send(m); err != nil {
+			c.log.Debug("realtime interviewer: send", "type", m["type"], "err", err)
+		}
+	}
+	if len(fx.relay) > 0 {
+		c.room.Relay(fx.relay)
+	}
+	c.release()
 }
 
 func (c *rtCall) notify(ss *rtSession) {
@@ -722,37 +695,30 @@ func (c *rtCall) bargeIn(ss *rtSession, fx *rtEffects) {
 // release records completed turns as entries, in conversation order: a
 // session's turns go out only after every turn of older sessions.
 func (c *rtCall) release() {
-	c.emitMu.Lock()
-	defer c.emitMu.Unlock()
 	var out []rtTurn
-	c.mu.Lock()
-	for len(c.sessions) > 0 {
-		ss := c.sessions[0]
-		blocked := false
+	c.chain.Release(func(ss *rtSession) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, t := range ss.turns {
 			if t.emitted {
 				continue
 			}
 			if !t.complete {
-				blocked = true
-				break
+				return false
 			}
 			t.emitted = true
 			if t.text != "" {
 				out = append(out, *t)
 			}
 		}
-		if blocked || !ss.retired || ss == c.cur {
-			break
+		return ss.retired
+	}, func() {
+		for _, t := range out {
+			if err := c.room.Record(t.speaker, t.text, t.startMS, t.endMS); err != nil {
+				c.log.Error("realtime interviewer: entry lost", "speaker", t.speaker, "err", err)
+			}
 		}
-		c.sessions = c.sessions[1:]
-	}
-	c.mu.Unlock()
-	for _, t := range out {
-		if err := c.room.Record(t.speaker, t.text, t.startMS, t.endMS); err != nil {
-			c.log.Error("realtime interviewer: entry lost", "speaker", t.speaker, "err", err)
-		}
-	}
+	})
 }
 
 // instructions builds the session instructions from the plan. carry adds

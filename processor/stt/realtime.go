@@ -93,15 +93,15 @@ func (r *Realtime) NewStream(ctx context.Context, baseMS int64, onResult func(Re
 		vad:      NewSegmenter(0, SegmenterConfig{}, func(Utterance) {}),
 		progress: make(chan struct{}, 1),
 	}
+	s.chain = oairt.NewChain(oairt.Hooks[*rtSession]{
+		Handle: s.onEvent, Ended: s.ended, Drain: s.drainRetired, Retired: s.retired, Release: s.released,
+	})
 	sess, err := s.dial(ctx, 0)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	s.cur = sess
-	s.lmu.Lock()
-	s.sessions = []*rtSession{sess}
-	s.lmu.Unlock()
+	s.chain.Start(sess)
 	return s, nil
 }
 
@@ -111,7 +111,7 @@ type rtStream struct {
 	cancel   context.CancelFunc
 	baseMS   int64
 	onResult func(Result)
-	wg       sync.WaitGroup // readers, dials, retirements
+	chain    *oairt.Chain[*rtSession] // the sessions, current and retiring; owns the goroutines
 
 	// mu guards the sending side.
 	mu         sync.Mutex
@@ -119,15 +119,10 @@ type rtStream struct {
 	rs         *media.Resampler
 	vad        *Segmenter // local view of speech, to switch sessions in silence
 	out24      int64      // 24 kHz samples produced so far
-	cur        *rtSession
-	next       *rtSession
+	next       *rtSession // the current session's successor, once dialled
 	dialing    bool
 	nextDialAt time.Time
 
-	// lmu guards the session list (oldest first) that results are released from.
-	lmu      sync.Mutex
-	sessions []*rtSession
-	emitMu   sync.Mutex    // serialises releasing results
 	progress chan struct{} // something changed that Flush may wait for
 
 	errMu    sync.Mutex
@@ -139,10 +134,8 @@ var errSessionClosed = errors.New("realtime session closed")
 type rtPad struct{ at, n int64 } // silence inserted at session sample at (24 kHz)
 
 type rtSession struct {
-	conn   *oairt.Conn
-	opened time.Time
+	oairt.Leg
 	offset int64 // stream sample (16 kHz) of the session's first sample
-	done   chan struct{}
 
 	smu      sync.Mutex
 	sent     int64 // 24 kHz samples sent, padding included
@@ -169,18 +162,9 @@ func (s *rtStream) dial(ctx context.Context, offset int64) (*rtSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := &rtSession{conn: conn, opened: time.Now(), offset: offset, done: make(chan struct{}),
+	sess := &rtSession{Leg: oairt.NewLeg(conn), offset: offset,
 		byID: map[string]*rtItem{}, changed: make(chan struct{}, 1)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.read(sess)
-	}()
-	if err := conn.Update(ctx, s.eng.session()); err != nil {
-		sess.smu.Lock()
-		sess.retired = true // abandoned on purpose
-		sess.smu.Unlock()
-		conn.Close()
+	if err := s.chain.Open(ctx, sess, s.eng.session()); err != nil {
 		return nil, fmt.Errorf("realtime session update: %w", err)
 	}
 	return sess, nil
@@ -197,7 +181,7 @@ func (ss *rtSession) appendAudio(pcm []int16, pad bool) error {
 	}
 	ss.sent += int64(len(pcm))
 	ss.smu.Unlock()
-	return ss.conn.AppendAudio(pcm)
+	return ss.Conn.AppendAudio(pcm)
 }
 
 func (ss *rtSession) padSilence() error {
@@ -225,32 +209,29 @@ func (ss *rtSession) item(id string) *rtItem {
 	return it
 }
 
-// read handles one session's server events until its connection ends.
-func (s *rtStream) read(ss *rtSession) {
-	defer close(ss.done)
-	for {
-		ev, err := ss.conn.Read()
-		if err != nil {
-			ss.smu.Lock()
-			if ss.retired {
-				err = nil
-				ss.dead = errSessionClosed
-			} else {
-				ss.dead = err
-			}
-			ss.smu.Unlock()
-			if err != nil && s.ctx.Err() == nil {
-				s.eng.cfg.reportError(ss.dead)
-			}
-			notify(ss.changed)
-			notify(s.progress)
-			return
-		}
-		s.handle(ss, ev)
-		notify(ss.changed)
-		s.release()
-		notify(s.progress)
+// onEvent handles one server event of ss (its reader, see oairt.Chain).
+func (s *rtStream) onEvent(ss *rtSession, ev oairt.Event) {
+	s.handle(ss, ev)
+	notify(ss.changed)
+	s.released()
+}
+
+// ended records that ss's connection ended; an error only if it was not
+// closed on purpose.
+func (s *rtStream) ended(ss *rtSession, err error) {
+	ss.smu.Lock()
+	if ss.retired {
+		err = nil
+		ss.dead = errSessionClosed
+	} else {
+		ss.dead = err
 	}
+	ss.smu.Unlock()
+	if err != nil && s.ctx.Err() == nil {
+		s.eng.cfg.reportError(ss.dead)
+	}
+	notify(ss.changed)
+	s.released()
 }
 
 func (s *rtStream) handle(ss *rtSession, ev oairt.Event) {
@@ -321,38 +302,34 @@ func (s *rtStream) handle(ss *rtSession, ev oairt.Event) {
 // release hands completed results to onResult in conversation order. A
 // session's items go out only after every item of older sessions.
 func (s *rtStream) release() {
-	s.emitMu.Lock()
-	defer s.emitMu.Unlock()
 	var out []Result
-	s.lmu.Lock()
-	for len(s.sessions) > 0 {
-		ss := s.sessions[0]
+	s.chain.Release(func(ss *rtSession) bool {
 		ss.smu.Lock()
-		blocked := false
+		defer ss.smu.Unlock()
 		for _, it := range ss.items {
 			if it.emitted {
 				continue
 			}
 			if !it.completed {
-				blocked = true
-				break
+				return false
 			}
 			it.emitted = true
 			if it.text != "" && !it.failed {
 				out = append(out, Result{Text: it.text, StartMS: s.streamMS(ss, it.startMS), EndMS: s.streamMS(ss, it.endMS)})
 			}
 		}
-		finished := ss.retired && !blocked
-		ss.smu.Unlock()
-		if !finished {
-			break
+		return ss.retired
+	}, func() {
+		for _, r := range out {
+			s.onResult(r)
 		}
-		s.sessions = s.sessions[1:]
-	}
-	s.lmu.Unlock()
-	for _, r := range out {
-		s.onResult(r)
-	}
+	})
+}
+
+// released releases what is ready and wakes a waiting Flush.
+func (s *rtStream) released() {
+	s.release()
+	notify(s.progress)
 }
 
 // Write resamples to 24 kHz and appends to the current session, rolling
@@ -370,7 +347,7 @@ func (s *rtStream) Write(pcm []int16) error {
 	s.maybeRollover()
 	out := s.rs.Process(pcm)
 	s.out24 += int64(len(out))
-	if err := s.cur.appendAudio(out, false); err != nil {
+	if err := s.chain.Current().appendAudio(out, false); err != nil {
 		s.eng.cfg.reportError(fmt.Errorf("realtime append: %w", err))
 	}
 	return nil
@@ -379,9 +356,10 @@ func (s *rtStream) Write(pcm []int16) error {
 // ensureSession replaces a session whose connection died. Audio it had not
 // committed is lost; the clock continues. Called with mu held.
 func (s *rtStream) ensureSession() error {
-	s.cur.smu.Lock()
-	dead := s.cur.dead
-	s.cur.smu.Unlock()
+	cur := s.chain.Current()
+	cur.smu.Lock()
+	dead := cur.dead
+	cur.smu.Unlock()
 	if dead == nil {
 		return nil
 	}
@@ -402,10 +380,11 @@ func (s *rtStream) ensureSession() error {
 // period. Called with mu held.
 func (s *rtStream) maybeRollover() {
 	cfg := s.eng.cfg
-	s.cur.smu.Lock()
-	age := oairt.Age(s.cur.opened, time.Now(), s.cur.sent)
-	serverSpeech := s.cur.inSpeech
-	s.cur.smu.Unlock()
+	cur := s.chain.Current()
+	cur.smu.Lock()
+	age := oairt.Age(cur.Opened, time.Now(), cur.sent)
+	serverSpeech := cur.inSpeech
+	cur.smu.Unlock()
 	rule := oairt.Rollover{Max: cfg.RealtimeSessionMax, Hard: cfg.RealtimeHardSwitch}
 	if !rule.Near(age) {
 		return
@@ -413,9 +392,7 @@ func (s *rtStream) maybeRollover() {
 	if s.next == nil {
 		if !s.dialing && time.Now().After(s.nextDialAt) {
 			s.dialing = true
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			s.chain.Go(func() {
 				sess, err := s.dial(s.ctx, 0)
 				s.mu.Lock()
 				defer s.mu.Unlock()
@@ -428,14 +405,12 @@ func (s *rtStream) maybeRollover() {
 					return
 				}
 				if s.closed {
-					sess.smu.Lock()
-					sess.retired = true
-					sess.smu.Unlock()
-					sess.conn.Close()
+					s.retired(sess)
+					sess.Conn.Close()
 					return
 				}
 				s.next = sess
-			}()
+			})
 		}
 		return
 	}
@@ -447,43 +422,31 @@ func (s *rtStream) maybeRollover() {
 // switchTo makes sess current from the next sample on and retires the old
 // session. Called with mu held.
 func (s *rtStream) switchTo(sess *rtSession) {
-	old := s.cur
 	sess.offset = s.out24 * SampleRate / realtimeRate
-	sess.opened = time.Now()
-	s.cur = sess
 	if s.next == sess {
 		s.next = nil
 	}
-	s.lmu.Lock()
-	s.sessions = append(s.sessions, sess)
-	s.lmu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.retire(old)
-	}()
+	s.chain.SwitchTo(s.ctx, sess)
 }
 
-// retire pads the old session with silence so its VAD closes any open turn,
-// waits until the server has seen it (barrier) and every committed item has
-// its transcription, then closes it.
-func (s *rtStream) retire(ss *rtSession) {
-	defer func() {
-		ss.smu.Lock()
-		ss.retired = true
-		for _, it := range ss.items {
-			if !it.completed {
-				it.completed, it.failed = true, true
-			}
-		}
-		ss.smu.Unlock()
-		ss.conn.Close()
-		<-ss.done
-		s.release()
-		notify(s.progress)
-	}()
-	if err := s.drain(s.ctx, ss, rtDefaultDrainMax); err != nil && s.ctx.Err() == nil {
+// drainRetired pads a session being retired with silence so its VAD closes
+// any open turn, and waits until the server has seen it (barrier) and every
+// committed item has its transcription.
+func (s *rtStream) drainRetired(ctx context.Context, ss *rtSession) {
+	if err := s.drain(ctx, ss, rtDefaultDrainMax); err != nil && s.ctx.Err() == nil {
 		s.eng.cfg.reportError(fmt.Errorf("realtime retire: %w", err))
+	}
+}
+
+// retired marks ss closed on purpose; items still untranscribed fail.
+func (s *rtStream) retired(ss *rtSession) {
+	ss.smu.Lock()
+	defer ss.smu.Unlock()
+	ss.retired = true
+	for _, it := range ss.items {
+		if !it.completed {
+			it.completed, it.failed = true, true
+		}
 	}
 }
 
@@ -497,14 +460,14 @@ func (s *rtStream) drain(ctx context.Context, ss *rtSession, limit time.Duration
 	}
 	// The answer to an unchanged configuration means the server's VAD has
 	// been through every append before it.
-	if err := ss.conn.Update(ctx, s.eng.session()); err != nil {
+	if err := ss.Conn.Update(ctx, s.eng.session()); err != nil {
 		return err
 	}
 	ss.smu.Lock()
 	speaking := ss.inSpeech
 	ss.smu.Unlock()
 	if speaking {
-		if err := ss.conn.Send(map[string]string{"type": "input_audio_buffer.commit"}); err != nil {
+		if err := ss.Conn.Send(map[string]string{"type": "input_audio_buffer.commit"}); err != nil {
 			return err
 		}
 	}
@@ -544,15 +507,14 @@ func (s *rtStream) Flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return err
 	}
-	cur := s.cur
+	cur := s.chain.Current()
 	s.mu.Unlock()
 	if err := s.drain(ctx, cur, rtDefaultDrainMax); err != nil {
 		return fmt.Errorf("realtime flush: %w", err)
 	}
 	for {
 		s.release()
-		s.lmu.Lock()
-		done := len(s.sessions) == 1 && s.sessions[0] == cur
+		done := s.chain.Alone(cur)
 		if done {
 			cur.smu.Lock()
 			for _, it := range cur.items {
@@ -560,7 +522,6 @@ func (s *rtStream) Flush(ctx context.Context) error {
 			}
 			cur.smu.Unlock()
 		}
-		s.lmu.Unlock()
 		if done {
 			s.errMu.Lock()
 			errs := s.flushErr
@@ -584,7 +545,7 @@ func (s *rtStream) Close() error {
 		return nil
 	}
 	s.closed = true
-	conns := []*rtSession{s.cur}
+	conns := []*rtSession{s.chain.Current()}
 	if s.next != nil {
 		conns = append(conns, s.next)
 	}
@@ -594,8 +555,8 @@ func (s *rtStream) Close() error {
 		ss.smu.Lock()
 		ss.retired = true
 		ss.smu.Unlock()
-		ss.conn.Abort()
+		ss.Conn.Abort()
 	}
-	s.wg.Wait()
+	s.chain.Wait()
 	return nil
 }
