@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"candor/fly"
+	"candor/processor/contract"
 	"candor/realtime"
 	"candor/store"
 	"candor/web"
@@ -297,7 +298,8 @@ func runRealtimeCandor(ctx context.Context, load realtimeLoad, stderr io.Writer)
 		return realtimeResult{}, err
 	}
 	base := "http://" + ln.Addr().String()
-	lc, err := lifecycle.New(lifecycle.Config{PublicURL: base, SecretKey: key, ReconcileInterval: -1}, db, hub, benchMachines{}, log)
+	machines := &benchMachines{}
+	lc, err := lifecycle.New(lifecycle.Config{PublicURL: base, SecretKey: key, ReconcileInterval: -1}, db, hub, machines, log)
 	if err != nil {
 		return realtimeResult{}, err
 	}
@@ -335,13 +337,10 @@ func runRealtimeCandor(ctx context.Context, load realtimeLoad, stderr io.Writer)
 		if err := api("POST", "/api/v1/interviews", map[string]any{"position_id": pos.ID, "candidate_id": cand.ID}, &iv); err != nil {
 			return realtimeResult{}, err
 		}
-		var started struct {
-			Processor struct{ Token string } `json:"processor"`
-		}
-		if err := api("POST", "/api/v1/interviews/"+iv.ID+"/start", nil, &started); err != nil {
+		if err := api("POST", "/api/v1/interviews/"+iv.ID+"/start", nil, nil); err != nil {
 			return realtimeResult{}, err
 		}
-		ids[i], tokens[i] = iv.ID, started.Processor.Token
+		ids[i], tokens[i] = iv.ID, machines.bridgeToken(iv.ID)
 	}
 
 	wsURL := "ws" + base[len("http"):] + "/api/v1/realtime"
@@ -564,12 +563,30 @@ func benchCall(ctx context.Context, client *http.Client, method, url, auth strin
 }
 
 // benchMachines launches nothing: the benchmark plays the processor itself,
-// so starting an interview only has to hand out its bridge token.
-type benchMachines struct{}
+// so a launch only records the bridge token the processor would get (the
+// start answer's token is the interview's client token, not a bridge
+// credential).
+type benchMachines struct {
+	mu     sync.Mutex
+	bridge map[string]string // interview id → CANDOR_PROCESSOR_TOKEN
+}
 
-func (benchMachines) Launch(_ context.Context, s fly.Spec) (fly.Machine, error) {
+func (b *benchMachines) Launch(_ context.Context, s fly.Spec) (fly.Machine, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bridge == nil {
+		b.bridge = make(map[string]string)
+	}
+	b.bridge[s.InterviewID] = s.Env[contract.EnvProcessorToken]
 	return fly.Machine{ID: "bench-" + s.InterviewID, Provider: fly.ProviderLocal, State: "running", URL: "http://127.0.0.1:9"}, nil
 }
-func (benchMachines) Destroy(context.Context, fly.Machine) error  { return nil }
-func (benchMachines) List(context.Context) ([]fly.Machine, error) { return nil, nil }
-func (benchMachines) Close() error                                { return nil }
+
+// bridgeToken is the bridge credential of interview id's current machine.
+func (b *benchMachines) bridgeToken(id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bridge[id]
+}
+func (*benchMachines) Destroy(context.Context, fly.Machine) error  { return nil }
+func (*benchMachines) List(context.Context) ([]fly.Machine, error) { return nil, nil }
+func (*benchMachines) Close() error                                { return nil }

@@ -80,11 +80,18 @@ const maxGroup = 256
 // until Close.
 func (db *DB) appendLoop() {
 	defer close(db.appenderDone)
+	index := time.NewTicker(searchIndexEvery)
+	defer index.Stop()
 	group := make([]*appendReq, 0, maxGroup)
 	for {
 		select {
 		case req := <-db.appends:
 			group = append(group[:0], req)
+		case <-index.C:
+			// A failure leaves the queue as it was: the next tick, or the
+			// next search, tries again.
+			_ = db.indexPendingEntries(context.Background())
+			continue
 		case <-db.closed:
 			return
 		}

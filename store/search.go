@@ -78,6 +78,9 @@ func (db *DB) Search(ctx context.Context, tenantID, q string, limit int) ([]Hit,
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
+	if err := db.indexPendingEntries(ctx); err != nil {
+		return nil, err
+	}
 	const query = `
 		SELECT d.kind, d.seq,
 			coalesce(c.id, ic.id, ''), coalesce(c.name, ic.name, ''),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFTSQueryTakesOperatorsLiterally(t *testing.T) {
@@ -238,5 +239,54 @@ func TestListInterviewsSortsByScore(t *testing.T) {
 	got, _ = ids(db.ListInterviews(ctx, a.tenant.ID, InterviewFilter{Sort: "score_asc"}))
 	if strings.Join(got, ",") != a.interview.ID+","+iv2.ID+","+iv3.ID {
 		t.Errorf("by score ascending: %v", got)
+	}
+}
+
+func TestEntriesReachTheSearchIndexInBatchesAndErasedOnesNever(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	a := newFixture(t, db, "Acme")
+	pending := func() (n int) {
+		t.Helper()
+		if err := db.read.QueryRow(`SELECT count(*) FROM search_pending`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := db.AppendEntries(ctx, a.tenant.ID, a.interview.ID, []Entry{
+		{Seq: 1, Speaker: SpeakerCandidate, Text: "Quixotic marmalade", StartMS: 0, EndMS: 900},
+		{Seq: 2, Speaker: SpeakerCandidate, Text: "Vermilion lighthouse", StartMS: 1000, EndMS: 1900},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An entry deleted while still queued is skipped, not indexed.
+	if _, err := db.write.Exec(`DELETE FROM transcript_entries WHERE interview_id = ? AND seq = 2`, a.interview.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The writer drains the queue by itself, without a search.
+	deadline := time.Now().Add(30 * time.Second)
+	for pending() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries still queued for the index", pending())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var docs, fts int
+	db.read.QueryRow(`SELECT count(*) FROM search_docs WHERE kind = 'entry'`).Scan(&docs)
+	db.read.QueryRow(`SELECT count(*) FROM search_fts WHERE search_fts MATCH 'lighthouse OR marmalade'`).Scan(&fts)
+	if docs != 1 || fts != 1 {
+		t.Fatalf("index holds %d entry docs and %d matching rows, want only the entry that still exists", docs, fts)
+	}
+	// A search right after an append finds it: it indexes the queue first.
+	if _, err := db.AppendEntries(ctx, a.tenant.ID, a.interview.ID, []Entry{
+		{Seq: 3, Speaker: SpeakerCandidate, Text: "Zebras everywhere", StartMS: 2000, EndMS: 2900},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := db.Search(ctx, a.tenant.ID, "zebras", 10); err != nil || len(hits) != 1 || hits[0].Seq != 3 {
+		t.Fatalf("search right after the append = %+v, %v; want seq 3", hits, err)
+	}
+	if hits, _ := db.Search(ctx, a.tenant.ID, "lighthouse", 10); len(hits) != 0 {
+		t.Fatalf("a deleted entry was found: %+v", hits)
 	}
 }

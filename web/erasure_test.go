@@ -89,7 +89,15 @@ func TestEraseCandidateLeavesNothing(t *testing.T) {
 	if hits := filesHolding(t, e.dataDir, secret1, secret2); len(hits) == 0 {
 		t.Fatal("the byte search finds nothing even before erasure: it proves nothing")
 	}
-	// The search index keeps words as stemmed, lower-case terms.
+	// A search indexes what is queued (entries reach the index in batches)
+	// and finds the words; the index keeps them as stemmed, lower-case terms.
+	var found struct {
+		Hits []json.RawMessage `json:"hits"`
+	}
+	e.must(t, 200, request{Method: "GET", Path: "/api/v1/search?q=marmalade", Key: a.Key}, &found)
+	if len(found.Hits) == 0 {
+		t.Fatal("a search for the candidate's word finds nothing before erasure")
+	}
 	ftsTerms := []string{"marmalad", "quixot", "lighthous", "mustermann"}
 	if hits := filesHolding(t, e.dataDir, ftsTerms...); len(hits) < len(ftsTerms) {
 		t.Fatalf("the index terms are not on disk before erasure (%v): the search would prove nothing", hits)
