@@ -45,6 +45,9 @@ type serveConfig struct {
 	// ReplaceAfter is how long a silent processor may stay unreachable
 	// from the control plane before it is replaced.
 	ReplaceAfter time.Duration
+	// DrainTimeout is how long a processor replaced while it may still be
+	// alive may deliver what it heard before the hand-over.
+	DrainTimeout time.Duration
 	// ReconcileInterval is how often machines are reconciled with the
 	// store after the pass at start-up.
 	ReconcileInterval time.Duration
@@ -239,6 +242,7 @@ var serveSettings = []setting{
 	{"secure-cookies", "CANDOR_SECURE_COOKIES", "", "mark cookies Secure (default: when --public-url is https)", oneOf("", "true", "false")},
 	{"heartbeat-timeout", "CANDOR_HEARTBEAT_TIMEOUT", "3s", "investigate a processor that sends no heartbeat for this long (it beats every second): machine state and a direct health probe", positiveDuration},
 	{"replace-after", "CANDOR_REPLACE_AFTER", "15s", "replace a silent processor that the control plane cannot reach either for this long (one that answers is kept)", positiveDuration},
+	{"drain-timeout", "CANDOR_DRAIN_TIMEOUT", "10m", "how long a processor replaced while unreachable may still deliver what it heard before the hand-over, once it is reachable again", positiveDuration},
 	{"reconcile-interval", "CANDOR_RECONCILE_INTERVAL", "1m", "how often interview machines are reconciled with the database (orphans destroyed, lost ones replaced)", positiveDuration},
 	{"recording-segment", "CANDOR_RECORDING_SEGMENT", "60s", "a processor uploads the recording in parts of this much audio as it goes, so a crash loses at most one part", minDuration100ms},
 	{"end-after-silence", "CANDOR_END_AFTER_SILENCE", "2m", "end an interview this long after the interviewer's closing line once the candidate has stopped talking (0 = never; speech keeps it open)", nonNegativeDuration},
@@ -361,6 +365,7 @@ func parseServeConfig(args []string, env map[string]string, stderr io.Writer) (s
 	cfg.ReminderBefore, _ = time.ParseDuration(get["reminder-before"])
 	cfg.MetricsAddr = get["metrics-addr"]
 	cfg.ReplaceAfter, _ = time.ParseDuration(get["replace-after"])
+	cfg.DrainTimeout, _ = time.ParseDuration(get["drain-timeout"])
 	cfg.FlyAppPrefix = get["fly-app-prefix"]
 	cfg.FlyProxyURL = strings.TrimRight(get["fly-proxy-url"], "/")
 	cfg.FlyCPUs, _ = strconv.Atoi(get["fly-cpus"])

@@ -99,6 +99,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		ProcessorEnv:        processorEnv(cfg, env),
 		HeartbeatTimeout:    cfg.HeartbeatTimeout,
 		ReplaceAfter:        cfg.ReplaceAfter,
+		DrainTimeout:        cfg.DrainTimeout,
 		ReconcileInterval:   cfg.ReconcileInterval,
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Regions:             cfg.Regions,

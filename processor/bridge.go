@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"candor/processor/contract"
@@ -21,7 +22,26 @@ type bridge struct {
 	token   string
 	http    *http.Client
 	uploads *http.Client // no overall timeout: the caller's ctx bounds an upload
+
+	// retired is closed once any answer says this processor was replaced
+	// (contract.EventAnswer): it must drain and exit.
+	retired     chan struct{}
+	retiredOnce sync.Once
 }
+
+// Retired is closed once the control plane said this processor was
+// replaced.
+func (b *bridge) Retired() <-chan struct{} { return b.retired }
+
+func (b *bridge) noteRetired(retired bool) {
+	if retired {
+		b.retiredOnce.Do(func() { close(b.retired) })
+	}
+}
+
+// lenient decodes an answer if it can: an answer without the optional
+// news (an older control plane's, a test's) is still a success.
+type lenient struct{ v any }
 
 func newBridge(controlURL, interviewID, token string) *bridge {
 	return &bridge{
@@ -29,6 +49,7 @@ func newBridge(controlURL, interviewID, token string) *bridge {
 		token:   token,
 		http:    &http.Client{Timeout: 30 * time.Second},
 		uploads: &http.Client{},
+		retired: make(chan struct{}),
 	}
 }
 
@@ -46,6 +67,7 @@ func (e *bridgeError) Error() string {
 func (b *bridge) State(ctx context.Context) (contract.State, error) {
 	var st contract.State
 	err := b.do(ctx, http.MethodGet, "/state", "", nil, &st)
+	b.noteRetired(err == nil && st.Retired)
 	return st, err
 }
 
@@ -54,7 +76,10 @@ func (b *bridge) PostEntries(ctx context.Context, es []contract.Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode entries: %w", err)
 	}
-	return b.do(ctx, http.MethodPost, "/entries", "application/json", bytes.NewReader(body), nil)
+	var ans contract.EntriesAnswer
+	err = b.do(ctx, http.MethodPost, "/entries", "application/json", bytes.NewReader(body), lenient{&ans})
+	b.noteRetired(err == nil && ans.Retired)
+	return err
 }
 
 func (b *bridge) PostEvent(ctx context.Context, ev contract.Event) error {
@@ -62,7 +87,10 @@ func (b *bridge) PostEvent(ctx context.Context, ev contract.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	return b.do(ctx, http.MethodPost, "/events", "application/json", bytes.NewReader(body), nil)
+	var ans contract.EventAnswer
+	err = b.do(ctx, http.MethodPost, "/events", "application/json", bytes.NewReader(body), lenient{&ans})
+	b.noteRetired(err == nil && ans.Retired)
+	return err
 }
 
 // RecordingSegment names one processor's part of the interview recording.
@@ -126,6 +154,10 @@ func (b *bridge) answer(req *http.Request, resp *http.Response, err error, path 
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if l, ok := out.(lenient); ok {
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(l.v)
 		return nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {

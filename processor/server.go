@@ -29,6 +29,8 @@ type server struct {
 	start sync.Mutex // one claim at a time
 	warm  *warm      // what an idle processor prepared for its claim (guarded by start)
 	taken bool       // warm was handed to a claim (guarded by start)
+
+	drained chan struct{} // closed when the session, retired, drained: Run returns
 }
 
 // Run serves the processor until ctx is cancelled, then shuts down: HTTP
@@ -42,7 +44,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("listen on CANDOR_ADDR/PORT %s: %w", cfg.Addr, err)
 		}
 	}
-	srv := &server{log: log, runCtx: ctx, cfg: cfg}
+	srv := &server{log: log, runCtx: ctx, cfg: cfg, drained: make(chan struct{})}
 	if cfg.Idle() {
 		srv.warm = prepareWarm(ctx, cfg, log) // before serving: a claim may come at once
 	}
@@ -72,6 +74,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		case <-ctx.Done():
 		case err = <-serveErr:
 			err = fmt.Errorf("serve: %w", err)
+		case <-srv.drained:
+			log.Info("retired processor drained; exiting")
 		}
 	}
 
@@ -103,6 +107,13 @@ func (srv *server) setSession(s *session) {
 	srv.sess = s
 	srv.cfg = s.cfg
 	s.markServing()
+	go func() {
+		select {
+		case <-srv.runCtx.Done():
+		case <-s.Drained():
+			close(srv.drained)
+		}
+	}()
 }
 
 func (srv *server) current() (Config, *session) {

@@ -101,6 +101,10 @@ type sessionLife struct {
 
 	endMu     sync.Mutex // one End (or Close) at a time
 	closeOnce sync.Once
+
+	// drained is closed once a retired processor delivered what it could
+	// (retire): the server then stops.
+	drained chan struct{}
 }
 
 // startSession prepares everything the interview needs (plan, spool, the
@@ -200,6 +204,7 @@ func startSession(ctx context.Context, cfg Config, log *slog.Logger, w *warm) (_
 			work:     work,
 			stopWork: stopWork,
 			serving:  make(chan struct{}),
+			drained:  make(chan struct{}),
 		},
 	}
 	defer func() {
@@ -270,10 +275,18 @@ func (s *session) startSpeech(w *warm, warmStream stt.Stream) (engine string, ad
 // parts, heartbeats) and the interviewer; Close stops and waits for them.
 func (s *session) startWorkers(iv Interviewer) {
 	work := s.work
-	s.workers.Add(3)
+	s.workers.Add(4)
 	go func() {
 		defer s.workers.Done()
 		s.sender.Run(work)
+	}()
+	go func() {
+		defer s.workers.Done()
+		select {
+		case <-work.Done():
+		case <-s.bridge.Retired():
+			s.retire()
+		}
 	}()
 	go func() {
 		defer s.workers.Done()
@@ -618,6 +631,56 @@ func (s *session) writePCMLocked(src any, pcm []int16) {
 	s.join()
 }
 
+// finish stops listening and speaking, finalizes every pending utterance,
+// delivers the spool and uploads the recording: what an end and a
+// retirement share. The caller holds endMu.
+func (s *session) finish(ctx context.Context) error {
+	s.stopIngest()
+	s.stopInterviewer()
+	<-s.interviewerDone
+	if err := s.stream.Flush(ctx); err != nil {
+		return fmt.Errorf("finalize pending speech: %w", err)
+	}
+	if err := s.sender.Drain(ctx); err != nil {
+		return fmt.Errorf("deliver transcript to the bridge: %w", err)
+	}
+	if err := s.uploadRecording(ctx); err != nil {
+		return fmt.Errorf("upload recording: %w", err)
+	}
+	return nil
+}
+
+// retireTimeout bounds a retired processor's drain; the control plane's
+// --drain-timeout bounds it too (the credential stops working then).
+const retireTimeout = 5 * time.Minute
+
+// retire is what a processor does once the control plane says it was
+// replaced (after a partition that outlasted --replace-after): another
+// processor serves the interview now. It stops listening and speaking,
+// delivers the entries it heard before the hand-over (the bridge keeps
+// those and drops later ones, which its replacement heard), uploads its
+// recording, says drained, and lets the server stop.
+func (s *session) retire() {
+	defer close(s.drained)
+	s.log.Warn("replaced by another processor: delivering what this one heard, then exiting")
+	ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
+	defer cancel()
+	s.endMu.Lock()
+	err := s.finish(ctx)
+	s.phase.advance(phaseOver) // no more heartbeats: the interview is another's now
+	s.endMu.Unlock()
+	pending, _ := s.spool.Len(ctx)
+	if err != nil {
+		s.log.Error("retired processor did not deliver everything", "err", err, "undelivered", pending)
+	}
+	_, n := s.Entries()
+	s.event(ctx, contract.Event{Type: contract.EventDrained, MediaMS: new(s.mediaMS()),
+		Data: map[string]any{"entries": n, "undelivered": pending}})
+}
+
+// Drained is closed once a retired processor finished its drain.
+func (s *session) Drained() <-chan struct{} { return s.drained }
+
 // EndResult is the answer of POST /end.
 type EndResult struct {
 	Entries int64 `json:"entries"` // seq of the last entry of the interview
@@ -629,17 +692,8 @@ type EndResult struct {
 func (s *session) End(ctx context.Context) (EndResult, error) {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()
-	s.stopIngest()
-	s.stopInterviewer()
-	<-s.interviewerDone
-	if err := s.stream.Flush(ctx); err != nil {
-		return EndResult{}, fmt.Errorf("finalize pending speech: %w", err)
-	}
-	if err := s.sender.Drain(ctx); err != nil {
-		return EndResult{}, fmt.Errorf("deliver transcript to the bridge: %w", err)
-	}
-	if err := s.uploadRecording(ctx); err != nil {
-		return EndResult{}, fmt.Errorf("upload recording: %w", err)
+	if err := s.finish(ctx); err != nil {
+		return EndResult{}, err
 	}
 	_, n := s.Entries()
 	if !s.phase.reached(phaseOver) {

@@ -9,10 +9,12 @@ import (
 	"time"
 )
 
+// insertEntrySQL stores an entry under the seq the appender assigns; a
+// delivery seen before (same epoch and processor's number) inserts nothing.
 const insertEntrySQL = `INSERT INTO transcript_entries
-	(interview_id, seq, tenant_id, speaker, text, start_ms, end_ms, confidence, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (interview_id, seq) DO NOTHING`
+	(interview_id, seq, tenant_id, speaker, text, start_ms, end_ms, confidence, created_at, epoch, local_seq)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (interview_id, epoch, local_seq) DO NOTHING`
 
 func validEntry(e Entry) error {
 	if e.Seq < 1 {
@@ -27,29 +29,40 @@ func validEntry(e Entry) error {
 	return nil
 }
 
-// MaxSeqJump bounds how far past the interview's last stored seq an
-// appended entry may reach, so a corrupt seq cannot push the sequence out of
-// range.
+// MaxSeqJump bounds how far past the interview's last stored seq a
+// processor's own number of an entry may reach: a processor numbers on from
+// the last stored seq, so a number far beyond it is corrupt.
 const MaxSeqJump = 10000
 
-// AppendEntries stores transcript entries of the tenant's interview. It is
-// idempotent on (interview, seq): entries whose seq is stored already (or
-// repeats within es) are skipped, so a retried delivery inserts nothing. It
-// returns only the entries it inserted, in the order given, with InterviewID
-// and CreatedAt set. The whole batch is refused (ErrInvalid) if any entry is
-// malformed or reaches more than MaxSeqJump past the last stored seq.
+// AppendEntries is Deliver in epoch 0, for entries written other than
+// through the bridge (imports, tests): each entry's Seq is its number.
+func (db *DB) AppendEntries(ctx context.Context, tenantID, interviewID string, es []Entry) (inserted []Entry, err error) {
+	return db.Deliver(ctx, tenantID, interviewID, 0, es)
+}
+
+// Deliver stores transcript entries of the tenant's interview that the
+// processor of epoch numbered es[i].Seq. The store assigns each new entry
+// the interview's next seq as it commits it, so seqs are unique, dense and
+// increasing in commit order whichever processor delivered them. It is
+// idempotent on (interview, epoch, the processor's number): entries
+// delivered before (or repeated within es) are skipped, so a retried
+// delivery inserts nothing. It returns only the entries it inserted, in the
+// order given, with the assigned Seq, LocalSeq (the processor's number),
+// Epoch, InterviewID and CreatedAt set. The whole batch is refused
+// (ErrInvalid) if any entry is malformed or numbered more than MaxSeqJump
+// past the last stored seq.
 //
 // Concurrent calls are committed together (group commit): a batch is its own
 // savepoint inside a transaction shared with the batches that arrived while
 // the previous commit ran, so one bad batch never fails another, and SQLite
 // commits once for all of them.
-func (db *DB) AppendEntries(ctx context.Context, tenantID, interviewID string, es []Entry) (inserted []Entry, err error) {
+func (db *DB) Deliver(ctx context.Context, tenantID, interviewID string, epoch int64, es []Entry) (inserted []Entry, err error) {
 	for _, e := range es {
 		if err := validEntry(e); err != nil {
 			return nil, err
 		}
 	}
-	req := &appendReq{ctx: ctx, tenantID: tenantID, interviewID: interviewID, es: es, done: make(chan struct{})}
+	req := &appendReq{ctx: ctx, tenantID: tenantID, interviewID: interviewID, epoch: epoch, es: es, done: make(chan struct{})}
 	select {
 	case db.appends <- req:
 	case <-db.closed:
@@ -65,6 +78,7 @@ func (db *DB) AppendEntries(ctx context.Context, tenantID, interviewID string, e
 type appendReq struct {
 	ctx                   context.Context
 	tenantID, interviewID string
+	epoch                 int64
 	es                    []Entry
 
 	done     chan struct{}
@@ -167,8 +181,8 @@ func appendEntriesTx(head, stmt *sql.Stmt, req *appendReq, now time.Time) ([]Ent
 	created := fmtTime(now)
 	inserted := make([]Entry, 0, len(req.es))
 	for _, e := range req.es {
-		res, err := stmt.Exec(req.interviewID, e.Seq, req.tenantID, e.Speaker, e.Text,
-			e.StartMS, e.EndMS, e.Confidence, created)
+		res, err := stmt.Exec(req.interviewID, last+1, req.tenantID, e.Speaker, e.Text,
+			e.StartMS, e.EndMS, e.Confidence, created, req.epoch, e.Seq)
 		if err != nil {
 			return nil, fmt.Errorf("store: append entry %d to interview %s: %w", e.Seq, req.interviewID, mapErr(err))
 		}
@@ -177,6 +191,8 @@ func appendEntriesTx(head, stmt *sql.Stmt, req *appendReq, now time.Time) ([]Ent
 			return nil, fmt.Errorf("store: append entry %d: %w", e.Seq, err)
 		}
 		if n == 1 {
+			last++
+			e.Epoch, e.LocalSeq, e.Seq = req.epoch, e.Seq, last
 			e.InterviewID = req.interviewID
 			e.CreatedAt = now
 			inserted = append(inserted, e)

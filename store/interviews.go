@@ -252,7 +252,7 @@ func (db *DB) SetConsent(ctx context.Context, tenantID, id string, at time.Time)
 // replaced processor's token stops working.
 func (db *DB) SetProcessorTokenHash(ctx context.Context, tenantID, interviewID, hash string) error {
 	defer db.credentials.forget(interviewID)
-	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?`, hash)
+	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?, epoch = epoch + 1`, hash)
 }
 
 // InterviewForProcessor returns the interview id, whatever its tenant, with
@@ -282,6 +282,12 @@ type ProcessorCredentials struct {
 	InterviewID, TenantID string
 	Status                Status
 	TokenHash             string // "" when no processor token is set
+	// Epoch is the current processor's launch: 1 for the first, one more
+	// for each replacement (0 for interviews older than epochs).
+	Epoch int64
+	// Retired are the earlier epochs whose processor may still drain
+	// (epochs.go); each is checked against its DrainUntil on use.
+	Retired []RetiredProcessor
 }
 
 // ProcessorCredentials returns the credentials of interview id, whatever
@@ -304,6 +310,9 @@ func (db *DB) ProcessorCredentials(ctx context.Context, id string) (ProcessorCre
 		return ProcessorCredentials{}, err
 	}
 	pc := ProcessorCredentials{InterviewID: iv.ID, TenantID: iv.TenantID, Status: iv.Status, TokenHash: hash}
+	if pc.Epoch, pc.Retired, err = db.epochs(ctx, iv.ID); err != nil {
+		return ProcessorCredentials{}, err
+	}
 	if pc.Status == StatusStarting || pc.Status == StatusRunning {
 		db.credentials.fill(gen, pc)
 	}

@@ -87,7 +87,7 @@ func insertMachine(ctx context.Context, tx *sql.Tx, m Machine) error {
 }
 
 const machineCols = `id, tenant_id, interview_id, provider, provider_id, app, region, state, url,
-	created_at, destroyed_at, seconds_billed`
+	created_at, destroyed_at, seconds_billed, drain_until`
 
 // machineLive is the SQL condition of a machine that has not been destroyed.
 const machineLive = `destroyed_at IS NULL AND state <> 'destroyed'`
@@ -95,18 +95,18 @@ const machineLive = `destroyed_at IS NULL AND state <> 'destroyed'`
 func scanMachine(s scanner) (Machine, error) {
 	var m Machine
 	err := s.Scan(&m.ID, &m.TenantID, &m.InterviewID, &m.Provider, &m.ProviderID, &m.App, &m.Region, &m.State, &m.URL,
-		timeCol{&m.CreatedAt}, nullTimeCol{&m.DestroyedAt}, &m.SecondsBilled)
+		timeCol{&m.CreatedAt}, nullTimeCol{&m.DestroyedAt}, &m.SecondsBilled, nullTimeCol{&m.DrainUntil})
 	return m, err
 }
 
 // CurrentMachine returns the interview's latest machine that is not
-// destroyed; ErrNotFound if there is none.
+// destroyed nor draining (stopping); ErrNotFound if there is none.
 func (db *DB) CurrentMachine(ctx context.Context, tenantID, interviewID string) (Machine, error) {
 	var m Machine
 	err := db.inRead(ctx, func(tx *sql.Tx) (err error) {
 		m, err = queryOne(ctx, tx, scanMachine, "current machine of interview "+interviewID,
 			`SELECT `+machineCols+` FROM machines WHERE tenant_id = ? AND interview_id = ? AND `+machineLive+`
-			ORDER BY created_at DESC, rowid DESC LIMIT 1`, tenantID, interviewID)
+			AND state <> 'stopping' ORDER BY created_at DESC, rowid DESC LIMIT 1`, tenantID, interviewID)
 		return err
 	})
 	return m, err

@@ -278,13 +278,14 @@ func TestEntriesReachTheSearchIndexInBatchesAndErasedOnesNever(t *testing.T) {
 		t.Fatalf("index holds %d entry docs and %d matching rows, want only the entry that still exists", docs, fts)
 	}
 	// A search right after an append finds it: it indexes the queue first.
-	if _, err := db.AppendEntries(ctx, a.tenant.ID, a.interview.ID, []Entry{
+	ins, err := db.AppendEntries(ctx, a.tenant.ID, a.interview.ID, []Entry{
 		{Seq: 3, Speaker: SpeakerCandidate, Text: "Zebras everywhere", StartMS: 2000, EndMS: 2900},
-	}); err != nil {
-		t.Fatal(err)
+	})
+	if err != nil || len(ins) != 1 {
+		t.Fatal(ins, err)
 	}
-	if hits, err := db.Search(ctx, a.tenant.ID, "zebras", 10); err != nil || len(hits) != 1 || hits[0].Seq != 3 {
-		t.Fatalf("search right after the append = %+v, %v; want seq 3", hits, err)
+	if hits, err := db.Search(ctx, a.tenant.ID, "zebras", 10); err != nil || len(hits) != 1 || hits[0].Seq != ins[0].Seq {
+		t.Fatalf("search right after the append = %+v, %v; want seq %d", hits, err, ins[0].Seq)
 	}
 	if hits, _ := db.Search(ctx, a.tenant.ID, "lighthouse", 10); len(hits) != 0 {
 		t.Fatalf("a deleted entry was found: %+v", hits)

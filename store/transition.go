@@ -34,6 +34,10 @@ type Step struct {
 	// ProcessorTokenHash, when set, becomes the hash of the bridge
 	// credential of the interview's current processor ("" removes it).
 	ProcessorTokenHash *string
+	// Drain, when set, retires the current processor's credential as a
+	// draining one instead of dropping it, and marks its machine
+	// stopping (epochs.go); it goes with a new ProcessorTokenHash.
+	Drain *Drain
 	// OutboxData is added to the outbox row's data (a failure's message).
 	OutboxData map[string]any
 	// Heartbeat, when set, becomes the interview's last sign of life (a
@@ -122,6 +126,9 @@ func (db *DB) Step(ctx context.Context, st Step) (StepResult, error) {
 		}
 	}
 	var res StepResult
+	if st.Drain != nil && (st.ProcessorTokenHash == nil || *st.ProcessorTokenHash == "") {
+		return StepResult{}, fmt.Errorf("a drain without a new processor credential: %w", ErrInvalid)
+	}
 	if st.To != "" || st.ProcessorTokenHash != nil {
 		defer db.credentials.forget(st.InterviewID)
 	}
@@ -146,13 +153,20 @@ func (db *DB) Step(ctx context.Context, st Step) (StepResult, error) {
 				return err
 			}
 		}
-		if st.ProcessorTokenHash != nil {
-			var h any
-			if *st.ProcessorTokenHash != "" {
-				h = *st.ProcessorTokenHash
+		if st.Drain != nil {
+			if err := retireDrainingTx(ctx, tx, st.TenantID, st.InterviewID, *st.Drain, now); err != nil {
+				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE interviews SET processor_token_hash = ? WHERE tenant_id = ? AND id = ?`,
-				h, st.TenantID, st.InterviewID); err != nil {
+		}
+		if st.ProcessorTokenHash != nil {
+			// A new credential is a new epoch; removing it is not.
+			var h any
+			next := 0
+			if *st.ProcessorTokenHash != "" {
+				h, next = *st.ProcessorTokenHash, 1
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE interviews SET processor_token_hash = ?, epoch = epoch + ?
+				WHERE tenant_id = ? AND id = ?`, h, next, st.TenantID, st.InterviewID); err != nil {
 				return fmt.Errorf("store: set processor token of interview %s: %w", iv.ID, mapErr(err))
 			}
 		}

@@ -202,13 +202,20 @@ type Machine struct {
 	CreatedAt                                                                time.Time
 	DestroyedAt                                                              *time.Time
 	SecondsBilled                                                            float64
+	// DrainUntil is set on a machine replaced while it may still be
+	// alive (state stopping): it may drain until then.
+	DrainUntil *time.Time
 }
 
-// Entry is one transcript utterance. Seq is assigned by the processor and is
-// unique per interview.
+// Entry is one transcript utterance. Seq is assigned by the store when it
+// commits the entry: unique per interview and increasing in commit order.
+// Epoch and LocalSeq are the delivering processor's launch and its own
+// number of the entry, which make a retried delivery idempotent.
 type Entry struct {
 	InterviewID string    `json:"-"`
 	Seq         int64     `json:"seq"`
+	Epoch       int64     `json:"-"`
+	LocalSeq    int64     `json:"-"`
 	Speaker     string    `json:"speaker"`
 	Text        string    `json:"text"`
 	StartMS     int64     `json:"start_ms"`

@@ -36,6 +36,7 @@ const (
 	storedEventsPerMinute = 60
 	bridgeCredentialsKey  = "candor.bridge.credentials"
 	bridgeIVKey           = "candor.bridge.interview"
+	bridgeRetiredKey      = "candor.bridge.retired"
 	recordingsDir         = "recordings"
 )
 
@@ -43,12 +44,15 @@ var (
 	errBadProcessorToken = errorf(CodeUnauthorized, "the processor token is not valid for this interview")
 )
 
-// bridgeAuth admits a request only with the processor token of the
-// interview in the path, while that interview is starting or running.
-// Wrong token, token of another interview and unknown interview all answer
-// the same 401, so the bridge reveals nothing. It checks the store's cached
-// credentials, so the entries hot path reads no SQL; routes that need the
-// interview itself add withBridgeInterview.
+// bridgeAuth admits a request only with a processor token of the
+// interview in the path, while that interview is starting or running: the
+// current epoch's, or a retired epoch's that may still drain (then the
+// request is marked retired, and the handlers let it deliver only what it
+// heard before the hand-over). Wrong token, token of another interview and
+// unknown interview all answer the same 401, so the bridge reveals
+// nothing. It checks the store's cached credentials, so the entries hot
+// path reads no SQL; routes that need the interview itself add
+// withBridgeInterview.
 func (s *Server) bridgeAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
@@ -63,15 +67,35 @@ func (s *Server) bridgeAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return fmt.Errorf("interview %s of a processor token: %w", id, err)
 		}
-		if pc.TokenHash == "" || subtle.ConstantTimeCompare([]byte(tokenHash(tok)), []byte(pc.TokenHash)) != 1 {
-			return errBadProcessorToken
+		h := []byte(tokenHash(tok))
+		var retired *store.RetiredProcessor
+		if pc.TokenHash == "" || subtle.ConstantTimeCompare(h, []byte(pc.TokenHash)) != 1 {
+			now := time.Now()
+			for i, r := range pc.Retired {
+				if subtle.ConstantTimeCompare(h, []byte(r.TokenHash)) == 1 && now.Before(r.DrainUntil) {
+					retired = &pc.Retired[i]
+				}
+			}
+			if retired == nil {
+				return errBadProcessorToken
+			}
 		}
 		if err := bridgeOpen(pc.Status); err != nil {
 			return err
 		}
 		c.Set(bridgeCredentialsKey, pc)
+		if retired != nil {
+			c.Set(bridgeRetiredKey, retired)
+		}
 		return next(c)
 	}
+}
+
+// bridgeRetired is the retired epoch of the request's processor, nil when
+// it is the current one (after bridgeAuth).
+func bridgeRetired(c echo.Context) *store.RetiredProcessor {
+	r, _ := c.Get(bridgeRetiredKey).(*store.RetiredProcessor)
+	return r
 }
 
 func bridgeOpen(st store.Status) error {
@@ -155,9 +179,12 @@ func validateEntries(in []contract.Entry, interviewID string) ([]store.Entry, er
 	return out, nil
 }
 
-// handleBridgeEntries stores a batch of transcript entries. Seqs stored
-// before are skipped (a retried batch answers 200 and changes nothing);
-// only newly stored entries are published, after the commit.
+// handleBridgeEntries stores a batch of transcript entries under the
+// seqs the store assigns. Entries the processor's epoch delivered before
+// are skipped (a retried batch answers 200 and changes nothing); only
+// newly stored entries are published, after the commit. A retired
+// processor's entries that start at or after the hand-over are not stored
+// (its replacement heard that part) and counted in past_handover.
 func (s *Server) handleBridgeEntries(c echo.Context) error {
 	var in contract.EntriesRequest
 	if err := decodeLimit(c, &in, bridgeBodyLimit); err != nil {
@@ -169,8 +196,20 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	epoch, answer := iv.Epoch, contract.EntriesAnswer{Received: len(es)}
+	if r := bridgeRetired(c); r != nil {
+		epoch, answer.Retired = r.Epoch, true
+		kept := es[:0]
+		for _, e := range es {
+			if e.StartMS < r.HandoverMediaMS {
+				kept = append(kept, e)
+			}
+		}
+		answer.PastHandover = len(es) - len(kept)
+		es = kept
+	}
 	defer s.entryLocks.Lock(iv.InterviewID)()
-	inserted, err := s.db.AppendEntries(ctx, iv.TenantID, iv.InterviewID, es)
+	inserted, err := s.db.Deliver(ctx, iv.TenantID, iv.InterviewID, epoch, es)
 	if errors.Is(err, store.ErrInvalid) {
 		// The store refuses a seq too far past the last stored one.
 		return errorf(CodeBadRequest, "entries: %s", strings.TrimSuffix(err.Error(), ": "+store.ErrInvalid.Error()))
@@ -183,7 +222,8 @@ func (s *Server) handleBridgeEntries(c echo.Context) error {
 	for _, e := range inserted {
 		s.hub.Publish("interview:"+iv.InterviewID, realtime.TypeTranscriptEntry, e.Seq, toEntryJSON(e))
 	}
-	return c.JSON(http.StatusOK, contract.EntriesAnswer{Received: len(es), Inserted: len(inserted)})
+	answer.Inserted = len(inserted)
+	return c.JSON(http.StatusOK, answer)
 }
 
 func (s *Server) handleBridgeEvents(c echo.Context) error {
@@ -199,6 +239,9 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	iv := bridgeInterview(c)
+	if r := bridgeRetired(c); r != nil {
+		return s.retiredEvent(c, iv, r, in)
+	}
 	switch in.Type {
 	case contract.EventReady, contract.EventEnded, contract.EventError, contract.EventFinished:
 		// Stored events: at most storedEventsPerMinute per interview.
@@ -261,12 +304,46 @@ func (s *Server) handleBridgeEvents(c echo.Context) error {
 				s.log.Error("end after the closing line", "interview", iv.ID, "err", err)
 			}
 		}()
+	case contract.EventDrained:
+		// Only a retired processor drains; the current one has nothing
+		// to say with it.
+		return errorf(CodeConflict, "this processor is the interview's current one; only a replaced one drains")
 	case "":
 		return invalid("type", "is required")
 	default:
-		return invalid("type", "must be ready, heartbeat, ended, finished or error, not %q", in.Type)
+		return invalid("type", "must be ready, heartbeat, ended, finished, error or drained, not %q", in.Type)
 	}
-	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
+	return c.JSON(http.StatusOK, contract.EventAnswer{OK: true})
+}
+
+// retiredEvent answers an event of a retired processor: every answer says
+// it is retired, and none is acted on (a retired processor's ready, end or
+// heartbeat must not move the interview or its clock) except drained,
+// which ends its drain: its credential stops working, and its machine is
+// destroyed.
+func (s *Server) retiredEvent(c echo.Context, iv store.Interview, r *store.RetiredProcessor, in contract.Event) error {
+	if in.Type != contract.EventDrained {
+		return c.JSON(http.StatusOK, contract.EventAnswer{OK: true, Retired: true})
+	}
+	ctx := c.Request().Context()
+	if _, err := s.db.MarkDrained(ctx, iv.TenantID, iv.ID, r.TokenHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("mark drained: %w", err)
+	}
+	data := map[string]any{"machine_id": r.MachineID, "epoch": r.Epoch, "handover_media_ms": r.HandoverMediaMS}
+	if len(in.Data) > 0 {
+		data["data"] = in.Data
+	}
+	if err := s.recordEvent(ctx, iv.TenantID, iv.ID, "processor.drained", data); err != nil {
+		return fmt.Errorf("record processor.drained: %w", err)
+	}
+	dctx, done := s.owned(2 * time.Minute)
+	go func() {
+		defer done()
+		if err := s.lc.DestroyDrained(dctx, iv.TenantID, iv.ID, r.MachineID); err != nil {
+			s.log.Warn("destroy a drained machine", "interview", iv.ID, "machine", r.MachineID, "err", err)
+		}
+	}()
+	return c.JSON(http.StatusOK, contract.EventAnswer{OK: true, Retired: true})
 }
 
 // handleBridgeState tells a (replacement) processor where the interview
@@ -279,7 +356,11 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("entries: %w", err)
 	}
-	st := contract.State{MediaMS: iv.MediaMS, Status: string(iv.Status), InterviewerTexts: []string{}}
+	st := contract.State{MediaMS: iv.MediaMS, Status: string(iv.Status), InterviewerTexts: []string{},
+		Epoch: bridgeCredentials(c).Epoch}
+	if r := bridgeRetired(c); r != nil {
+		st.Epoch, st.Retired = r.Epoch, true
+	}
 	for _, e := range entries {
 		st.LastSeq = max(st.LastSeq, e.Seq)
 		// The last heartbeat may predate the predecessor's last entries

@@ -188,9 +188,12 @@ func TestBridgeEventsAndState(t *testing.T) {
 	var state contract.State
 	e.must(t, 200, request{Method: "GET", Path: "/api/v1/bridge/interviews/" + iv + "/state", Key: tok}, &state)
 	// The last heartbeat said 4200 ms, but entry 7 ends at 7900 ms: a
-	// replacement continues after the transcript, not before it.
-	want := contract.State{LastSeq: 7, MediaMS: 7900, Status: string(store.StatusRunning), InterviewerTurns: 2,
-		InterviewerTexts: []string{"Tell me about a system you built.", "Could you say a little more?"}}
+	// replacement continues after the transcript, not before it. The
+	// store numbered the five entries 1..5 as it committed them (the
+	// processor's own 7 only dedupes its retries); the processor is the
+	// interview's first launch, epoch 1.
+	want := contract.State{LastSeq: 5, MediaMS: 7900, Status: string(store.StatusRunning), InterviewerTurns: 2,
+		InterviewerTexts: []string{"Tell me about a system you built.", "Could you say a little more?"}, Epoch: 1}
 	if !reflect.DeepEqual(state, want) {
 		t.Errorf("state = %+v, want %+v", state, want)
 	}

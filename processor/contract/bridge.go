@@ -13,9 +13,13 @@ const (
 	SpeakerInterviewer = "interviewer"
 )
 
-// Entry is one transcript line as the bridge receives it. Seq is dense and
-// increasing within an interview; StartMS and EndMS are on the interview's
-// media clock; Confidence is in [0, 1].
+// Entry is one transcript line as the bridge receives it. Seq is the
+// processor's own number of the entry, increasing; the control plane
+// stores the entry under the interview's next seq when it commits it, and
+// (epoch, Seq) makes a resent entry idempotent, so a retired processor's
+// late entry never collides with its replacement's (README, "Epochs").
+// StartMS and EndMS are on the interview's media clock; Confidence is in
+// [0, 1].
 type Entry struct {
 	Seq        int64   `json:"seq"`
 	Speaker    string  `json:"speaker"` // SpeakerCandidate | SpeakerInterviewer
@@ -26,7 +30,7 @@ type Entry struct {
 }
 
 // EntriesRequest is the body of POST …/entries. The bridge is idempotent on
-// seq: a resent batch stores nothing twice.
+// the processor's epoch and seq: a resent batch stores nothing twice.
 type EntriesRequest struct {
 	Entries []Entry `json:"entries"`
 }
@@ -35,7 +39,26 @@ type EntriesRequest struct {
 type EntriesAnswer struct {
 	Received int `json:"received"`
 	Inserted int `json:"inserted"`
+	// Retired tells a replaced processor it is draining (see State).
+	Retired bool `json:"retired,omitempty"`
+	// PastHandover counts entries of a retired processor that start at or
+	// after the hand-over: its replacement heard that part, so they are
+	// not stored.
+	PastHandover int `json:"past_handover,omitempty"`
 }
+
+// EventAnswer is the answer of POST …/events. Retired tells a replaced
+// processor that it is draining: it stops listening and speaking,
+// delivers what it holds, uploads its recording, says EventDrained and
+// exits. Nothing else it sends is acted on.
+type EventAnswer struct {
+	OK      bool `json:"ok"`
+	Retired bool `json:"retired,omitempty"`
+}
+
+// EventDrained is what a retired processor says last: it has delivered
+// everything it can and exits; its credential stops working.
+const EventDrained = "drained"
 
 // Event types of POST …/events.
 const (
@@ -65,6 +88,10 @@ type State struct {
 	Status           string   `json:"status"`
 	InterviewerTurns int64    `json:"interviewer_turns"`
 	InterviewerTexts []string `json:"interviewer_texts"`
+	// Epoch is the asking processor's launch of the interview; Retired
+	// says it was replaced and must drain (EventAnswer).
+	Epoch   int64 `json:"epoch,omitempty"`
+	Retired bool  `json:"retired,omitempty"`
 }
 
 // Headers of PUT …/recording: which segment of the recording the body is

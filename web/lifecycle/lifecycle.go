@@ -65,6 +65,11 @@ type Config struct {
 	// ReplaceAfter is how long a silent processor may stay unreachable
 	// from the control plane before it is replaced; default 15 s.
 	ReplaceAfter time.Duration
+	// DrainTimeout is how long a processor replaced while it may still be
+	// alive (unreachable, not known dead) may deliver what it heard before
+	// the hand-over; its machine is destroyed when it says it drained, or
+	// after this; default 10 minutes.
+	DrainTimeout time.Duration
 	// ReconcileInterval is how often machines are reconciled after the
 	// pass at start-up; default 1 minute, negative disables.
 	ReconcileInterval time.Duration
@@ -84,6 +89,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReplaceAfter <= 0 {
 		c.ReplaceAfter = 15 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute

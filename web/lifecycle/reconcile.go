@@ -191,13 +191,22 @@ func (s *Service) reconcileLive(ctx context.Context, m store.Machine) (destroyed
 	if busy || (!iv.Status.Terminal() && cur.ID == m.ID) {
 		return false, nil
 	}
+	// A retired processor drains until it says so or its time is up
+	// (replace); once the interview is over it can deliver nothing more.
+	event := "machine.orphan_destroyed"
+	if m.State == store.MachineStopping && m.DrainUntil != nil {
+		if !iv.Status.Terminal() && time.Now().Before(*m.DrainUntil) {
+			return false, nil
+		}
+		event = "machine.drain_ended"
+	}
 	if err := s.machines.Destroy(ctx, flyMachine(m)); err != nil {
 		return false, fmt.Errorf("destroy orphan machine %s: %w", m.ID, err)
 	}
 	unlock = s.locks.Lock(m.InterviewID)
 	defer unlock()
 	_, err = s.step(ctx, store.Step{
-		TenantID: m.TenantID, InterviewID: m.InterviewID, Event: "machine.orphan_destroyed",
+		TenantID: m.TenantID, InterviewID: m.InterviewID, Event: event,
 		Retire: []store.Retirement{{ID: m.ID, State: store.MachineDestroyed}},
 		EventData: map[string]any{
 			"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID, "interview_status": iv.Status,
@@ -247,6 +256,19 @@ func (s *Service) reconcileVanished(ctx context.Context, m store.Machine) (vanis
 		"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID, "interview_status": iv.Status,
 	}
 	retire := []store.Retirement{{ID: m.ID, State: store.MachineFailed}}
+	if m.State == store.MachineStopping {
+		// A retired processor that exited: its replacement runs already.
+		data["draining"] = true
+		_, err := s.step(ctx, store.Step{
+			TenantID: iv.TenantID, InterviewID: iv.ID, Event: "machine.vanished", EventData: data,
+			Retire: []store.Retirement{{ID: m.ID, State: store.MachineDestroyed}},
+		})
+		unlock()
+		if err != nil {
+			return vanishedNone, err
+		}
+		return vanishedRetired, nil
+	}
 	if iv.Status == store.StatusStarting {
 		msg := "the interview's machine vanished while the interview was starting; start it again"
 		data["message"] = msg

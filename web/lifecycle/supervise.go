@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,12 +24,14 @@ import (
 //     working into its spool); bridge.partitioned is recorded, and
 //     bridge.restored once it beats again;
 //   - alive but unreachable from here too: replaced once it has been
-//     unreachable for Config.ReplaceAfter.
+//     unreachable for Config.ReplaceAfter, and drained rather than
+//     destroyed (it may hold a spool): see replace.
 //
 // A replacement retires the old machine and installs a new bridge
-// credential in one step (the old processor can no longer write), launches
-// a new machine without holding any lock, and records it in a second step.
-// Replacements of different interviews run in parallel.
+// credential in one step (a new epoch: the old processor can no longer
+// write as the current one), launches a new machine without holding any
+// lock, and records it in a second step. Replacements of different
+// interviews run in parallel.
 
 // silence is what supervision knows of a silent interview.
 type silence struct {
@@ -189,7 +192,7 @@ func (s *Service) investigate(ctx context.Context, iv store.Interview, now time.
 		since := si.unreachableSince
 		s.mu.Unlock()
 		if now.Sub(since) >= s.cfg.ReplaceAfter {
-			return s.Replace(ctx, iv, fmt.Sprintf("the processor was unreachable for %s (%v)", now.Sub(since).Round(time.Second), perr))
+			return s.replace(ctx, iv, fmt.Sprintf("the processor was unreachable for %s (%v)", now.Sub(since).Round(time.Second), perr), now)
 		}
 	}
 	return nil
@@ -255,6 +258,20 @@ func (s *Service) probe(ctx context.Context, m store.Machine) error {
 // an error event saying why. It does nothing if the interview is not
 // running or another operation on it is in flight.
 func (s *Service) Replace(ctx context.Context, iv store.Interview, why string) error {
+	return s.replace(ctx, iv, why, time.Time{})
+}
+
+// replace is Replace; with a drainAt (the supervisor's now), the current
+// machine may still be alive
+// (unreachable, not known dead) and is not destroyed: its processor is
+// retired, keeping a credential that lets it deliver the entries it
+// heard before the hand-over for Config.DrainTimeout, and its machine is
+// stopping until it says it drained (DestroyDrained) or reconciliation
+// finds it gone or past the drain. The hand-over is the media clock the
+// processor last reported plus the time since (it cannot have heard more
+// than that live), and the replacement continues from it, so the two never
+// claim the same stretch of the media clock.
+func (s *Service) replace(ctx context.Context, iv store.Interview, why string, drainAt time.Time) error {
 	if s.machines == nil {
 		return ErrNoMachines
 	}
@@ -294,7 +311,14 @@ func (s *Service) Replace(ctx context.Context, iv store.Interview, why string) e
 		return fmt.Errorf("current machine: %w", err)
 	}
 	var retire []store.Retirement
-	if live {
+	var draining *store.Drain
+	if live && !drainAt.IsZero() {
+		handover := cur.MediaMS
+		if cur.LastHeartbeatAt != nil {
+			handover += max(drainAt.Sub(*cur.LastHeartbeatAt), 0).Milliseconds()
+		}
+		draining = &store.Drain{MachineID: old.ID, HandoverMediaMS: handover, Until: time.Now().Add(s.cfg.DrainTimeout)}
+	} else if live {
 		state := store.MachineDestroyed
 		dctx, dcancel := context.WithTimeout(lctx, s.cfg.EndTimeout)
 		derr := s.machines.Destroy(dctx, flyMachine(old))
@@ -316,10 +340,16 @@ func (s *Service) Replace(ctx context.Context, iv store.Interview, why string) e
 		unlock()
 		return nil
 	}
-	_, err = s.step(lctx, store.Step{
+	retired := map[string]any{"machine_id": old.ID, "reason": why}
+	if draining != nil {
+		retired["draining"] = true
+		retired["handover_media_ms"] = draining.HandoverMediaMS
+		retired["drain_until"] = draining.Until.UTC()
+	}
+	res, err := s.step(lctx, store.Step{
 		TenantID: iv.TenantID, InterviewID: iv.ID, From: []store.Status{store.StatusRunning},
-		Event: "machine.retired", Retire: retire, ProcessorTokenHash: &hash,
-		EventData: map[string]any{"machine_id": old.ID, "reason": why},
+		Event: "machine.retired", Retire: retire, ProcessorTokenHash: &hash, Drain: draining,
+		EventData: retired,
 	})
 	unlock()
 	if errors.Is(err, store.ErrConflict) {
@@ -328,6 +358,7 @@ func (s *Service) Replace(ctx context.Context, iv store.Interview, why string) e
 	if err != nil {
 		return err
 	}
+	cur = res.Interview
 
 	// Stay near the candidate: the old machine's region, unless it was a
 	// local process (whose "region" means nothing to another backend).
@@ -404,4 +435,35 @@ func (s *Service) isAbandoned(o *op) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return o.abandoned
+}
+
+// DestroyDrained destroys machine machineID of the interview, whose
+// retired processor said it drained, and marks it destroyed. A machine
+// that is not draining (stopping) is left alone.
+func (s *Service) DestroyDrained(ctx context.Context, tenantID, interviewID, machineID string) error {
+	if s.machines == nil {
+		return ErrNoMachines
+	}
+	ms, err := s.db.ListMachines(ctx, tenantID, interviewID)
+	if err != nil {
+		return fmt.Errorf("machines of interview %s: %w", interviewID, err)
+	}
+	i := slices.IndexFunc(ms, func(m store.Machine) bool { return m.ID == machineID })
+	if i < 0 || ms[i].State != store.MachineStopping || ms[i].DestroyedAt != nil {
+		return nil
+	}
+	m := ms[i]
+	state := store.MachineDestroyed
+	if err := s.machines.Destroy(ctx, flyMachine(m)); err != nil {
+		state = store.MachineFailed // reconciliation destroys it later
+		s.log.Warn("drained machine not destroyed, marked failed", "machine", m.ID, "interview", interviewID, "err", err)
+	}
+	unlock := s.locks.Lock(interviewID)
+	defer unlock()
+	_, err = s.step(ctx, store.Step{
+		TenantID: tenantID, InterviewID: interviewID, Event: "machine.drained",
+		Retire:    []store.Retirement{{ID: m.ID, State: state}},
+		EventData: map[string]any{"machine_id": m.ID, "provider": m.Provider, "provider_id": m.ProviderID},
+	})
+	return err
 }

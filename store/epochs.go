@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Epochs (migrations/0070_epochs.sql). Every launch of an interview's
+// processor is an epoch with its own bridge credential. A replacement
+// normally fences the old processor out at once; one replaced while it may
+// still be alive (unreachable, not known dead) is retired instead: its
+// credential stays valid for a drain, during which it may deliver what it
+// heard before the hand-over, and nothing else.
+
+// RetiredProcessor is the bridge credential of a retired epoch that may
+// still drain.
+type RetiredProcessor struct {
+	TokenHash string
+	Epoch     int64
+	MachineID string
+	// HandoverMediaMS is where the replacement took over on the media
+	// clock: the retired processor may deliver entries that start before
+	// it.
+	HandoverMediaMS int64
+	DrainUntil      time.Time
+}
+
+// Drain retires the current processor as draining rather than gone (see
+// Step.Drain).
+type Drain struct {
+	MachineID       string
+	HandoverMediaMS int64
+	Until           time.Time
+}
+
+// epochs reads interview id's current epoch and the retired epochs that
+// have not drained.
+func (db *DB) epochs(ctx context.Context, id string) (int64, []RetiredProcessor, error) {
+	var epoch int64
+	var retired []RetiredProcessor
+	err := db.inRead(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT epoch FROM interviews WHERE id = ?`, id).Scan(&epoch); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("interview %s: %w", id, ErrNotFound)
+			}
+			return fmt.Errorf("store: epoch of interview %s: %w", id, err)
+		}
+		var err error
+		retired, err = queryAll(ctx, tx, func(s scanner) (RetiredProcessor, error) {
+			var r RetiredProcessor
+			err := s.Scan(&r.TokenHash, &r.Epoch, &r.MachineID, &r.HandoverMediaMS, timeCol{&r.DrainUntil})
+			return r, err
+		}, `SELECT token_hash, epoch, machine_id, handover_media_ms, drain_until FROM retired_processors
+			WHERE interview_id = ? AND drained_at IS NULL ORDER BY epoch`, id)
+		if err != nil {
+			return fmt.Errorf("store: retired processors of interview %s: %w", id, err)
+		}
+		return nil
+	})
+	return epoch, retired, err
+}
+
+// retireDrainingTx keeps the interview's current credential as a retired
+// one and marks machine d.MachineID stopping until d.Until; the media
+// clock moves up to the hand-over, where the replacement continues.
+func retireDrainingTx(ctx context.Context, tx *sql.Tx, tenantID, interviewID string, d Drain, now time.Time) error {
+	if d.HandoverMediaMS < 0 {
+		return fmt.Errorf("hand-over media_ms %d: %w", d.HandoverMediaMS, ErrInvalid)
+	}
+	var hash sql.NullString
+	var epoch int64
+	if err := tx.QueryRowContext(ctx, `SELECT processor_token_hash, epoch FROM interviews WHERE tenant_id = ? AND id = ?`,
+		tenantID, interviewID).Scan(&hash, &epoch); err != nil {
+		return fmt.Errorf("store: credential of interview %s: %w", interviewID, mapErr(err))
+	}
+	if hash.String != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO retired_processors (token_hash, tenant_id, interview_id, epoch,
+				machine_id, handover_media_ms, retired_at, drain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			hash.String, tenantID, interviewID, epoch, d.MachineID, d.HandoverMediaMS, fmtTime(now), fmtTime(d.Until)); err != nil {
+			return fmt.Errorf("store: retire the processor of interview %s: %w", interviewID, mapErr(err))
+		}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE machines SET state = 'stopping', drain_until = ?
+		WHERE tenant_id = ? AND interview_id = ? AND id = ? AND `+machineLive,
+		fmtTime(d.Until), tenantID, interviewID, d.MachineID)
+	if err != nil {
+		return fmt.Errorf("store: drain machine %s: %w", d.MachineID, mapErr(err))
+	}
+	if err := rowsChanged(res, "live machine "+d.MachineID); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE interviews SET media_ms = max(media_ms, ?) WHERE tenant_id = ? AND id = ?`,
+		d.HandoverMediaMS, tenantID, interviewID)
+	if err != nil {
+		return fmt.Errorf("store: hand-over clock of interview %s: %w", interviewID, mapErr(err))
+	}
+	return nil
+}
+
+// MarkDrained ends the drain of the retired processor whose credential
+// hashes to tokenHash: its credential stops working. It returns the
+// machine the processor ran on; ErrNotFound if no such retired processor
+// of the tenant's interview is draining.
+func (db *DB) MarkDrained(ctx context.Context, tenantID, interviewID, tokenHash string) (machineID string, err error) {
+	defer db.credentials.forget(interviewID)
+	err = db.inWrite(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE retired_processors SET drained_at = ?
+			WHERE tenant_id = ? AND interview_id = ? AND token_hash = ? AND drained_at IS NULL
+			RETURNING machine_id`, fmtTime(db.nowUTC()), tenantID, interviewID, tokenHash).Scan(&machineID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("draining processor of interview %s: %w", interviewID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: mark drained: %w", err)
+		}
+		return nil
+	})
+	return machineID, err
+}
