@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -378,4 +379,167 @@ func TestAKilledProcessorIsReplacedBehindTheStableURL(t *testing.T) {
 	t.Logf("killed → machine confirmed gone (machine.retired) %s; gone → replacement running (machine.replaced) %s; %d hand-over answers (503 + Retry-After) to the client",
 		retired.Sub(killedAt).Round(time.Millisecond), replaced.Sub(retired).Round(time.Millisecond), c.handOvers)
 	waitUntil(t, 20*time.Second, "processors to exit", func() bool { return len(processorChildren()) == 0 })
+}
+
+// TestARetiredProcessorDeliversItsSpoolOnceAndExits: a partition longer
+// than the grace, then healed. The processor's bridge is cut while the
+// candidate speaks (it transcribes into its spool), then the processor is
+// frozen (SIGSTOP: the control plane's probes go unanswered too) until the
+// control plane, after --replace-after, hands the interview to a new
+// processor. Then the partition heals (SIGCONT, bridge back): the old
+// processor learns it was retired, delivers what it heard before the
+// hand-over exactly once, uploads its recording, says drained and exits,
+// while the candidate speaks on to the new one. The transcript has every
+// entry once under dense seqs and is as complete as with no outage.
+func TestARetiredProcessorDeliversItsSpoolOnceAndExits(t *testing.T) {
+	addr := freeAddr(t)
+	proxy := newCutProxy(t, addr)
+	proxyURL := "http://" + proxy.addr
+	p := startPlaneAt(t, addr, []string{"Acme"}, []string{"--warm-pool=0", "--public-url=" + proxyURL, "--replace-after=3s"}, nil)
+	key := p.keys["Acme"].Key
+	clips := []string{"0870", "0880", "0890", "0920", "0930"}
+	refs := librivoxRefs(t)
+	var reference []string
+	for _, c := range clips {
+		reference = append(reference, refs["sense_and_sensibility_01_austen_64kb-"+c])
+	}
+	direct := func(u string) string { return p.url + strings.TrimPrefix(u, proxyURL) }
+	start := func() (string, *chunkClient) {
+		id := p.schedule(t, "Acme")
+		var st apiStart
+		p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+		return id, &chunkClient{p: p, url: direct(st.Processor.URL), token: st.Processor.Token}
+	}
+	end := func(id string) []apiEntry {
+		var ended apiInterview
+		p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key, nil, &ended)
+		if ended.Status != "completed" {
+			t.Fatalf("end answered %s", ended.Status)
+		}
+		entries := p.transcript(t, "Acme", id)
+		checkSequence(t, entries) // every entry once, seqs dense
+		return entries
+	}
+
+	baseID, base := start()
+	base.send(t, speechPCM(t, clips...), false)
+	baseEntries := end(baseID)
+
+	id, c := start()
+	first := p.interview(t, "Acme", id).Machine
+	pids := mustGlob(t, filepath.Join(p.dir, "processors", "*.pid"))
+	if len(pids) != 1 {
+		t.Fatalf("pid files %v, want the one processor", pids)
+	}
+	pid := processorPID(t, p.dir, strings.TrimSuffix(filepath.Base(pids[0]), ".pid"))
+	c.send(t, speechPCM(t, clips[0]), false)
+	waitUntil(t, 60*time.Second, "the first answer in the transcript", func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
+
+	// The bridge is cut; the candidate speaks on, and the processor
+	// (still reachable from the control plane, so kept) spools.
+	proxy.cut()
+	c.send(t, speechPCM(t, clips[1]), true)
+	// Now unreachable from the control plane too. The proxy carries the
+	// bridge of every processor, the replacement's too: it heals now,
+	// while the old processor stays cut off by its freeze.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	proxy.heal(t)
+	frozen := true
+	defer func() {
+		if frozen {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		m := p.interview(t, "Acme", id).Machine
+		if m != nil && m.ID != first.ID && m.State == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement within 60 s of the freeze: machine %+v, events %v", m, p.events(t, "Acme", id))
+		}
+	}
+	beforeHeal := p.transcript(t, "Acme", id)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	frozen = false
+	t.Log("partition healed")
+	c.send(t, speechPCM(t, clips[2:]...), true)
+	waitUntil(t, 60*time.Second, "the retired processor to drain and exit", func() bool {
+		return pidGone(pid) && slices.Contains(p.events(t, "Acme", id), "processor.drained")
+	})
+	entries := end(id)
+
+	events := p.events(t, "Acme", id)
+	count := func(typ string) int {
+		n := 0
+		for _, e := range events {
+			if e == typ {
+				n++
+			}
+		}
+		return n
+	}
+	if count("machine.replaced") != 1 || count("machine.retired") != 1 || count("processor.drained") != 1 {
+		t.Errorf("events %v: want one retirement, one replacement, one drain", events)
+	}
+	if len(c.failures) > 0 {
+		t.Errorf("the client got %d answers other than 200 or 503 + Retry-After: %q", len(c.failures), c.failures)
+	}
+	// The retired processor's spool: entries it heard before the
+	// hand-over that reached the control plane only after the partition.
+	late := 0
+	for _, e := range entries {
+		if e.Speaker == "candidate" && !slices.ContainsFunc(beforeHeal, func(b apiEntry) bool { return b.Seq == e.Seq }) && e.StartMS < int64(len(speechPCM(t, clips[:2]...)))*1000/(16000*2) {
+			late++
+		}
+	}
+	if late == 0 {
+		t.Errorf("no entry of what the old processor heard arrived after the partition: was anything spooled?\nbefore the heal: %q\nat the end: %q",
+			candidateText(beforeHeal), candidateText(entries))
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		k := fmt.Sprintf("%d/%s", e.StartMS, e.Text)
+		if seen[k] {
+			t.Errorf("entry %q at %d ms is in the transcript twice", e.Text, e.StartMS)
+		}
+		seen[k] = true
+	}
+	// The retired processor's recording is there too: a part from the
+	// start of the media clock holding what it heard, beside the
+	// replacement's from the hand-over on.
+	var iv struct {
+		RecordingParts []struct {
+			ContentType string `json:"content_type"`
+			StartMS     int64  `json:"start_ms"`
+			Bytes       int64
+		} `json:"recording_parts"`
+	}
+	p.call(t, "GET", "/api/v1/interviews/"+id, key, nil, &iv)
+	heard := float64(len(speechPCM(t, clips[:2]...))/2) / 16000
+	var oldSecs float64
+	later := false
+	for _, pt := range iv.RecordingParts {
+		if pt.ContentType != "audio/wav" {
+			continue
+		}
+		if secs := float64(pt.Bytes-44) / 32000; pt.StartMS < int64(heard*1000) {
+			oldSecs += secs
+		} else {
+			later = true
+		}
+	}
+	if oldSecs < heard-1 || !later {
+		t.Errorf("recording parts %+v: want the retired processor's %.1f s from 0 (got %.1f s) and the replacement's after it", iv.RecordingParts, heard, oldSecs)
+	}
+	recall, baseRecall := wordRecall(strings.Join(reference, " "), entriesText(entries)), wordRecall(strings.Join(reference, " "), entriesText(baseEntries))
+	t.Logf("word recall: %.2f with no outage (%d entries), %.2f with the partition and hand-over (%d entries, %d delivered by the retired processor after the heal)",
+		baseRecall, len(baseEntries), recall, len(entries), late)
+	if recall < baseRecall-0.1 {
+		t.Errorf("word recall %.2f with the partition, %.2f without: speech was lost\npartition: %q\nbase: %q", recall, baseRecall, candidateText(entries), candidateText(baseEntries))
+	}
 }
