@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -119,4 +121,15 @@ func (db *DB) MarkDrained(ctx context.Context, tenantID, interviewID, tokenHash 
 		return nil
 	})
 	return machineID, err
+}
+
+// InMediaOrder sorts es by where they start on the media clock, keeping
+// seq order among equal starts. Seq is delivery order: a retired
+// processor's late entries come after its replacement's, though they were
+// spoken before; a reader of the whole transcript wants them where they
+// were said (the replacement's clock starts after the hand-over, so the
+// clocks never overlap).
+func InMediaOrder(es []Entry) []Entry {
+	slices.SortStableFunc(es, func(a, b Entry) int { return cmp.Compare(a.StartMS, b.StartMS) })
+	return es
 }

@@ -269,6 +269,7 @@ func (s *Server) handleInterviewPage(c echo.Context) error {
 	if d.Entries, err = s.db.Entries(ctx, tenantID, iv.ID, 0); err != nil {
 		return fmt.Errorf("load transcript: %w", err)
 	}
+	store.InMediaOrder(d.Entries)
 	if d.Events, err = s.db.Events(ctx, tenantID, iv.ID); err != nil {
 		return fmt.Errorf("load events: %w", err)
 	}

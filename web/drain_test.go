@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,14 @@ func TestARetiredProcessorDeliversWhatItHeardBeforeTheHandover(t *testing.T) {
 		t.Errorf("transcript %q, want %q", texts, want)
 	}
 
+	t.Run("the recruiter reads the transcript in the order it was spoken", func(t *testing.T) {
+		sess := e.login(t, a, store.RoleViewer)
+		page := string(e.must(t, 200, request{Method: "GET", Path: "/interviews/" + iv, Session: &sess}, nil).Body)
+		before, after := strings.Index(page, "old before the hand-over"), strings.Index(page, "new after the hand-over")
+		if before < 0 || after < 0 || before > after {
+			t.Errorf("the late entry spoken before the hand-over is at %d of the page, the replacement's at %d", before, after)
+		}
+	})
 	if res := e.do(t, request{Method: "POST", Path: "/api/v1/bridge/interviews/" + iv + "/events", Key: second.Bridge,
 		Body: map[string]any{"type": "drained"}}); res.Status != 409 {
 		t.Errorf("the current processor's drained answered %d, want 409", res.Status)

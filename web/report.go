@@ -41,6 +41,7 @@ func (s *Server) handleReportPDF(c echo.Context) error {
 	if d.Entries, err = s.db.Entries(ctx, tenantID, iv.ID, 0); err != nil {
 		return notFound(err, "interview")
 	}
+	store.InMediaOrder(d.Entries)
 	if err := s.addReportExtras(c, &d); err != nil {
 		return err
 	}

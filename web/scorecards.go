@@ -219,6 +219,7 @@ func (s *Server) scoreOnce(ctx context.Context, tenantID, interviewID string) {
 		log.Error("scorecard: load entries", "err", err)
 		return
 	}
+	store.InMediaOrder(es) // the evaluator reads the conversation as it went
 	ev, err := s.evaluatorFor(ctx, tenantID)
 	if err != nil {
 		var tc *errEvaluatorConfig
