@@ -378,6 +378,12 @@ func attackRows(w *attackWorld) []attackRow {
 		{route: "POST /api/v1/bridge/interviews/:id/entries", name: "a processor token is dead once its interview ended",
 			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.endedID + "/entries", Key: a.processorToken,
 				Body: map[string]any{"entries": []any{entry(2, "late")}}}, want: 401, code: CodeUnauthorized},
+		{route: "POST /api/v1/bridge/interviews/:id/events", name: "B's processor token cannot drain A's processor",
+			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.runningID + "/events", Key: b.processorToken,
+				Body: map[string]any{"type": "drained"}}, want: 401, code: CodeUnauthorized},
+		{route: "POST /api/v1/bridge/interviews/:id/events", name: "the current processor cannot say drained (only a retired one drains)",
+			req: request{Method: "POST", Path: "/api/v1/bridge/interviews/" + a.runningID + "/events", Key: a.processorToken,
+				Body: map[string]any{"type": "drained"}}, want: 409, code: CodeConflict},
 
 		// The processor route: another interview's token does not pass,
 		// and the candidate token cannot end an interview.

@@ -120,6 +120,13 @@ func TestARetiredProcessorDeliversWhatItHeardBeforeTheHandover(t *testing.T) {
 			t.Errorf("retired processor's state = %+v", old)
 		}
 	})
+	t.Run("a retired credential opens no other interview", func(t *testing.T) {
+		_, _, other := e.seed(t, a)
+		e.start(t, a, other)
+		if res := e.postEntries(t, other, first.Bridge, before); res.Status != 401 {
+			t.Errorf("the retired token posted to another interview: %d %s", res.Status, res.Body)
+		}
+	})
 	t.Run("reconciliation keeps a draining machine", func(t *testing.T) {
 		if _, err := e.lc.Reconcile(ctx); err != nil {
 			t.Fatal(err)
