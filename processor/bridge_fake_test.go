@@ -42,7 +42,10 @@ type fakeControl struct {
 	// interviewerTexts, when set, is reported in the state as the proposed
 	// interviewer_turns/interviewer_texts fields.
 	interviewerTexts []string
-	changed          chan struct{}
+	// retired, when set, answers every entries and events call as the
+	// control plane answers a replaced processor: retired.
+	retired bool
+	changed chan struct{}
 }
 
 func newFakeControl(t testing.TB, interviewID, token string) *fakeControl {
@@ -131,7 +134,7 @@ func (f *fakeControl) postEntries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, `{"ok":true}`)
+	json.NewEncoder(w).Encode(contract.EntriesAnswer{Received: len(body.Entries), Retired: f.retired})
 }
 
 func (f *fakeControl) postEvent(w http.ResponseWriter, r *http.Request) {
@@ -148,8 +151,9 @@ func (f *fakeControl) postEvent(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.events = append(f.events, ev)
 	f.notify()
+	retired := f.retired
 	f.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(contract.EventAnswer{OK: true, Retired: retired})
 }
 
 func (f *fakeControl) putRecording(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ type testProcessor struct {
 	cfg     Config
 	control *fakeControl
 	stop    func() error
+	exited  <-chan struct{} // closed when Run returned
 }
 
 func interviewEnv(control *fakeControl, dataDir string) map[string]string {
@@ -63,7 +64,11 @@ func startProcessor(t testing.TB, control *fakeControl, env map[string]string, a
 	cfg.Listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, discardLog()) }()
+	exited := make(chan struct{})
+	go func() {
+		done <- Run(ctx, cfg, discardLog())
+		close(exited)
+	}()
 	stopped := false
 	var runErr error
 	stop := func() error {
@@ -79,7 +84,7 @@ func startProcessor(t testing.TB, control *fakeControl, env map[string]string, a
 			t.Errorf("Run returned %v", err)
 		}
 	})
-	return &testProcessor{url: "http://" + ln.Addr().String(), cfg: cfg, control: control, stop: stop}
+	return &testProcessor{url: "http://" + ln.Addr().String(), cfg: cfg, control: control, stop: stop, exited: exited}
 }
 
 func (p *testProcessor) do(t *testing.T, method, path, token, contentType string, body []byte) (int, []byte, http.Header) {
@@ -727,5 +732,50 @@ func TestAClaimedWarmProcessorKeepsTheResumedSeqAndMediaClock(t *testing.T) {
 	}
 	if !heard {
 		t.Fatalf("no candidate entry in %+v", es)
+	}
+}
+
+// A processor the control plane says was replaced (after a partition that
+// outlasted the grace) finalizes what it heard, delivers its spool,
+// uploads its recording, says drained and exits by itself, without
+// claiming the interview ended.
+func TestARetiredProcessorDrainsItsSpoolAndExits(t *testing.T) {
+	control := newFakeControl(t, "iv_retired", "proc-token")
+	p := startProcessor(t, control, interviewEnv(control, t.TempDir()))
+	control.waitEvent(t, "ready")
+	control.mu.Lock()
+	control.down = 1 << 30 // the bridge is cut: entries spool
+	control.mu.Unlock()
+	p.sendPCM(t, 0, readWAVPCM(t, librivox+"sense_and_sensibility_01_austen_64kb-0880.wav"))
+	control.waitFor(t, "delivery attempts during the cut", func() bool { return control.posts > 2 })
+	if n := len(control.Entries()); n != 0 {
+		t.Fatalf("%d entries arrived through the cut", n)
+	}
+	// The partition heals, and the control plane has replaced it.
+	control.mu.Lock()
+	control.down, control.retired = 0, true
+	control.mu.Unlock()
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the retired processor did not exit; events %v", control.EventTypes())
+	}
+	types := control.EventTypes()
+	if len(types) == 0 || types[len(types)-1] != contract.EventDrained || slices.Contains(types, contract.EventEnded) {
+		t.Errorf("events %v: want drained last and no ended", types)
+	}
+	es := control.Entries()
+	if !slices.ContainsFunc(es, func(e contract.Entry) bool { return e.Speaker == contract.SpeakerCandidate }) {
+		t.Errorf("the spooled candidate speech was not delivered: %+v", es)
+	}
+	control.mu.Lock()
+	defer control.mu.Unlock()
+	for seq, k := range control.inserts {
+		if k != 1 {
+			t.Errorf("seq %d inserted %d times", seq, k)
+		}
+	}
+	if len(control.recordings) == 0 {
+		t.Errorf("the retired processor uploaded no recording")
 	}
 }
