@@ -311,7 +311,15 @@ func TestRealtimeInterviewerRollsOverWithoutLosingAudio(t *testing.T) {
 	waitMedia(t, p.control, int64(len(sent))*1000/stt.SampleRate)
 	p.end(t)
 
+	// The end has sent every session's close frame; the fake reads the
+	// last one on its own goroutine, maybe just after /end answered.
 	sessions := fake.Sessions()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !slices.ContainsFunc(sessions, func(ss openaifake.Session) bool { return !ss.ClosedClean }) {
+			break
+		}
+		sessions = fake.Sessions()
+	}
 	if len(sessions) < 2 {
 		t.Fatalf("%d sessions: want a rollover past the 1.2 s cap", len(sessions))
 	}
