@@ -47,7 +47,11 @@ func controlPlaneProcess(t *testing.T, p *plane, args ...string) *exec.Cmd {
 // local processor lives through a kill -9 of the control plane, keeps
 // transcribing into its spool, is adopted by the restarted control plane,
 // delivers everything once, and is ended with its interview.
-func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testing.T) {
+// processPlane is a data dir with one tenant, Acme, for a control plane
+// run as its own process (controlPlaneProcess); it returns the plane and
+// Acme's API key.
+func processPlane(t *testing.T) (*plane, string) {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,13 +77,13 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 		t.Fatal(err)
 	}
 	p.keys["Acme"] = tenantKey{ID: key.TenantID, Key: key.APIKey}
-	args := []string{"--warm-pool=0", "--heartbeat-timeout=60s"}
+	return p, key.APIKey
+}
 
-	first := controlPlaneProcess(t, p, args...)
-	id := p.schedule(t, "Acme")
-	var st apiStart
-	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key.APIKey, nil, &st)
-	pids := mustGlob(t, filepath.Join(dir, "processors", "*.pid"))
+// processorOf reads the pid file of the plane's one processor.
+func processorOf(t *testing.T, p *plane) (pid int, url string) {
+	t.Helper()
+	pids := mustGlob(t, filepath.Join(p.dir, "processors", "*.pid"))
 	if len(pids) != 1 {
 		t.Fatalf("pid files %v, want the one processor", pids)
 	}
@@ -91,6 +95,24 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 	if err := json.Unmarshal(b, &rec); err != nil || rec.PID <= 1 || rec.URL == "" {
 		t.Fatalf("pid file %s: %v", b, err)
 	}
+	return rec.PID, rec.URL
+}
+
+func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testing.T) {
+	p, apiKey := processPlane(t)
+	dir := p.dir
+	key := struct{ APIKey string }{apiKey}
+	args := []string{"--warm-pool=0", "--heartbeat-timeout=60s"}
+
+	first := controlPlaneProcess(t, p, args...)
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key.APIKey, nil, &st)
+	var rec struct {
+		PID int
+		URL string
+	}
+	rec.PID, rec.URL = processorOf(t, p)
 	p.sendAudio(t, rec.URL, st.Processor.Token, speechPCM(t, "0880"), 0)
 	waitUntil(t, 60*time.Second, "the first answer in the transcript", func() bool { return len(p.transcript(t, "Acme", id)) > 0 })
 
@@ -130,6 +152,61 @@ func TestAControlPlaneKilledMidInterviewComesBackToItsRunningProcessor(t *testin
 	if left := mustGlob(t, filepath.Join(dir, "processors", "*.pid")); len(left) > 0 {
 		t.Errorf("pid files left: %v", left)
 	}
+}
+
+// TestAGracefulStopOfTheControlPlaneLosesNothingItsProcessorsHeard: SIGTERM
+// of the control plane while the candidate is mid-sentence. The processor
+// is ended (no orphans) but first finalizes what it heard and delivers it
+// to the bridge, which still serves; the interview stays running and, at
+// the next start, goes on on a new processor.
+func TestAGracefulStopOfTheControlPlaneLosesNothingItsProcessorsHeard(t *testing.T) {
+	p, key := processPlane(t)
+	args := []string{"--warm-pool=0", "--heartbeat-timeout=60s"}
+	first := controlPlaneProcess(t, p, args...)
+	id := p.schedule(t, "Acme")
+	var st apiStart
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/start", key, nil, &st)
+	pid, url := processorOf(t, p)
+	// Seven tenths of a clip, cut mid-speech: its last words are still in
+	// the recognizer, not yet an entry, when the stop comes.
+	pcm := speechPCM(t, "0880")
+	pcm = pcm[:len(pcm)*7/10&^1]
+	heardMS := int64(len(pcm)/2) * 1000 / 16000
+	p.sendAudio(t, url, st.Processor.Token, pcm, 0)
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	if !pidGone(pid) {
+		t.Fatal("a graceful stop left the processor running")
+	}
+
+	controlPlaneProcess(t, p, args...)
+	entries := p.transcript(t, "Acme", id)
+	var lastEnd int64
+	for _, e := range entries {
+		if e.Speaker == "candidate" {
+			lastEnd = max(lastEnd, e.EndMS)
+		}
+	}
+	if lastEnd < heardMS-1500 {
+		logs, _ := filepath.Glob(filepath.Join(p.dir, "processors", "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, b)
+		}
+		t.Fatalf("the transcript ends at %d ms of the %d ms heard before the stop: %q", lastEnd, heardMS, candidateText(entries))
+	}
+	waitUntil(t, 60*time.Second, "the interview on a new processor", func() bool {
+		iv := p.interview(t, "Acme", id)
+		return iv.Status == "running" && iv.Machine != nil && iv.Machine.URL != url && iv.Machine.State == "running"
+	})
+	var ended apiInterview
+	p.call(t, "POST", "/api/v1/interviews/"+id+"/end", key, nil, &ended)
+	if ended.Status != "completed" {
+		t.Fatalf("end answered %s", ended.Status)
+	}
+	checkSequence(t, p.transcript(t, "Acme", id))
 }
 
 // pidGone reports whether pid no longer runs (or is a zombie nobody reaped).

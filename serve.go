@@ -166,7 +166,11 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	}()
 
 	httpSrv := srv.HTTPServer()
-	httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
+	// Requests live until HTTP shuts down, not until the stop signal: the
+	// processors drain through the bridge in between (below).
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	httpSrv.BaseContext = func(net.Listener) context.Context { return serveCtx }
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("control plane listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "provisioner", cfg.Provisioner, "data", cfg.Data)
@@ -189,6 +193,20 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
+	// A graceful stop ends the processors while the bridge still serves:
+	// each finalizes what it heard, delivers its spool and uploads its
+	// recording before it exits (after HTTP's shutdown that would be
+	// refused, and a local processor's spool is removed with its data
+	// dir). Supervision stops first, so nothing replaces them meanwhile;
+	// their interviews stay running, and the next start's reconciliation
+	// moves each to a new processor. (A crash leaves them running; the
+	// next start adopts them.)
+	stopLoops()
+	<-loopsDone
+	if err := machines.Close(); err != nil {
+		log.Warn("stop processors", "err", err)
+	}
+	stopServing()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -412,7 +412,9 @@ func (l *Local) stop(ctx context.Context, c *child) {
 		if c.cmd == nil && !ours(c.record()) {
 			return // an adopted processor that is gone; its pid may be reused
 		}
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		// The leader only: it stops its helpers (the speech engine) itself,
+		// after it used them to finalize what it heard.
+		_ = syscall.Kill(pid, syscall.SIGTERM)
 		grace := time.NewTimer(l.cfg.StopGrace)
 		select {
 		case <-c.done:
