@@ -181,3 +181,38 @@ func TestARetiredProcessorDeliversWhatItHeardBeforeTheHandover(t *testing.T) {
 		t.Errorf("current machine %+v, %v", cur, err)
 	}
 }
+
+// A retired processor that never comes back (or never says drained) has
+// until --drain-timeout: then its credential dies and reconciliation
+// destroys its machine.
+func TestADrainEndsAtTheDrainTimeout(t *testing.T) {
+	e := newTestEnv(t, withLifecycle(func(c *lifecycle.Config) {
+		c.HeartbeatTimeout = time.Hour
+		c.ReplaceAfter = time.Hour
+		c.DrainTimeout = 50 * time.Millisecond
+	}))
+	ctx := context.Background()
+	a := e.tenant(t, "Acme")
+	_, _, iv := e.seed(t, a)
+	first := e.start(t, a, iv)
+	e.machines.unreachable(1)
+	at := time.Now().Add(2 * time.Hour)
+	e.lc.SuperviseOnce(ctx, at)
+	e.lc.SuperviseOnce(ctx, at.Add(61*time.Minute))
+	if n := len(e.machines.launches()); n != 2 || len(e.machines.destroys()) != 0 {
+		t.Fatalf("%d launches, destroyed %+v: want a replacement and the old machine draining", n, e.machines.destroys())
+	}
+	time.Sleep(100 * time.Millisecond) // past the drain's deadline, which is wall-clock time
+	if res := e.postEntries(t, iv, first.Bridge, entry(3, "too late")); res.Status != 401 {
+		t.Errorf("a retired token past its drain answered %d, want 401", res.Status)
+	}
+	if _, err := e.lc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.machines.destroys(); len(d) != 1 || d[0].ID != "fake-1" {
+		t.Errorf("destroyed %+v, want the drained-out fake-1", d)
+	}
+	if types := e.eventTypes(t, a.ID, iv); !slices.Contains(types, "machine.drain_ended") {
+		t.Errorf("events %v lack machine.drain_ended", types)
+	}
+}
