@@ -195,6 +195,28 @@ func entriesText(entries []apiEntry) []rtEntry {
 	return out
 }
 
+// proxiedPlane starts a control plane with tenant Acme whose processors
+// reach it only through a cutProxy (its --public-url).
+func proxiedPlane(t *testing.T, args ...string) (*plane, *cutProxy, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	proxy := newCutProxy(t, addr)
+	proxyURL := "http://" + proxy.addr
+	p := startPlaneAt(t, addr, []string{"Acme"}, append([]string{"--warm-pool=0", "--public-url=" + proxyURL}, args...), nil)
+	return p, proxy, proxyURL
+}
+
+// partitionClips are the five LibriVox clips the partition tests speak,
+// with their reference texts.
+func partitionClips(t *testing.T) (clips, reference []string) {
+	clips = []string{"0870", "0880", "0890", "0920", "0930"}
+	refs := librivoxRefs(t)
+	for _, c := range clips {
+		reference = append(reference, refs["sense_and_sensibility_01_austen_64kb-"+c])
+	}
+	return clips, reference
+}
+
 // TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing is issue
 // 11's headline: a chunk-API interview while every connection from the
 // processor to the control plane is refused for 8 s (the client reaches the
@@ -203,17 +225,9 @@ func entriesText(entries []apiEntry) []rtEntry {
 // arrives once, and the transcript is as good as the same audio's with no
 // outage.
 func TestABridgePartitionOfEightSecondsLosesNothingAndReplacesNothing(t *testing.T) {
-	addr := freeAddr(t)
-	proxy := newCutProxy(t, addr)
-	proxyURL := "http://" + proxy.addr
-	p := startPlaneAt(t, addr, []string{"Acme"}, []string{"--warm-pool=0", "--public-url=" + proxyURL}, nil)
+	p, proxy, proxyURL := proxiedPlane(t)
 	key := p.keys["Acme"].Key
-	clips := []string{"0870", "0880", "0890", "0920", "0930"}
-	refs := librivoxRefs(t)
-	var reference []string
-	for _, c := range clips {
-		reference = append(reference, refs["sense_and_sensibility_01_austen_64kb-"+c])
-	}
+	clips, reference := partitionClips(t)
 	// direct is where the client sends chunks: the start answer's URL, but
 	// reached without the proxy that only the processor goes through.
 	direct := func(u string) string {
@@ -392,17 +406,9 @@ func TestAKilledProcessorIsReplacedBehindTheStableURL(t *testing.T) {
 // while the candidate speaks on to the new one. The transcript has every
 // entry once under dense seqs and is as complete as with no outage.
 func TestARetiredProcessorDeliversItsSpoolOnceAndExits(t *testing.T) {
-	addr := freeAddr(t)
-	proxy := newCutProxy(t, addr)
-	proxyURL := "http://" + proxy.addr
-	p := startPlaneAt(t, addr, []string{"Acme"}, []string{"--warm-pool=0", "--public-url=" + proxyURL, "--replace-after=3s"}, nil)
+	p, proxy, proxyURL := proxiedPlane(t, "--replace-after=3s")
 	key := p.keys["Acme"].Key
-	clips := []string{"0870", "0880", "0890", "0920", "0930"}
-	refs := librivoxRefs(t)
-	var reference []string
-	for _, c := range clips {
-		reference = append(reference, refs["sense_and_sensibility_01_austen_64kb-"+c])
-	}
+	clips, reference := partitionClips(t)
 	direct := func(u string) string { return p.url + strings.TrimPrefix(u, proxyURL) }
 	start := func() (string, *chunkClient) {
 		id := p.schedule(t, "Acme")

@@ -684,6 +684,17 @@ func TestAReplacementProcessorSendsTheSpoolFirstAndContinuesSeq(t *testing.T) {
 	control.mu.Unlock()
 	second := startProcessor(t, control, interviewEnv(control, dir))
 	control.waitFor(t, "the spooled entries", func() bool { return len(control.entries) >= 2 })
+	// The spool may be delivered before the session serves (/events
+	// answers 503 + Retry-After until then): wait for its ready.
+	control.waitFor(t, "the second processor's ready", func() bool {
+		n := 0
+		for _, ev := range control.events {
+			if ev.Type == contract.EventReady {
+				n++
+			}
+		}
+		return n >= 2
+	})
 	ws = dialEvents(t, second, contract.CandidateToken(control.token, control.interviewID))
 	defer ws.Close()
 	if c := readCaption(t, ws); c.Seq != 3 {
