@@ -412,6 +412,20 @@ func TestBrowserLiveTranscript(t *testing.T) {
 	if order != strings.Join(want, ",") {
 		t.Errorf("entry order = %s", order)
 	}
+	// A retired processor's late entry (epoch 1, its own number 2) gets
+	// the next seq but was spoken 6 s in: it is slotted where it was said.
+	late, err := env.db.Deliver(context.Background(), tenant.ID, iv.ID, 1, []store.Entry{
+		{Seq: 2, Speaker: store.SpeakerCandidate, Text: "Heard before the hand-over.", StartMS: 6000, EndMS: 7000, Confidence: 0.9},
+	})
+	if err != nil || len(late) != 1 || late[0].Seq != s4+1 {
+		t.Fatalf("late entry: %+v, %v", late, err)
+	}
+	env.hub.Publish("interview:"+iv.ID, realtime.TypeTranscriptEntry, late[0].Seq, toEntryJSON(late[0]))
+	jsWait(t, ctx, "the late entry", hasSeq(late[0].Seq))
+	order = jsEval[string](t, ctx, `Array.from(document.querySelectorAll("[data-testid=transcript-entry]")).slice(0, 3).map(e => e.dataset.seq).join(",")`)
+	if want := fmt.Sprintf("1,%d,2", late[0].Seq); order != want {
+		t.Errorf("the first entries are %s, want %s: the late entry belongs between the ones spoken at 4 s and 8 s", order, want)
+	}
 	saveShot(t, ctx, "interview-live.png")
 
 	// The interview ends: the badge follows and the live view stops.
@@ -422,15 +436,18 @@ func TestBrowserLiveTranscript(t *testing.T) {
 	env.srv.publishStatus(done)
 	jsWait(t, ctx, "the completed badge", `document.querySelector("[data-testid=interview-status] [data-testid=status-badge]").dataset.status === "completed"`)
 	jsWait(t, ctx, "the live indicator to go", `document.querySelector("[data-testid=live-indicator]").hidden`)
-	if n := jsEval[int](t, ctx, entryCount); int64(n) != s4 {
-		t.Errorf("entries after the end = %d, want %d", n, s4)
+	if n := jsEval[int](t, ctx, entryCount); int64(n) != s4+1 {
+		t.Errorf("entries after the end = %d, want %d", n, s4+1)
 	}
 
 	// Reloaded after the end, the page shows the stored transcript and does
 	// not go live.
 	chromeStep(t, ctx, "reload", chromedp.Navigate(env.url+"/interviews/"+iv.ID), chromedp.WaitVisible(byCSS(`[data-testid=transcript]`)))
-	if n := jsEval[int](t, ctx, entryCount); int64(n) != s4 {
-		t.Errorf("stored transcript entries = %d, want %d", n, s4)
+	if n := jsEval[int](t, ctx, entryCount); int64(n) != s4+1 {
+		t.Errorf("stored transcript entries = %d, want %d", n, s4+1)
+	}
+	if order := jsEval[string](t, ctx, `Array.from(document.querySelectorAll("[data-testid=transcript-entry]")).slice(0, 3).map(e => e.dataset.seq).join(",")`); order != fmt.Sprintf("1,%d,2", s4+1) {
+		t.Errorf("the reloaded page begins %s: the late entry belongs where it was spoken", order)
 	}
 	if live := jsEval[string](t, ctx, `document.querySelector("[data-testid=interview-detail]").dataset.live`); live != "false" {
 		t.Errorf("a completed interview renders data-live=%s", live)

@@ -255,13 +255,11 @@
       seen[key] = true;
       var follow0 = follow || atBottom();
       var li = entryElement(e);
-      // Entries normally arrive in order; a late one is slotted by seq.
-      if (e.seq > lastSeq) {
-        list.appendChild(li);
-        lastSeq = e.seq;
-      } else {
-        list.insertBefore(li, firstAfter(list, "data-seq", e.seq));
-      }
+      // The list is in media order, as the server renders it. Entries
+      // normally arrive in that order; a late one (a retired processor's,
+      // delivered after the hand-over) is slotted where it was spoken.
+      lastSeq = Math.max(lastSeq, e.seq);
+      list.insertBefore(li, firstAfter(list, "data-start-ms", e.start_ms || 0));
       root.setAttribute("data-last-seq", String(lastSeq));
       empty.hidden = true;
       if (follow0) {
