@@ -115,11 +115,8 @@ func (s *Server) handleRescore(c echo.Context) error {
 		Status: store.ScorecardPending, Evaluator: s.evaluatorName()}, nil); err != nil {
 		return notFound(err, "interview")
 	}
-	work, done := s.owned(s.cfg.EvalTimeout)
-	go func() {
-		defer done()
-		s.score(work, iv.TenantID, iv.ID)
-	}()
+	// The answer is the pending scorecard, read before the evaluation
+	// starts: a fast evaluator could otherwise finish first.
 	es, err := s.db.Entries(ctx, iv.TenantID, iv.ID, 0)
 	if err != nil {
 		return notFound(err, "interview")
@@ -128,6 +125,11 @@ func (s *Server) handleRescore(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	work, done := s.owned(s.cfg.EvalTimeout)
+	go func() {
+		defer done()
+		s.score(work, iv.TenantID, iv.ID)
+	}()
 	return c.JSON(http.StatusAccepted, out)
 }
 
