@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -61,4 +62,49 @@ func (db *DB) OutboxAfter(ctx context.Context, after int64, limit int) ([]Outbox
 		return nil
 	})
 	return evs, err
+}
+
+// outboxPruneBatch bounds one delete, so pruning a long backlog never holds
+// the writer for long.
+const outboxPruneBatch = 5000
+
+// PruneOutbox deletes outbox events created before cutoff that every one of
+// consumers has finished (its cursor is past them), and returns how many.
+// A consumer without a cursor has finished nothing, so then nothing goes.
+func (db *DB) PruneOutbox(ctx context.Context, consumers []string, cutoff time.Time) (int64, error) {
+	if len(consumers) == 0 {
+		return 0, nil
+	}
+	var total int64
+	for {
+		var n int64
+		err := db.inWrite(ctx, func(tx *sql.Tx) error {
+			upTo := int64(-1)
+			for _, c := range consumers {
+				var after int64
+				err := tx.QueryRowContext(ctx, `SELECT after_id FROM outbox_cursors WHERE consumer = ?`, c).Scan(&after)
+				if errors.Is(err, sql.ErrNoRows) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("store: outbox cursor of %s: %w", c, err)
+				}
+				if upTo < 0 || after < upTo {
+					upTo = after
+				}
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (
+				SELECT id FROM outbox WHERE id <= ? AND created_at < ? ORDER BY id LIMIT ?)`,
+				upTo, fmtTime(cutoff), outboxPruneBatch)
+			if err != nil {
+				return fmt.Errorf("store: prune outbox: %w", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < outboxPruneBatch {
+			return total, err
+		}
+	}
 }

@@ -293,6 +293,27 @@ func (s *Server) sweep(ctx context.Context, now time.Time) {
 		}
 		s.log.Info("retention applied", "interview", d.InterviewID, "recording", d.Recording, "transcript", d.Transcript)
 	}
+	s.pruneOutbox(ctx, now)
+}
+
+// outboxKeep is how long an outbox event stays after every consumer (the
+// scorer, webhook fan-out) has finished it: long enough to look into what
+// happened, not forever.
+const outboxKeep = 30 * 24 * time.Hour
+
+// pruneOutbox deletes the outbox events every consumer has finished that
+// are older than outboxKeep; without consumers running it keeps all.
+func (s *Server) pruneOutbox(ctx context.Context, now time.Time) {
+	if s.cfg.OutboxPoll < 0 {
+		return
+	}
+	n, err := s.db.PruneOutbox(ctx, []string{scorerConsumer, webhookConsumer}, now.Add(-outboxKeep))
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("prune outbox", "err", err)
+	}
+	if n > 0 {
+		s.log.Info("outbox pruned", "events", n)
+	}
 }
 
 func derefInt(p *int) int {

@@ -267,3 +267,38 @@ func TestRetentionSweepsOldRecordingsAndTranscripts(t *testing.T) {
 		t.Errorf("swept transcript on disk: %v", hits)
 	}
 }
+
+// The retention sweep also prunes the outbox: events every consumer has
+// finished go once they are older than outboxKeep; younger ones and any a
+// consumer has yet to handle stay.
+func TestTheSweepPrunesFinishedOutboxEvents(t *testing.T) {
+	e := newTestEnv(t, withConfig(func(c *Config) { c.OutboxPoll = 10 * time.Millisecond }))
+	ctx := t.Context()
+	a := e.tenant(t, "Acme")
+	e.seed(t, a)
+	evs, err := e.db.OutboxAfter(ctx, 0, 100)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("outbox %+v, %v", evs, err)
+	}
+	last := evs[len(evs)-1].ID
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, _ := e.db.OutboxCursor(ctx, scorerConsumer)
+		w, _ := e.db.OutboxCursor(ctx, webhookConsumer)
+		if s >= last && w >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers at %d and %d, want both past %d", s, w, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.srv.sweep(ctx, time.Now().Add(outboxKeep-time.Hour))
+	if left, _ := e.db.OutboxAfter(ctx, 0, 100); len(left) != len(evs) {
+		t.Fatalf("%d of %d events left after a sweep within outboxKeep", len(left), len(evs))
+	}
+	e.srv.sweep(ctx, time.Now().Add(outboxKeep+time.Hour))
+	if left, _ := e.db.OutboxAfter(ctx, 0, 100); len(left) != 0 {
+		t.Fatalf("%d events left after every consumer finished them and outboxKeep passed", len(left))
+	}
+}
