@@ -203,6 +203,7 @@ func serveControl(ctx context.Context, cfg serveConfig, env map[string]string, s
 	// next start adopts them.)
 	stopLoops()
 	<-loopsDone
+	lc.Stopping()
 	if err := machines.Close(); err != nil {
 		log.Warn("stop processors", "err", err)
 	}

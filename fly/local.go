@@ -251,6 +251,22 @@ func (l *Local) List(ctx context.Context) ([]Machine, error) {
 	return ms, nil
 }
 
+// closeGrace is the least a processor gets between SIGTERM and SIGKILL when
+// the control plane stops: enough for its own shutdown (HTTP 5 s, then
+// finalizing speech and delivering its spool, processor.Timing's 10 s), so
+// a graceful stop kills no processor mid-delivery.
+const closeGrace = 16 * time.Second
+
+// grace is how long a stopping processor has before SIGKILL.
+func (l *Local) grace() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return max(l.cfg.StopGrace, closeGrace)
+	}
+	return l.cfg.StopGrace
+}
+
 // Idle is how many warm processors are ready to be claimed.
 func (l *Local) Idle() int {
 	l.mu.Lock()
@@ -415,7 +431,7 @@ func (l *Local) stop(ctx context.Context, c *child) {
 		// The leader only: it stops its helpers (the speech engine) itself,
 		// after it used them to finalize what it heard.
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		grace := time.NewTimer(l.cfg.StopGrace)
+		grace := time.NewTimer(l.grace())
 		select {
 		case <-c.done:
 		case <-grace.C:

@@ -105,6 +105,11 @@ type sessionLife struct {
 	// drained is closed once a retired processor delivered what it could
 	// (retire): the server then stops.
 	drained chan struct{}
+	// retireMu guards stopRetire, which cuts a retirement's delivery short
+	// when the processor is stopped meanwhile (Close).
+	retireMu   sync.Mutex
+	stopRetire context.CancelFunc
+	stopped    bool
 }
 
 // startSession prepares everything the interview needs (plan, spool, the
@@ -285,7 +290,9 @@ func (s *session) startWorkers(iv Interviewer) {
 		select {
 		case <-work.Done():
 		case <-s.bridge.Retired():
-			s.retire()
+			if work.Err() == nil {
+				s.retire()
+			}
 		}
 	}()
 	go func() {
@@ -662,9 +669,16 @@ const retireTimeout = 5 * time.Minute
 // recording, says drained, and lets the server stop.
 func (s *session) retire() {
 	defer close(s.drained)
-	s.log.Warn("replaced by another processor: delivering what this one heard, then exiting")
 	ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
 	defer cancel()
+	s.retireMu.Lock()
+	stopped := s.stopped
+	s.stopRetire = cancel
+	s.retireMu.Unlock()
+	if stopped {
+		return // Close is finishing the session already
+	}
+	s.log.Warn("replaced by another processor: delivering what this one heard, then exiting")
 	s.endMu.Lock()
 	err := s.finish(ctx)
 	s.phase.advance(phaseOver) // no more heartbeats: the interview is another's now
@@ -746,6 +760,14 @@ func (s *session) Close() {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timing.ShutdownTimeout)
 		defer cancel()
+		// A retirement in progress gives way: Close's own bounded
+		// delivery below takes over.
+		s.retireMu.Lock()
+		s.stopped = true
+		if s.stopRetire != nil {
+			s.stopRetire()
+		}
+		s.retireMu.Unlock()
 		s.endMu.Lock()
 		s.stopIngest()
 		s.stopInterviewer()

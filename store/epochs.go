@@ -38,20 +38,23 @@ type Drain struct {
 	Until           time.Time
 }
 
-// epochs reads interview id's current epoch and the retired epochs that
-// have not drained.
-func (db *DB) epochs(ctx context.Context, id string) (int64, []RetiredProcessor, error) {
-	var epoch int64
-	var retired []RetiredProcessor
+// credentialsOf reads interview id's processor credentials, the current
+// epoch's and the retired ones that have not drained, in one read
+// transaction (one snapshot).
+func (db *DB) credentialsOf(ctx context.Context, id string) (ProcessorCredentials, error) {
+	pc := ProcessorCredentials{InterviewID: id}
 	err := db.inRead(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT epoch FROM interviews WHERE id = ?`, id).Scan(&epoch); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("interview %s: %w", id, ErrNotFound)
-			}
-			return fmt.Errorf("store: epoch of interview %s: %w", id, err)
+		var hash sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, status, processor_token_hash, epoch FROM interviews WHERE id = ?`, id).
+			Scan(&pc.TenantID, &pc.Status, &hash, &pc.Epoch)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("interview %s: %w", id, ErrNotFound)
 		}
-		var err error
-		retired, err = queryAll(ctx, tx, func(s scanner) (RetiredProcessor, error) {
+		if err != nil {
+			return fmt.Errorf("store: credentials of interview %s: %w", id, err)
+		}
+		pc.TokenHash = hash.String
+		pc.Retired, err = queryAll(ctx, tx, func(s scanner) (RetiredProcessor, error) {
 			var r RetiredProcessor
 			err := s.Scan(&r.TokenHash, &r.Epoch, &r.MachineID, &r.HandoverMediaMS, timeCol{&r.DrainUntil})
 			return r, err
@@ -62,7 +65,7 @@ func (db *DB) epochs(ctx context.Context, id string) (int64, []RetiredProcessor,
 		}
 		return nil
 	})
-	return epoch, retired, err
+	return pc, err
 }
 
 // retireDrainingTx keeps the interview's current credential as a retired

@@ -255,27 +255,6 @@ func (db *DB) SetProcessorTokenHash(ctx context.Context, tenantID, interviewID, 
 	return db.updateInterview(ctx, tenantID, interviewID, `processor_token_hash = ?, epoch = epoch + 1`, hash)
 }
 
-// InterviewForProcessor returns the interview id, whatever its tenant, with
-// the hash of its current processor token ("" when none is set): what the
-// bridge needs to authenticate a processor, in one read. ErrNotFound if
-// there is no such interview.
-//
-// It is the bridge's hot path: one prepared statement, and no transaction
-// since a single SELECT reads one snapshot anyway.
-func (db *DB) InterviewForProcessor(ctx context.Context, id string) (iv Interview, tokenHash string, err error) {
-	var h sql.NullString
-	iv, err = scanInterview(scanWith{db.interviewForProcessor.QueryRowContext(ctx, id), &h})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Interview{}, "", fmt.Errorf("interview %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Interview{}, "", fmt.Errorf("store: interview %s: %w", id, err)
-	}
-	return iv, h.String, nil
-}
-
-const interviewForProcessorSQL = `SELECT ` + interviewCols + `, processor_token_hash FROM interviews WHERE id = ?`
-
 // ProcessorCredentials is what the bridge checks on every call: whose
 // interview it is, its status and the hash of its processor token.
 type ProcessorCredentials struct {
@@ -305,12 +284,10 @@ func (db *DB) ProcessorCredentials(ctx context.Context, id string) (ProcessorCre
 		return pc, nil
 	}
 	gen := db.credentials.generation()
-	iv, hash, err := db.InterviewForProcessor(ctx, id)
+	// One snapshot: a replacement committed between reading the token and
+	// the epoch would label the old processor's batch with the new epoch.
+	pc, err := db.credentialsOf(ctx, id)
 	if err != nil {
-		return ProcessorCredentials{}, err
-	}
-	pc := ProcessorCredentials{InterviewID: iv.ID, TenantID: iv.TenantID, Status: iv.Status, TokenHash: hash}
-	if pc.Epoch, pc.Retired, err = db.epochs(ctx, iv.ID); err != nil {
 		return ProcessorCredentials{}, err
 	}
 	if pc.Status == StatusStarting || pc.Status == StatusRunning {
@@ -362,14 +339,6 @@ func (c *credentialCache) forget(id string) {
 	c.gen++
 	delete(c.m, id)
 }
-
-// scanWith scans the columns scanInterview knows, then extra ones.
-type scanWith struct {
-	s     scanner
-	extra any
-}
-
-func (w scanWith) Scan(dest ...any) error { return w.s.Scan(append(dest, w.extra)...) }
 
 // RecordHeartbeat notes that the interview's processor is alive at media
 // position mediaMS. The media clock only moves forward: a late heartbeat

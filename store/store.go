@@ -55,7 +55,6 @@ type DB struct {
 	// Statements of the bridge's hot path, prepared once: preparing costs
 	// more than running them.
 	insertEntry, entryHead, savepoint, rollbackTo, release *sql.Stmt // writer
-	interviewForProcessor                                  *sql.Stmt // read pool
 
 	// credentials caches ProcessorCredentials (interviews.go).
 	credentials credentialCache
@@ -139,7 +138,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		{write, &db.savepoint, `SAVEPOINT append_entries`},
 		{write, &db.rollbackTo, `ROLLBACK TO append_entries`},
 		{write, &db.release, `RELEASE append_entries`},
-		{read, &db.interviewForProcessor, interviewForProcessorSQL},
 	} {
 		if *p.dst, err = p.on.PrepareContext(ctx, p.text); err != nil {
 			db.Close()
@@ -161,7 +159,7 @@ func (db *DB) Close() error {
 		<-db.appenderDone
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insertEntry, db.entryHead, db.savepoint, db.rollbackTo, db.release, db.interviewForProcessor} {
+	for _, st := range []*sql.Stmt{db.insertEntry, db.entryHead, db.savepoint, db.rollbackTo, db.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

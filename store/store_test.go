@@ -847,18 +847,18 @@ func TestInterviews(t *testing.T) {
 		}
 	})
 	t.Run("a processor token hash is stored and looked up by interview", func(t *testing.T) {
-		if _, h, err := db.InterviewForProcessor(ctx, f.interview.ID); err != nil || h != "" {
-			t.Errorf("before set: %q, %v, want no hash", h, err)
+		if pc, err := db.ProcessorCredentials(ctx, f.interview.ID); err != nil || pc.TokenHash != "" || pc.Epoch != 0 {
+			t.Errorf("before set: %+v, %v, want no hash", pc, err)
 		}
-		if _, _, err := db.InterviewForProcessor(ctx, "iv_missing"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.ProcessorCredentials(ctx, "iv_missing"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown interview: %v, want ErrNotFound", err)
 		}
 		if err := db.SetProcessorTokenHash(ctx, tid, f.interview.ID, "h1"); err != nil {
 			t.Fatal(err)
 		}
-		iv, h, err := db.InterviewForProcessor(ctx, f.interview.ID)
-		if err != nil || iv.TenantID != tid || iv.ID != f.interview.ID || h != "h1" {
-			t.Errorf("InterviewForProcessor = %q/%q, %q, %v", iv.TenantID, iv.ID, h, err)
+		pc, err := db.ProcessorCredentials(ctx, f.interview.ID)
+		if err != nil || pc.TenantID != tid || pc.InterviewID != f.interview.ID || pc.TokenHash != "h1" || pc.Epoch != 1 {
+			t.Errorf("ProcessorCredentials = %+v, %v", pc, err)
 		}
 	})
 	t.Run("cached processor credentials follow every status and token change", func(t *testing.T) {

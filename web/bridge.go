@@ -356,6 +356,7 @@ func (s *Server) handleBridgeState(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("entries: %w", err)
 	}
+	store.InMediaOrder(entries) // the interviewer's lines as they were said
 	st := contract.State{MediaMS: iv.MediaMS, Status: string(iv.Status), InterviewerTexts: []string{},
 		Epoch: bridgeCredentials(c).Epoch}
 	if r := bridgeRetired(c); r != nil {

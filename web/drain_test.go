@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -125,6 +126,19 @@ func TestARetiredProcessorDeliversWhatItHeardBeforeTheHandover(t *testing.T) {
 		e.start(t, a, other)
 		if res := e.postEntries(t, other, first.Bridge, before); res.Status != 401 {
 			t.Errorf("the retired token posted to another interview: %d %s", res.Status, res.Body)
+		}
+	})
+	t.Run("a retired processor uploads only a recording that starts before the hand-over", func(t *testing.T) {
+		up := func(startMS int64) int {
+			return e.do(t, request{Method: "PUT", Path: "/api/v1/bridge/interviews/" + iv + "/recording", Key: first.Bridge,
+				Body: oggBytes(1024), ContentType: "audio/ogg",
+				Header: map[string]string{"Candor-Recording-Segment": "old", "Candor-Recording-Start-Ms": fmt.Sprint(startMS)}}).Status
+		}
+		if st := up(h); st != 409 {
+			t.Errorf("a retired upload starting at the hand-over answered %d, want 409", st)
+		}
+		if st := up(0); st >= 300 {
+			t.Errorf("a retired upload of what it heard answered %d", st)
 		}
 	})
 	t.Run("reconciliation keeps a draining machine", func(t *testing.T) {

@@ -138,6 +138,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	pe := publicError(err)
 	status := pe.Status()
+	if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
+		// Every 503 is temporary: say when to try again.
+		c.Response().Header().Set("Retry-After", "5")
+	}
 	req := c.Request()
 	if req.Method == http.MethodHead {
 		_ = c.NoContent(status)

@@ -124,6 +124,8 @@ func lifecycleError(le *lifecycle.Error) *Error {
 		return &Error{Code: CodeNotImplemented, Message: le.Message}
 	case lifecycle.LaunchFailed:
 		return &Error{Code: CodeBadGateway, Message: le.Message}
+	case lifecycle.Unavailable:
+		return &Error{Code: CodeServiceUnavailable, Message: le.Message}
 	}
 	return errInternal
 }

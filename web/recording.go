@@ -128,6 +128,10 @@ func (s *Server) handleBridgeRecording(c echo.Context) error {
 		}
 		startMS = n
 	}
+	if r := bridgeRetired(c); r != nil && startMS >= r.HandoverMediaMS {
+		// A retired processor uploads what it heard before the hand-over.
+		return errorf(CodeConflict, "this processor was replaced at %d ms on the media clock; its recording starts before that", r.HandoverMediaMS)
+	}
 	limit := s.cfg.RecordingLimit
 	if req.ContentLength > limit {
 		return errorf(CodePayloadTooLarge, "the recording exceeds %d bytes", limit)

@@ -16,6 +16,8 @@ const (
 	// LaunchFailed: the interview's machine could not be launched (or
 	// destroyed); the message says why.
 	LaunchFailed
+	// Unavailable: the control plane is stopping; retry in a moment.
+	Unavailable
 )
 
 // Error is a refusal a client may see: Message is written for the client
@@ -41,3 +43,6 @@ func refuse(kind Kind, format string, args ...any) *Error {
 
 // ErrNoMachines is what start and end answer without a provisioner.
 var ErrNoMachines = refuse(NoMachines, "this control plane has no machine provisioner configured, so interviews cannot be started or ended")
+
+// ErrStopping is what a start answers while the control plane stops.
+var ErrStopping = refuse(Unavailable, "the control plane is restarting; try again in a moment")

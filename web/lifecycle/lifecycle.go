@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,6 +135,9 @@ type Service struct {
 	wg      sync.WaitGroup
 	closeMu sync.Mutex
 	closed  bool
+	// stopping is set when the control plane begins a graceful stop
+	// (Stopping): no new machine is launched from then on.
+	stopping atomic.Bool
 }
 
 // New builds the service. machines may be nil: starting and ending
@@ -184,6 +188,12 @@ func (s *Service) Regions() []string {
 
 // Close cancels work in flight (launches, flushes) and waits for it and for
 // the machines it abandoned to be destroyed. Call it after Run returned.
+// Stopping tells the service the control plane is stopping gracefully:
+// from now on starts answer ErrStopping (retry in a moment) and
+// replacements are left to the next start, instead of launching machines
+// on a provider that is shutting down (a start would fail the interview).
+func (s *Service) Stopping() { s.stopping.Store(true) }
+
 func (s *Service) Close() error {
 	s.closeMu.Lock()
 	s.closed = true

@@ -423,3 +423,74 @@ func (b *blockingMachines) List(ctx context.Context) ([]fly.Machine, error) {
 }
 
 func (b *blockingMachines) Close() error { return nil }
+
+// Reconciliation lists machine rows before it asks the backend, which may
+// take a while; a replacement that retires a machine as draining meanwhile
+// must not be undone by the stale row: the draining machine is neither
+// destroyed as an orphan nor, once it exits, replaced again.
+func TestReconciliationJudgesADrainingMachineByItsRowNow(t *testing.T) {
+	ctx := context.Background()
+	fm := &blockingMachines{release: closedChan()}
+	e := newEnv(t, fm)
+	id := e.interview(t)
+	if _, _, err := e.lc.Start(ctx, e.tenant, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := e.db.CurrentMachine(ctx, e.tenant, id)
+	if err != nil || stale.State != store.MachineRunning {
+		t.Fatalf("machine %+v, %v", stale, err)
+	}
+	iv, _ := e.db.Interview(ctx, e.tenant, id)
+	if err := e.lc.replace(ctx, iv, "unreachable", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if destroyed, err := e.lc.reconcileLive(ctx, stale); err != nil || destroyed {
+		t.Fatalf("reconcileLive with the row as listed before the drain: destroyed %v, %v", destroyed, err)
+	}
+	fm.gone(1) // the retired processor drained and exited
+	out, err := e.lc.reconcileVanished(ctx, stale)
+	if err != nil || out != vanishedRetired {
+		t.Fatalf("reconcileVanished = %v, %v; want the draining machine retired", out, err)
+	}
+	fm.mu.Lock()
+	launches := fm.n
+	fm.mu.Unlock()
+	if launches != 2 {
+		t.Errorf("%d launches: the interview was moved again when its retired machine exited", launches)
+	}
+	if cur, err := e.db.CurrentMachine(ctx, e.tenant, id); err != nil || cur.ProviderID != "m-2" {
+		t.Errorf("current machine %+v, %v; want m-2", cur, err)
+	}
+}
+
+// While the control plane stops gracefully, a start answers "try again"
+// and changes nothing (launching on a provider that is shutting down would
+// fail the interview), and supervision launches no replacement.
+func TestAStartWhileTheControlPlaneStopsIsRefusedAndChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	fm := &blockingMachines{release: closedChan()}
+	e := newEnv(t, fm)
+	running, scheduled := e.interview(t), e.interview(t)
+	if _, _, err := e.lc.Start(ctx, e.tenant, running, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.lc.Stopping()
+	_, _, err := e.lc.Start(ctx, e.tenant, scheduled, "")
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Unavailable {
+		t.Fatalf("start while stopping: %v, want an Unavailable refusal", err)
+	}
+	if st := e.status(t, scheduled); st != store.StatusScheduled {
+		t.Errorf("the refused start left the interview %s", st)
+	}
+	iv, _ := e.db.Interview(ctx, e.tenant, running)
+	if err := e.lc.Replace(ctx, iv, "test"); err != nil {
+		t.Fatal(err)
+	}
+	fm.mu.Lock()
+	n := fm.n
+	fm.mu.Unlock()
+	if n != 1 || e.status(t, running) != store.StatusRunning {
+		t.Errorf("%d launches, interview %s: want no replacement while stopping", n, e.status(t, running))
+	}
+}

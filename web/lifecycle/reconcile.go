@@ -186,9 +186,16 @@ func (s *Service) reconcileLive(ctx context.Context, m store.Machine) (destroyed
 		unlock()
 		return false, fmt.Errorf("current machine of interview %s: %w", iv.ID, err)
 	}
+	// m was listed before the backend was asked (which may take a while):
+	// a replacement may have retired it as draining meanwhile.
+	m, live, err := s.freshMachine(ctx, m)
+	if err != nil {
+		unlock()
+		return false, err
+	}
 	busy := s.currentOp(m.InterviewID) != nil
 	unlock()
-	if busy || (!iv.Status.Terminal() && cur.ID == m.ID) {
+	if !live || busy || (!iv.Status.Terminal() && cur.ID == m.ID) {
 		return false, nil
 	}
 	// A retired processor drains until it says so or its time is up
@@ -215,6 +222,21 @@ func (s *Service) reconcileLive(ctx context.Context, m store.Machine) (destroyed
 	return true, err
 }
 
+// freshMachine reads machine m's row again; live reports it is not
+// destroyed.
+func (s *Service) freshMachine(ctx context.Context, m store.Machine) (store.Machine, bool, error) {
+	ms, err := s.db.ListMachines(ctx, m.TenantID, m.InterviewID)
+	if err != nil {
+		return m, false, fmt.Errorf("machines of interview %s: %w", m.InterviewID, err)
+	}
+	for _, x := range ms {
+		if x.ID == m.ID {
+			return x, x.DestroyedAt == nil && x.State != store.MachineDestroyed, nil
+		}
+	}
+	return m, false, nil
+}
+
 type vanishedOutcome int
 
 const (
@@ -237,18 +259,14 @@ func (s *Service) reconcileVanished(ctx context.Context, m store.Machine) (vanis
 		unlock()
 		return vanishedNone, fmt.Errorf("interview of machine %s: %w", m.ID, err)
 	}
-	ms, err := s.db.ListMachines(ctx, m.TenantID, m.InterviewID)
+	// As committed now, not as listed before the backend was asked: a
+	// replacement may have retired it as draining meanwhile.
+	m, live, err := s.freshMachine(ctx, m)
 	if err != nil {
 		unlock()
-		return vanishedNone, fmt.Errorf("machines of interview %s: %w", m.InterviewID, err)
+		return vanishedNone, err
 	}
-	live := false
-	for _, x := range ms {
-		if x.ID == m.ID && x.DestroyedAt == nil && x.State != store.MachineDestroyed && x.State != store.MachineFailed {
-			live = true
-		}
-	}
-	if !live {
+	if !live || m.State == store.MachineFailed {
 		unlock()
 		return vanishedNone, nil // ended or replaced meanwhile
 	}

@@ -34,6 +34,9 @@ func (s *Service) Start(ctx context.Context, tenantID, id, nearRegion string) (s
 	if s.machines == nil {
 		return store.Interview{}, Access{}, ErrNoMachines
 	}
+	if s.stopping.Load() {
+		return store.Interview{}, Access{}, ErrStopping
+	}
 	if !RegionRE.MatchString(nearRegion) || !slices.Contains(s.Regions(), nearRegion) {
 		nearRegion = ""
 	}

@@ -275,6 +275,9 @@ func (s *Service) replace(ctx context.Context, iv store.Interview, why string, d
 	if s.machines == nil {
 		return ErrNoMachines
 	}
+	if s.stopping.Load() {
+		return nil // the next start's reconciliation moves it
+	}
 	unlock := s.locks.Lock(iv.ID)
 	cur, err := s.db.Interview(ctx, iv.TenantID, iv.ID)
 	if err != nil || cur.Status != store.StatusRunning {
