@@ -21,8 +21,8 @@ ALTER TABLE machines ADD COLUMN drain_until TEXT;
 -- The bridge credentials of retired epochs whose processor may still be
 -- alive. Such a processor may deliver its spooled entries that start
 -- before handover_media_ms (what it heard before the hand-over), and its
--- recording, until it reports drained or drain_until passes; it can do
--- nothing else.
+-- recording, until it reports drained or its machine's drain_until passes
+-- (or the machine is destroyed); it can do nothing else.
 CREATE TABLE retired_processors (
     token_hash        TEXT NOT NULL PRIMARY KEY,
     tenant_id         TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -31,7 +31,6 @@ CREATE TABLE retired_processors (
     machine_id        TEXT NOT NULL,
     handover_media_ms INTEGER NOT NULL CHECK (handover_media_ms >= 0),
     retired_at        TEXT NOT NULL,
-    drain_until       TEXT NOT NULL,
     drained_at        TEXT,
     FOREIGN KEY (tenant_id, interview_id) REFERENCES interviews (tenant_id, id) ON DELETE CASCADE
 ) STRICT;

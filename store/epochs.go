@@ -27,7 +27,7 @@ type RetiredProcessor struct {
 	// clock: the retired processor may deliver entries that start before
 	// it.
 	HandoverMediaMS int64
-	DrainUntil      time.Time
+	DrainUntil      time.Time // its machine's: the one deadline of a drain
 }
 
 // Drain retires the current processor as draining rather than gone (see
@@ -58,8 +58,11 @@ func (db *DB) credentialsOf(ctx context.Context, id string) (ProcessorCredential
 			var r RetiredProcessor
 			err := s.Scan(&r.TokenHash, &r.Epoch, &r.MachineID, &r.HandoverMediaMS, timeCol{&r.DrainUntil})
 			return r, err
-		}, `SELECT token_hash, epoch, machine_id, handover_media_ms, drain_until FROM retired_processors
-			WHERE interview_id = ? AND drained_at IS NULL ORDER BY epoch`, id)
+		}, `SELECT r.token_hash, r.epoch, r.machine_id, r.handover_media_ms, m.drain_until
+			FROM retired_processors r JOIN machines m ON m.id = r.machine_id
+			WHERE r.interview_id = ? AND r.drained_at IS NULL AND m.drain_until IS NOT NULL
+				AND m.destroyed_at IS NULL AND m.state = 'stopping'
+			ORDER BY r.epoch`, id)
 		if err != nil {
 			return fmt.Errorf("store: retired processors of interview %s: %w", id, err)
 		}
@@ -83,8 +86,8 @@ func retireDrainingTx(ctx context.Context, tx *sql.Tx, tenantID, interviewID str
 	}
 	if hash.String != "" {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO retired_processors (token_hash, tenant_id, interview_id, epoch,
-				machine_id, handover_media_ms, retired_at, drain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			hash.String, tenantID, interviewID, epoch, d.MachineID, d.HandoverMediaMS, fmtTime(now), fmtTime(d.Until)); err != nil {
+				machine_id, handover_media_ms, retired_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			hash.String, tenantID, interviewID, epoch, d.MachineID, d.HandoverMediaMS, fmtTime(now)); err != nil {
 			return fmt.Errorf("store: retire the processor of interview %s: %w", interviewID, mapErr(err))
 		}
 	}

@@ -117,6 +117,15 @@ func TestADrainingReplacementRetiresTheOldCredential(t *testing.T) {
 	if len(live) != 1 || live[0].State != MachineStopping || live[0].DrainUntil == nil {
 		t.Errorf("live machines = %+v", live)
 	}
+	// Its machine destroyed (drain over, or reconciliation), the retired
+	// credential dies with it.
+	if _, err := db.Step(ctx, Step{TenantID: tid, InterviewID: iid, Event: "machine.drained",
+		Retire: []Retirement{{ID: old.ID, State: MachineDestroyed}}}); err != nil {
+		t.Fatal(err)
+	}
+	if pc, _ := db.ProcessorCredentials(ctx, iid); len(pc.Retired) != 0 {
+		t.Errorf("a destroyed machine's credential is still listed: %+v", pc.Retired)
+	}
 	if _, err := db.MarkDrained(ctx, tid, iid, "hash-2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkDrained of the current credential: %v, want ErrNotFound", err)
 	}

@@ -129,7 +129,9 @@ func (db *DB) Step(ctx context.Context, st Step) (StepResult, error) {
 	if st.Drain != nil && (st.ProcessorTokenHash == nil || *st.ProcessorTokenHash == "") {
 		return StepResult{}, fmt.Errorf("a drain without a new processor credential: %w", ErrInvalid)
 	}
-	if st.To != "" || st.ProcessorTokenHash != nil {
+	// Retiring a machine ends its drain, so the retired credentials change
+	// too.
+	if st.To != "" || st.ProcessorTokenHash != nil || len(st.Retire) > 0 {
 		defer db.credentials.forget(st.InterviewID)
 	}
 	err = db.inWrite(ctx, func(tx *sql.Tx) error {
